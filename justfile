@@ -1,0 +1,71 @@
+# Ironclad task runner. `just` lists the recipes; `just --show NAME` prints one.
+#
+# DATABASE_URL comes from the environment, else .env, else a local Postgres
+# that scripts/db.sh starts (Docker Compose or a cluster in .data/postgres).
+
+set dotenv-load := true
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export CARGO_INCREMENTAL := "0"
+
+clippy_args := "--workspace --all-targets -- -D warnings"
+
+# List the recipes
+default:
+    @just --list
+
+# Run the API locally: dev database, pending migrations, then the server
+dev:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Assign, then export: `export X="$(cmd)"` would hide a failing cmd.
+    DATABASE_URL="$(scripts/db.sh url)"
+    export DATABASE_URL
+    cargo run -- migrate up
+    cargo run -- serve
+
+# What CI runs: format check, clippy with warnings as errors, the full test suite
+test: _ensure-nextest
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo fmt --all -- --check
+    cargo clippy {{ clippy_args }}
+    # Tests create their own databases on the server this URL points at.
+    DATABASE_URL="$(scripts/db.sh url)"
+    export DATABASE_URL
+    cargo nextest run --workspace
+
+# Run migrations on the dev database: just migrate [up|down|status|fresh ...]
+migrate *args='up':
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="$(scripts/db.sh url)"
+    export DATABASE_URL
+    cargo run -- migrate {{ args }}
+
+# Write the OpenAPI document to ./openapi.json
+openapi:
+    @cargo run --quiet -- openapi > openapi.json.tmp || { rm -f openapi.json.tmp; exit 1; }
+    @mv openapi.json.tmp openapi.json
+    @echo "OpenAPI document written to {{ justfile_directory() }}/openapi.json" >&2
+
+# Load benchmarks (not there yet)
+bench:
+    @echo "benchmarks arrive with issue #5"
+
+# Manage the dev Postgres: just db [start|stop|status|url]
+db action='start':
+    scripts/db.sh {{ action }}
+
+# Format all crates in place
+fmt:
+    cargo fmt --all
+
+# Clippy on the whole workspace, warnings as errors
+lint:
+    cargo clippy {{ clippy_args }}
+
+# Installs cargo-nextest when it is missing.
+[private]
+_ensure-nextest:
+    @cargo nextest --version >/dev/null 2>&1 || { echo "installing cargo-nextest" >&2; cargo install cargo-nextest --locked; }

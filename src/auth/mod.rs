@@ -1,0 +1,4 @@
+//! Accounts, sessions and MFA. Routes are mounted under `/api/v1` by [`routes`].
+pub mod routes;
+
+pub use routes::routes;

@@ -1,0 +1,4 @@
+//! Checkout, orders, licences and Stripe webhooks. Routes are mounted under `/api/v1` by [`routes`].
+pub mod routes;
+
+pub use routes::routes;

@@ -1,0 +1,255 @@
+//! Settings, read once at start-up from the environment (and `.env`). Every variable is listed and
+//! explained in `.env.example`; a bad value stops the process with a message naming the variable.
+use std::{net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use secrecy::SecretString;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+/// Where the process runs. Development turns on pretty logs, the dev mail sink and `/dev/mail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl FromStr for Environment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Self::Development),
+            "test" => Ok(Self::Test),
+            "production" | "prod" => Ok(Self::Production),
+            other => Err(format!(
+                "expected development, test or production, got {other:?}"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub env: Environment,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub jobs: JobsConfig,
+    pub mail: MailConfig,
+    /// Folder holding `email/*` templates.
+    pub templates_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub host: IpAddr,
+    /// 0 picks a free port (the tests do).
+    pub port: u16,
+    /// The public base URL, used in links sent by email.
+    pub public_url: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// How long in-flight requests get to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Jobs run at once per queue in this process.
+    pub concurrency: usize,
+    /// Heartbeat period; a worker silent for `heartbeat * missed_heartbeats` is presumed dead and
+    /// its jobs are re-run elsewhere.
+    pub heartbeat: Duration,
+    pub missed_heartbeats: usize,
+    /// How often an idle worker looks for delayed or retried jobs (new jobs wake it via NOTIFY).
+    pub poll_interval: Duration,
+    /// First retry delay; doubles on every attempt, capped at `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub transport: MailTransport,
+    pub from: lettre::message::Mailbox,
+    /// Domain of the deterministic Message-IDs we stamp on every email.
+    pub message_id_domain: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum MailTransport {
+    /// A real SMTP server, e.g. `smtps://user:pass@smtp.example.com:465`.
+    Smtp(SecretString),
+    /// An in-process SMTP server keeping every message in memory (development and tests).
+    Sink,
+}
+
+impl Config {
+    /// Reads the process environment (after loading `.env` if present).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can build a config without touching the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars(&lookup);
+        let env: Environment = vars.parse_or("APP_ENV", Environment::Development)?;
+        let dev_default = |dev: bool| {
+            if env == Environment::Production {
+                None
+            } else {
+                Some(dev)
+            }
+        };
+        let port = vars.parse_or("PORT", 8080u16)?;
+        let mail_transport = match (vars.get("SMTP_URL"), dev_default(true)) {
+            (Some(url), _) if url != "sink" => MailTransport::Smtp(url.into()),
+            (Some(_), _) | (None, Some(true)) => MailTransport::Sink,
+            _ => {
+                return Err(ConfigError {
+                    var: "SMTP_URL",
+                    reason: "required in production (smtp:// or smtps:// URL)".into(),
+                });
+            }
+        };
+        Ok(Self {
+            env,
+            http: HttpConfig {
+                host: vars.parse_or("HOST", IpAddr::from([127, 0, 0, 1]))?,
+                port,
+                public_url: vars
+                    .get("PUBLIC_URL")
+                    .unwrap_or_else(|| format!("http://localhost:{port}")),
+                body_limit: vars.parse_or("HTTP_BODY_LIMIT_BYTES", 256 * 1024)?,
+                shutdown_timeout: Duration::from_secs(vars.parse_or("SHUTDOWN_TIMEOUT_SECS", 30)?),
+                workers: vars.parse_or(
+                    "HTTP_WORKERS",
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                )?,
+            },
+            database: DatabaseConfig {
+                url: vars.required("DATABASE_URL")?.into(),
+                max_connections: vars.parse_or("DATABASE_MAX_CONNECTIONS", 20)?,
+                acquire_timeout: Duration::from_secs(
+                    vars.parse_or("DATABASE_ACQUIRE_TIMEOUT_SECS", 5)?,
+                ),
+            },
+            jobs: JobsConfig {
+                concurrency: vars.parse_or("JOBS_CONCURRENCY", 8)?,
+                heartbeat: Duration::from_millis(vars.parse_or("JOBS_HEARTBEAT_MS", 5_000)?),
+                missed_heartbeats: vars.parse_or("JOBS_MISSED_HEARTBEATS", 6)?,
+                poll_interval: Duration::from_millis(
+                    vars.parse_or("JOBS_POLL_INTERVAL_MS", 1_000)?,
+                ),
+                retry_base: Duration::from_millis(vars.parse_or("JOBS_RETRY_BASE_MS", 2_000)?),
+                retry_max: Duration::from_millis(vars.parse_or("JOBS_RETRY_MAX_MS", 3_600_000)?),
+                max_attempts: vars.parse_or("JOBS_MAX_ATTEMPTS", 8)?,
+            },
+            mail: MailConfig {
+                transport: mail_transport,
+                from: vars.parse_or(
+                    "MAIL_FROM",
+                    "Ironclad <no-reply@localhost>"
+                        .parse()
+                        .expect("valid mailbox"),
+                )?,
+                message_id_domain: vars
+                    .get("MAIL_MESSAGE_ID_DOMAIN")
+                    .unwrap_or_else(|| "ironclad.localhost".into()),
+            },
+            templates_dir: vars.parse_or("TEMPLATES_DIR", PathBuf::from("templates"))?,
+        })
+    }
+}
+
+/// Small helpers that turn "missing" and "unparsable" into errors naming the variable.
+struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.get(var).ok_or(ConfigError {
+            var,
+            reason: "is not set".into(),
+        })
+    }
+
+    fn parse_or<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse().map_err(|e| ConfigError {
+                var,
+                reason: format!("{raw:?} is not valid: {e}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn database_url_is_required() {
+        let err = config(&[]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = config(&[("DATABASE_URL", "postgres://x"), ("PORT", "eighty")]).unwrap_err();
+        assert_eq!(err.var, "PORT");
+        assert!(err.to_string().contains("eighty"), "{err}");
+    }
+
+    #[test]
+    fn production_requires_a_real_smtp_server() {
+        let err =
+            config(&[("DATABASE_URL", "postgres://x"), ("APP_ENV", "production")]).unwrap_err();
+        assert_eq!(err.var, "SMTP_URL");
+        let ok = config(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("APP_ENV", "production"),
+            ("SMTP_URL", "smtp://localhost:25"),
+        ])
+        .unwrap();
+        assert!(matches!(ok.mail.transport, MailTransport::Smtp(_)));
+    }
+
+    #[test]
+    fn development_defaults_to_the_mail_sink() {
+        let cfg = config(&[("DATABASE_URL", "postgres://x")]).unwrap();
+        assert_eq!(cfg.env, Environment::Development);
+        assert!(matches!(cfg.mail.transport, MailTransport::Sink));
+    }
+}

@@ -1,0 +1,8 @@
+//! HTTP plumbing shared by every layer: problem+json errors, request ids, health probes.
+pub mod errors;
+pub mod health;
+pub mod problem;
+pub mod request_id;
+
+pub use problem::Problem;
+pub use request_id::RequestId;

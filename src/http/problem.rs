@@ -1,0 +1,120 @@
+//! RFC 9457 problem details: the one shape every error response has.
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// Problem types specific to this API. Plain HTTP failures (404, 405, 413, ...) use `about:blank`,
+/// as RFC 9457 recommends; clients branch on `type`, never on `title` or `detail`.
+pub mod types {
+    pub const ABOUT_BLANK: &str = "about:blank";
+    pub const INVALID_BODY: &str = "urn:ironclad:problem:invalid-body";
+    pub const INVALID_PARAMETER: &str = "urn:ironclad:problem:invalid-parameter";
+    pub const VALIDATION: &str = "urn:ironclad:problem:validation";
+    pub const SERVICE_UNAVAILABLE: &str = "urn:ironclad:problem:service-unavailable";
+}
+
+/// An error response body (`application/problem+json`, RFC 9457).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:ironclad:problem:invalid-body",
+    "title": "The request body is not valid JSON for this endpoint",
+    "status": 400,
+    "detail": "missing field `email` at line 1 column 2"
+}))]
+pub struct Problem {
+    /// A URI identifying the kind of problem.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short, human-readable summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// Explanation specific to this occurrence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Extension members (e.g. `errors` for field-level validation failures).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: Map<String, Value>,
+    #[serde(skip)]
+    headers: Vec<(header::HeaderName, header::HeaderValue)>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, problem_type: &str, title: impl Into<String>) -> Self {
+        Self {
+            problem_type: problem_type.to_owned(),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: None,
+            extensions: Map::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A problem that is nothing more than its HTTP status.
+    pub fn from_status(status: StatusCode) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error");
+        Self::new(status, types::ABOUT_BLANK, title)
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_extension(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Adds a response header (`Retry-After`, `WWW-Authenticate`, `Allow`, ...).
+    pub fn with_header(mut self, name: header::HeaderName, value: &str) -> Self {
+        if let Ok(value) = header::HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.title)?;
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        Problem::status_code(self)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, CONTENT_TYPE));
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.body(serde_json::to_vec(self).unwrap_or_default())
+    }
+}
+
+/// The 500 every unexpected failure becomes: the cause goes to the log (with the request id), never
+/// to the client.
+pub fn internal_error(error: &dyn std::fmt::Display) -> Problem {
+    tracing::error!(error = %error, "request failed");
+    Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+}

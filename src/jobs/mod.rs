@@ -1,0 +1,51 @@
+//! The persistent job queue: apalis workers on apalis-postgres, sharing the app's pool.
+//!
+//! - [`Job`] is what a module implements to define a kind of background work.
+//! - [`JobQueue::push`] enqueues one on any sea-orm connection *or open transaction*, so a business
+//!   write and the jobs it implies commit or roll back together.
+//! - [`worker::run`] runs every registered job kind until shutdown.
+//!
+//! Retries back off exponentially and a job out of attempts is kept as dead (`status = 'Killed'`);
+//! both are enforced in the database (see the jobs migration), so they hold across restarts and for
+//! jobs orphaned by a killed worker.
+mod queue;
+pub mod worker;
+
+use std::future::Future;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use queue::{Enqueued, JobOptions, JobQueue, JobRecord, JobStatus};
+
+use crate::startup::AppState;
+
+/// A kind of background work. The value is the job's arguments, stored as JSON in `apalis.jobs`.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+    /// The queue (apalis `job_type`) jobs of this kind live in. Renaming it strands queued jobs.
+    const QUEUE: &'static str;
+
+    /// Does the work. An `Err` is retried with backoff until the attempts run out; the job must
+    /// therefore be safe to run again (idempotent) — a crash may also re-run a finished job whose
+    /// completion was not yet recorded.
+    fn run(self, ctx: JobContext) -> impl Future<Output = Result<(), JobError>> + Send;
+}
+
+/// What a running job can reach: the app's services and facts about this run.
+#[derive(Clone)]
+pub struct JobContext {
+    pub app: AppState,
+    /// The apalis task id (a ULID): stable across retries, so usable for idempotency.
+    pub job_id: String,
+    /// 1 on the first run.
+    pub attempt: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
+    #[error("{0}")]
+    Other(String),
+}

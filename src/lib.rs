@@ -1,0 +1,11 @@
+//! Ironclad: a SaaS backend starter. See README.md for the tour.
+pub mod auth;
+pub mod billing;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod jobs;
+pub mod mail;
+pub mod openapi;
+pub mod startup;
+pub mod telemetry;

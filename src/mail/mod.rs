@@ -1,0 +1,125 @@
+//! Outgoing email: templates from `templates/email/`, sent over SMTP by the `email` job queue.
+//!
+//! Nothing sends mail inline in a request: a handler enqueues [`SendEmail`] in its transaction, so an
+//! email goes out if and only if the change that caused it committed, and a failed send is retried.
+pub mod routes;
+pub mod sink;
+mod templates;
+
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Mailbox, MultiPart},
+};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+pub use sink::{CapturedMail, MailSink};
+pub use templates::Templates;
+
+use crate::{
+    config::{MailConfig, MailTransport},
+    jobs::{Job, JobContext, JobError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("template {name}: {source}")]
+    Template {
+        name: String,
+        source: minijinja::Error,
+    },
+    #[error("invalid address {0:?}")]
+    Address(String),
+    #[error("building message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("smtp: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("templates: {0}")]
+    Load(String),
+}
+
+/// Renders and sends emails. Cheap to clone.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    templates: Templates,
+    from: Mailbox,
+    message_id_domain: String,
+}
+
+impl Mailer {
+    /// `sink`: the in-process SMTP server to use when the config asks for one.
+    pub fn new(
+        config: &MailConfig,
+        templates: Templates,
+        sink: Option<&MailSink>,
+    ) -> Result<Self, MailError> {
+        let transport = match (&config.transport, sink) {
+            (MailTransport::Smtp(url), _) => {
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())?.build()
+            }
+            (MailTransport::Sink, Some(sink)) => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                    sink.addr().ip().to_string(),
+                )
+                .port(sink.addr().port())
+                .build()
+            }
+            (MailTransport::Sink, None) => {
+                return Err(MailError::Load(
+                    "mail sink requested but not running".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            transport,
+            templates,
+            from: config.from.clone(),
+            message_id_domain: config.message_id_domain.clone(),
+        })
+    }
+
+    /// Renders `email` and sends it. `message_key` makes the Message-ID: the same key always gives
+    /// the same id, so a resend after a crash is recognisable as a duplicate by any mail client.
+    pub async fn send(&self, email: &SendEmail, message_key: &str) -> Result<(), MailError> {
+        let rendered = self.templates.render(&email.template, &email.context)?;
+        let to: Mailbox = email
+            .to
+            .parse()
+            .map_err(|_| MailError::Address(email.to.clone()))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(rendered.subject)
+            .message_id(Some(format!("<{message_key}@{}>", self.message_id_domain)))
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))?;
+        self.transport.send(message).await?;
+        Ok(())
+    }
+}
+
+/// Job: send one templated email.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendEmail {
+    pub to: String,
+    /// Name of a template under `templates/email/` (without extension).
+    pub template: String,
+    /// Variables for the template.
+    pub context: serde_json::Value,
+    /// Stable key for the Message-ID; defaults to the job id (stable across retries).
+    #[serde(default)]
+    pub message_key: Option<String>,
+}
+
+impl Job for SendEmail {
+    const QUEUE: &'static str = "email";
+
+    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+        let key = self.message_key.clone().unwrap_or(ctx.job_id.clone());
+        ctx.app.mailer.send(&self, &key).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! The `ironclad` command: the server, the workers, migrations and tools.
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ironclad::{config::Config, startup, telemetry};
+use migration::{Migrator, MigratorTrait};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(version, about = "Ironclad SaaS backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP and run the job workers in-process (the development default).
+    Serve {
+        /// Serve HTTP only; run workers separately with `ironclad worker`.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run the job workers only (scale them out separately from the HTTP servers).
+    Worker,
+    /// Manage the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
+    /// Print the OpenAPI document as JSON.
+    Openapi,
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum MigrateAction {
+    /// Apply all pending migrations (default).
+    Up,
+    /// Roll back the last N migrations.
+    Down {
+        #[arg(default_value_t = 1)]
+        steps: u32,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        // Needs no database: the document is built from the route table.
+        let spec = startup::openapi_spec(true);
+        println!("{}", spec.to_pretty_json()?);
+        return Ok(());
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}\nSee .env.example for every setting.");
+            std::process::exit(2);
+        }
+    };
+    telemetry::init(config.env);
+    // rustls sees both ring and aws-lc-rs in this dependency tree and cannot pick one by itself.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    match cli.command {
+        Command::Serve { no_workers } => {
+            let app = startup::Application::build(config).await?;
+            tracing::info!(port = app.port(), docs = %format!("http://localhost:{}/docs/", app.port()), "listening");
+            app.run(!no_workers, shutdown_on_signal()).await
+        }
+        Command::Worker => {
+            let (state, _sink) = startup::AppState::init(config).await?;
+            tracing::info!("job workers running");
+            ironclad::jobs::worker::run(state, shutdown_on_signal())
+                .await
+                .context("job workers")
+        }
+        Command::Migrate { action } => {
+            let db = ironclad::db::connect(&config.database).await?;
+            match action.unwrap_or(MigrateAction::Up) {
+                MigrateAction::Up => Migrator::up(&db, None).await?,
+                MigrateAction::Down { steps } => Migrator::down(&db, Some(steps)).await?,
+                MigrateAction::Status => Migrator::status(&db).await?,
+            }
+            Ok(())
+        }
+        Command::Openapi => unreachable!("handled above"),
+    }
+}
+
+/// A token cancelled on SIGTERM or Ctrl-C: the server stops accepting, finishes in-flight requests
+/// and jobs, then exits.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown signal received");
+        trigger.cancel();
+    });
+    token
+}

@@ -1,0 +1,62 @@
+//! The OpenAPI document. Paths and schemas are collected from the handlers' `#[utoipa::path]`
+//! attributes as routes are registered (utoipa-actix-web), so a route cannot be served undocumented;
+//! this file only adds what no handler knows: title, tags, security schemes.
+use utoipa::{
+    Modify, OpenApi,
+    openapi::{
+        PathItem,
+        path::Operation,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ironclad API",
+        description = "Auth with step-up MFA, idempotent Stripe billing and a persistent job queue. \
+                       Errors are RFC 9457 `application/problem+json`; every response carries `X-Request-Id`.",
+    ),
+    tags(
+        (name = "health", description = "Liveness and readiness probes"),
+        (name = "auth", description = "Accounts, sessions and MFA"),
+        (name = "billing", description = "Checkout, orders, licences and Stripe webhooks"),
+        (name = "dev", description = "Development-only helpers (absent in production)"),
+    ),
+    components(schemas(crate::http::Problem)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The operations of a path item with their lower-case HTTP method.
+pub fn operations(item: &PathItem) -> impl Iterator<Item = (&'static str, &Operation)> {
+    [
+        ("get", &item.get),
+        ("put", &item.put),
+        ("post", &item.post),
+        ("delete", &item.delete),
+        ("options", &item.options),
+        ("head", &item.head),
+        ("patch", &item.patch),
+        ("trace", &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_ref().map(|op| (method, op)))
+}

@@ -1,0 +1,266 @@
+//! Spawns the real application for a test: its own database (cloned from a migrated template, so
+//! tests run in parallel and never share state), a free port, the in-process mail sink and the job
+//! workers. Dropping the [`TestApp`] stops it and drops its database.
+use std::{
+    collections::HashMap,
+    hash::{DefaultHasher, Hash, Hasher},
+    path::Path,
+    time::Duration,
+};
+
+use ironclad::{
+    config::Config,
+    mail::MailSink,
+    startup::{AppState, Application},
+};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    pub db: DatabaseConnection,
+    pub sink: MailSink,
+    pub client: reqwest::Client,
+    db_name: String,
+    shutdown: CancellationToken,
+}
+
+/// Settings every test starts from; a test may override any of them.
+fn test_settings(database_url: &str) -> HashMap<String, String> {
+    [
+        ("APP_ENV", "test"),
+        ("DATABASE_URL", database_url),
+        ("DATABASE_MAX_CONNECTIONS", "10"),
+        ("PORT", "0"),
+        ("HTTP_WORKERS", "2"),
+        ("SMTP_URL", "sink"),
+        ("JOBS_HEARTBEAT_MS", "200"),
+        ("JOBS_MISSED_HEARTBEATS", "3"),
+        ("JOBS_POLL_INTERVAL_MS", "100"),
+        ("JOBS_RETRY_BASE_MS", "50"),
+        ("JOBS_RETRY_MAX_MS", "1000"),
+        ("SHUTDOWN_TIMEOUT_SECS", "2"),
+        (
+            "TEMPLATES_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Spawns the app with some settings overridden, e.g. `[("JOBS_MAX_ATTEMPTS", "3")]`.
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        init_test_logging();
+        let (db_name, database_url) = create_test_database().await;
+        let mut settings = test_settings(&database_url);
+        for (key, value) in overrides {
+            settings.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let config = Config::from_lookup(|k| settings.get(k).cloned()).expect("test config");
+        let app = Application::build(config).await.expect("app builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
+        let sink = app.mail_sink().expect("tests use the mail sink").clone();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run(true, shutdown.clone()));
+        Self {
+            address,
+            db: state.db.clone(),
+            state,
+            sink,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            db_name,
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Counts rows with a raw SQL `SELECT count(*) ...`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql.to_owned(),
+            ))
+            .await
+            .expect("count query")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("a count")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let name = self.db_name.clone();
+        // Drop runs inside the test's runtime, which cannot block on async work: use a thread.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    if let Ok(admin) = Database::connect(maintenance_url()).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                    }
+                });
+        })
+        .join();
+    }
+}
+
+fn server_url() -> url::Url {
+    let raw = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    url::Url::parse(&raw).expect("DATABASE_URL is a URL")
+}
+
+fn database_url(name: &str) -> String {
+    let mut url = server_url();
+    url.set_path(name);
+    url.to_string()
+}
+
+fn maintenance_url() -> String {
+    database_url("postgres")
+}
+
+/// The template's name changes whenever the migrations or the locked dependencies do, so a stale
+/// template is never cloned.
+fn template_name() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("migrations/src"))
+        .expect("migrations folder")
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.push(root.join("Cargo.lock"));
+    files.sort();
+    let mut hasher = DefaultHasher::new();
+    for file in files {
+        std::fs::read(&file).unwrap_or_default().hash(&mut hasher);
+    }
+    format!("ironclad_tpl_{:016x}", hasher.finish())
+}
+
+/// Creates a fresh database for one test by cloning the migrated template (built once, under an
+/// advisory lock so parallel test processes don't race to build it).
+async fn create_test_database() -> (String, String) {
+    let template = template_name();
+    let admin = Database::connect(maintenance_url())
+        .await
+        .expect("Postgres reachable at DATABASE_URL (run `just db start`)");
+    admin
+        .execute_unprepared("SELECT pg_advisory_lock(727274)")
+        .await
+        .unwrap();
+    let exists = admin
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            [template.clone().into()],
+        ))
+        .await
+        .unwrap()
+        .is_some();
+    if !exists {
+        build_template(&admin, &template).await;
+    }
+    admin
+        .execute_unprepared("SELECT pg_advisory_unlock(727274)")
+        .await
+        .unwrap();
+
+    let name = format!("ironclad_test_{}", uuid::Uuid::new_v4().simple());
+    let create = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
+    let mut tries = 0;
+    // Two clones of one template at the same instant can collide ("being accessed by other users").
+    while let Err(error) = admin.execute_unprepared(&create).await {
+        tries += 1;
+        assert!(tries < 20, "creating test database: {error}");
+        tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+    }
+    (name.clone(), database_url(&name))
+}
+
+async fn build_template(admin: &DatabaseConnection, template: &str) {
+    let building = format!("{template}_building");
+    admin
+        .execute_unprepared(&format!(
+            "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+        ))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{building}\""))
+        .await
+        .unwrap();
+    {
+        let db = Database::connect(database_url(&building)).await.unwrap();
+        Migrator::up(&db, None).await.expect("migrations apply");
+        db.close().await.unwrap();
+    }
+    // Older templates (from earlier migrations) are dead weight now.
+    let stale = admin
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT datname FROM pg_database WHERE datname LIKE 'ironclad\\_tpl\\_%' AND datname <> $1",
+            [building.clone().into()],
+        ))
+        .await
+        .unwrap();
+    for row in stale {
+        let name: String = row.try_get_by_index(0).unwrap();
+        for sql in [
+            format!("ALTER DATABASE \"{name}\" IS_TEMPLATE false"),
+            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+        ] {
+            let _ = admin.execute_unprepared(&sql).await;
+        }
+    }
+    admin
+        .execute_unprepared(&format!(
+            "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+        ))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE \"{template}\" IS_TEMPLATE true"))
+        .await
+        .unwrap();
+}
+
+fn init_test_logging() {
+    // Quiet by default; `TEST_LOG=1 cargo nextest run` shows the app's logs.
+    if std::env::var("TEST_LOG").is_ok() {
+        ironclad::telemetry::init(ironclad::config::Environment::Test);
+    }
+}

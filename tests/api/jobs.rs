@@ -1,0 +1,236 @@
+//! The job queue's promises: transactional enqueue, idempotent enqueue, retries with backoff, dead
+//! jobs kept, and jobs of a killed worker re-run (but not forever).
+use std::time::Duration;
+
+use ironclad::{
+    jobs::{Enqueued, JobOptions, JobQueue, JobStatus},
+    mail::SendEmail,
+};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+fn welcome(to: &str) -> SendEmail {
+    SendEmail {
+        to: to.into(),
+        template: "welcome".into(),
+        context: json!({"name": "Ada", "app_url": "https://app.example.com"}),
+        message_key: None,
+    }
+}
+
+/// Waits until the job reaches `status` (or fails the test after a while).
+async fn wait_for_status(app: &TestApp, id: &str, status: JobStatus) -> ironclad::jobs::JobRecord {
+    for _ in 0..200 {
+        let job = JobQueue::find(&app.db, id)
+            .await
+            .unwrap()
+            .expect("job exists");
+        if job.status == status {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "job {id} never reached {status:?}: {:?}",
+        JobQueue::find(&app.db, id).await
+    );
+}
+
+fn new_id(enqueued: Enqueued) -> String {
+    match enqueued {
+        Enqueued::New(id) => id,
+        Enqueued::Duplicate => panic!("expected a new job"),
+    }
+}
+
+#[tokio::test]
+async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
+    let app = TestApp::spawn().await;
+    let txn = app.db.begin().await.unwrap();
+    app.state
+        .jobs
+        .push(
+            &txn,
+            &welcome("rolled-back@example.com"),
+            JobOptions::default(),
+        )
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+
+    // A marker job enqueued afterwards runs; once it has, the rolled-back one would have too.
+    let marker = new_id(
+        app.state
+            .jobs
+            .push(
+                &app.db,
+                &welcome("marker@example.com"),
+                JobOptions::default(),
+            )
+            .await
+            .unwrap(),
+    );
+    wait_for_status(&app, &marker, JobStatus::Done).await;
+
+    let recipients: Vec<_> = app.sink.messages().into_iter().flat_map(|m| m.to).collect();
+    assert_eq!(recipients, vec!["marker@example.com"]);
+    assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 1);
+}
+
+#[tokio::test]
+async fn a_job_enqueued_in_a_committed_transaction_runs_with_the_write() {
+    let app = TestApp::spawn().await;
+    let txn = app.db.begin().await.unwrap();
+    txn.execute_unprepared(
+        "INSERT INTO users (id, email, password_hash) VALUES (gen_random_uuid(), 'ada@example.com', 'x')",
+    )
+    .await
+    .unwrap();
+    let id = new_id(
+        app.state
+            .jobs
+            .push(&txn, &welcome("ada@example.com"), JobOptions::default())
+            .await
+            .unwrap(),
+    );
+    // Not visible to the workers before the commit.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(app.sink.messages().is_empty());
+    txn.commit().await.unwrap();
+
+    let inbox = app.sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].to, vec!["ada@example.com"]);
+    let job = wait_for_status(&app, &id, JobStatus::Done).await;
+    assert_eq!(job.attempts, 1);
+    // Without a key of its own, the Message-ID derives from the job id: stable across retries.
+    assert_eq!(
+        inbox[0].message_id.as_deref(),
+        Some(format!("<{id}@ironclad.localhost>").as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_enqueues_once() {
+    let app = TestApp::spawn().await;
+    let job = welcome("once@example.com");
+    let first = app
+        .state
+        .jobs
+        .push(&app.db, &job, JobOptions::idempotency_key("welcome:once"))
+        .await
+        .unwrap();
+    // A duplicate inside a transaction must not poison it: the transaction still commits.
+    let txn = app.db.begin().await.unwrap();
+    let second = app
+        .state
+        .jobs
+        .push(&txn, &job, JobOptions::idempotency_key("welcome:once"))
+        .await
+        .unwrap();
+    txn.execute_unprepared("SELECT 1").await.unwrap();
+    txn.commit().await.unwrap();
+
+    assert!(matches!(first, Enqueued::New(_)));
+    assert_eq!(second, Enqueued::Duplicate);
+    wait_for_status(&app, &new_id(first), JobStatus::Done).await;
+    assert_eq!(app.sink.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_job_retries_with_backoff_then_is_kept_as_dead() {
+    let app =
+        TestApp::spawn_with(&[("JOBS_MAX_ATTEMPTS", "3"), ("JOBS_RETRY_BASE_MS", "400")]).await;
+    let broken = SendEmail {
+        template: "no-such-template".into(),
+        ..welcome("never@example.com")
+    };
+    let id = new_id(
+        app.state
+            .jobs
+            .push(&app.db, &broken, JobOptions::default())
+            .await
+            .unwrap(),
+    );
+
+    // After the first failure the job waits (backoff) instead of being re-fetched at once.
+    let failed = wait_for_status(&app, &id, JobStatus::Failed).await;
+    assert_eq!(failed.attempts, 1);
+    let wait_ms = app
+        .count(&format!(
+            "SELECT (extract(epoch FROM run_at - done_at) * 1000)::bigint FROM apalis.jobs WHERE id = '{id}'"
+        ))
+        .await;
+    assert!(
+        (300..=500).contains(&wait_ms),
+        "first retry delay {wait_ms} ms, want ~400 ms"
+    );
+
+    let dead = wait_for_status(&app, &id, JobStatus::Killed).await;
+    assert_eq!(dead.attempts, 3, "ran exactly max_attempts times");
+    let error = dead
+        .last_result
+        .expect("the last error is kept")
+        .to_string();
+    assert!(error.contains("no-such-template"), "{error}");
+    // Dead jobs are kept (not deleted) and listed for operators.
+    let listed = JobQueue::dead(&app.db, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    assert!(app.sink.messages().is_empty());
+}
+
+/// A worker that died mid-job (kill -9): its row says Running, its heartbeats stopped long ago.
+async fn orphan_job(app: &TestApp, attempts: i32, max_attempts: i32, to: &str) -> String {
+    let id = new_id(
+        app.state
+            .jobs
+            .push(
+                &app.db,
+                &welcome(to),
+                JobOptions {
+                    max_attempts: Some(max_attempts as u32),
+                    // Out of the live workers' reach until we have made it an orphan.
+                    delay: Some(Duration::from_secs(3600)),
+                    ..JobOptions::default()
+                },
+            )
+            .await
+            .unwrap(),
+    );
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen)
+               VALUES ('dead-worker-{id}', 'email', 'PgStorage', '', now() - interval '1 hour');
+             UPDATE apalis.jobs SET status = 'Running', lock_by = 'dead-worker-{id}', lock_at = now(),
+               attempts = {attempts}, run_at = now() - interval '1 hour'
+             WHERE id = '{id}';"
+        ))
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn jobs_of_a_killed_worker_run_again_but_not_forever() {
+    let app = TestApp::spawn().await;
+    let rescued = orphan_job(&app, 0, 3, "rescued@example.com").await;
+    let doomed = orphan_job(&app, 2, 3, "doomed@example.com").await;
+
+    // A live worker's heartbeat notices the dead one and re-enqueues its jobs.
+    let done = wait_for_status(&app, &rescued, JobStatus::Done).await;
+    assert_eq!(done.attempts, 2, "the lost run counts as an attempt");
+    // The one that already used up its attempts (it kept killing its worker) is dead, not re-run.
+    let dead = wait_for_status(&app, &doomed, JobStatus::Killed).await;
+    assert!(
+        dead.last_result
+            .unwrap()
+            .to_string()
+            .contains("worker running it was lost")
+    );
+
+    let recipients: Vec<_> = app.sink.messages().into_iter().flat_map(|m| m.to).collect();
+    assert_eq!(recipients, vec!["rescued@example.com"]);
+}
