@@ -154,8 +154,14 @@ fn maintenance_url() -> String {
     database_url("postgres")
 }
 
-/// The template's name changes whenever the migrations or the locked dependencies do, so a stale
-/// template is never cloned.
+/// Templates are per checkout (several worktrees may share one server) and per content: the name
+/// changes whenever the migrations or the locked dependencies do, so a stale template is never cloned.
+fn template_prefix() -> String {
+    let mut hasher = DefaultHasher::new();
+    env!("CARGO_MANIFEST_DIR").hash(&mut hasher);
+    format!("ironclad_tpl_{:08x}_", hasher.finish() as u32)
+}
+
 fn template_name() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<_> = std::fs::read_dir(root.join("migrations/src"))
@@ -168,7 +174,7 @@ fn template_name() -> String {
     for file in files {
         std::fs::read(&file).unwrap_or_default().hash(&mut hasher);
     }
-    format!("ironclad_tpl_{:016x}", hasher.finish())
+    format!("{}{:016x}", template_prefix(), hasher.finish())
 }
 
 /// Creates a fresh database for one test by cloning the migrated template (built once, under an
@@ -228,12 +234,12 @@ async fn build_template(admin: &DatabaseConnection, template: &str) {
         Migrator::up(&db, None).await.expect("migrations apply");
         db.close().await.unwrap();
     }
-    // Older templates (from earlier migrations) are dead weight now.
+    // This checkout's older templates (from earlier migrations) are dead weight now.
     let stale = admin
         .query_all_raw(sea_orm::Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
-            "SELECT datname FROM pg_database WHERE datname LIKE 'ironclad\\_tpl\\_%' AND datname <> $1",
-            [building.clone().into()],
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1) AND datname <> $2",
+            [template_prefix().into(), building.clone().into()],
         ))
         .await
         .unwrap();
