@@ -42,6 +42,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// Folder holding `email/*` templates.
     pub templates_dir: PathBuf,
+    pub auth: crate::auth::AuthConfig,
+    pub billing: crate::billing::BillingConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -172,26 +174,29 @@ impl Config {
                     .unwrap_or_else(|| "ironclad.localhost".into()),
             },
             templates_dir: vars.parse_or("TEMPLATES_DIR", PathBuf::from("templates"))?,
+            auth: crate::auth::AuthConfig::from_vars(&vars, env)?,
+            billing: crate::billing::BillingConfig::from_vars(&vars, env)?,
         })
     }
 }
 
-/// Small helpers that turn "missing" and "unparsable" into errors naming the variable.
-struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
+/// Reads variables, turning "missing" and "unparsable" into errors naming the variable. Each layer
+/// reads its own settings through it (`AuthConfig::from_vars`, `BillingConfig::from_vars`).
+pub struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
-    fn get(&self, var: &str) -> Option<String> {
+impl Vars<'_> {
+    pub fn get(&self, var: &str) -> Option<String> {
         (self.0)(var).filter(|v| !v.trim().is_empty())
     }
 
-    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+    pub fn required(&self, var: &'static str) -> Result<String, ConfigError> {
         self.get(var).ok_or(ConfigError {
             var,
             reason: "is not set".into(),
         })
     }
 
-    fn parse_or<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    pub fn parse_or<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
     where
         T: FromStr,
         T::Err: std::fmt::Display,
