@@ -85,6 +85,13 @@ pub struct JobsConfig {
     pub max_attempts: u32,
 }
 
+impl JobsConfig {
+    /// How long a worker may stay silent before its running jobs are re-run elsewhere.
+    pub fn orphaned_after(&self) -> Duration {
+        self.heartbeat * self.missed_heartbeats as u32
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MailConfig {
     pub transport: MailTransport,
@@ -130,6 +137,26 @@ impl Config {
                 });
             }
         };
+        let jobs = JobsConfig {
+            concurrency: vars.parse_or("JOBS_CONCURRENCY", 8)?,
+            heartbeat: Duration::from_millis(vars.parse_or("JOBS_HEARTBEAT_MS", 5_000)?),
+            missed_heartbeats: vars.parse_or("JOBS_MISSED_HEARTBEATS", 6)?,
+            poll_interval: Duration::from_millis(vars.parse_or("JOBS_POLL_INTERVAL_MS", 1_000)?),
+            retry_base: Duration::from_millis(vars.parse_or("JOBS_RETRY_BASE_MS", 2_000)?),
+            retry_max: Duration::from_millis(vars.parse_or("JOBS_RETRY_MAX_MS", 3_600_000)?),
+            max_attempts: vars.parse_or("JOBS_MAX_ATTEMPTS", 8)?,
+        };
+        // apalis-postgres compares worker silence in whole seconds (it truncates): under one second
+        // every heartbeat would declare every running job orphaned and run it again.
+        if jobs.orphaned_after() < Duration::from_secs(2) {
+            return Err(ConfigError {
+                var: "JOBS_MISSED_HEARTBEATS",
+                reason: format!(
+                    "JOBS_HEARTBEAT_MS x JOBS_MISSED_HEARTBEATS is {:?}; it must be at least 2 s",
+                    jobs.orphaned_after()
+                ),
+            });
+        }
         Ok(Self {
             env,
             http: HttpConfig {
@@ -152,17 +179,7 @@ impl Config {
                     vars.parse_or("DATABASE_ACQUIRE_TIMEOUT_SECS", 5)?,
                 ),
             },
-            jobs: JobsConfig {
-                concurrency: vars.parse_or("JOBS_CONCURRENCY", 8)?,
-                heartbeat: Duration::from_millis(vars.parse_or("JOBS_HEARTBEAT_MS", 5_000)?),
-                missed_heartbeats: vars.parse_or("JOBS_MISSED_HEARTBEATS", 6)?,
-                poll_interval: Duration::from_millis(
-                    vars.parse_or("JOBS_POLL_INTERVAL_MS", 1_000)?,
-                ),
-                retry_base: Duration::from_millis(vars.parse_or("JOBS_RETRY_BASE_MS", 2_000)?),
-                retry_max: Duration::from_millis(vars.parse_or("JOBS_RETRY_MAX_MS", 3_600_000)?),
-                max_attempts: vars.parse_or("JOBS_MAX_ATTEMPTS", 8)?,
-            },
+            jobs,
             mail: MailConfig {
                 transport: mail_transport,
                 from: vars.parse_or(
@@ -252,6 +269,18 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(ok.mail.transport, MailTransport::Smtp(_)));
+    }
+
+    #[test]
+    fn a_sub_second_orphan_window_is_refused() {
+        // apalis truncates it to whole seconds: 600 ms would re-run every job on every heartbeat.
+        let err = config(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("JOBS_HEARTBEAT_MS", "200"),
+            ("JOBS_MISSED_HEARTBEATS", "3"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "JOBS_MISSED_HEARTBEATS");
     }
 
     #[test]

@@ -36,8 +36,9 @@ fn test_settings(database_url: &str) -> HashMap<String, String> {
         ("PORT", "0"),
         ("HTTP_WORKERS", "2"),
         ("SMTP_URL", "sink"),
-        ("JOBS_HEARTBEAT_MS", "200"),
-        ("JOBS_MISSED_HEARTBEATS", "3"),
+        // A worker silent for 2 s is dead (the shortest window apalis handles correctly).
+        ("JOBS_HEARTBEAT_MS", "500"),
+        ("JOBS_MISSED_HEARTBEATS", "4"),
         ("JOBS_POLL_INTERVAL_MS", "100"),
         ("JOBS_RETRY_BASE_MS", "50"),
         ("JOBS_RETRY_MAX_MS", "1000"),
