@@ -42,6 +42,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// Folder holding `email/*` templates.
     pub templates_dir: PathBuf,
+    /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
     pub auth: crate::auth::AuthConfig,
     pub billing: crate::billing::BillingConfig,
 }
@@ -174,6 +176,7 @@ impl Config {
                     .unwrap_or_else(|| "ironclad.localhost".into()),
             },
             templates_dir: vars.parse_or("TEMPLATES_DIR", PathBuf::from("templates"))?,
+            metrics_token: vars.get("METRICS_TOKEN").map(SecretString::from),
             auth: crate::auth::AuthConfig::from_vars(&vars, env)?,
             billing: crate::billing::BillingConfig::from_vars(&vars, env)?,
         })

@@ -6,6 +6,7 @@ pub mod db;
 pub mod http;
 pub mod jobs;
 pub mod mail;
+pub mod metrics;
 pub mod openapi;
 pub mod startup;
 pub mod telemetry;

@@ -21,6 +21,7 @@ use utoipa::{
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, sessions and MFA"),
         (name = "billing", description = "Checkout, orders, licences and Stripe webhooks"),
+        (name = "ops", description = "Operations: Prometheus metrics"),
         (name = "dev", description = "Development-only helpers (absent in production)"),
     ),
     components(schemas(crate::http::Problem)),

@@ -19,6 +19,7 @@ use crate::{
     http::{errors, health, request_id},
     jobs::{self, JobQueue},
     mail::{self, MailSink, Mailer, Templates},
+    metrics::{self, Metrics},
     openapi::ApiDoc,
 };
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub jobs: JobQueue,
     pub mailer: Mailer,
+    pub metrics: Arc<Metrics>,
     /// The Stripe API (at `STRIPE_API_BASE`).
     pub stripe: billing::StripeApi,
 }
@@ -56,6 +58,7 @@ impl AppState {
             jobs: JobQueue::new(config.jobs.clone()),
             config: Arc::new(config),
             mailer,
+            metrics: Arc::default(),
         };
         Ok((state, sink))
     }
@@ -65,6 +68,7 @@ impl AppState {
 fn routes(cfg: &mut ServiceConfig, dev_mail: bool) {
     cfg.service(health::healthz)
         .service(health::readyz)
+        .service(metrics::scrape)
         .service(
             scope("/api/v1")
                 .configure(auth::routes)
@@ -135,6 +139,7 @@ impl Application {
                 .route("/docs", web::get().to(redirect_to_docs))
                 .default_service(web::to(errors::no_route))
                 .wrap(from_fn(errors::problem_responses))
+                .wrap(from_fn(metrics::middleware))
                 .wrap(from_fn(request_id::middleware))
         })
         .workers(http.workers)

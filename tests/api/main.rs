@@ -5,4 +5,5 @@ mod health;
 mod helpers;
 mod jobs;
 mod mail;
+mod metrics;
 mod openapi;

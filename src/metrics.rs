@@ -1,0 +1,297 @@
+//! Prometheus metrics, served as text at `GET /metrics`.
+//!
+//! Counters and histograms are updated in-process by the code that knows the outcome (HTTP
+//! middleware, webhook handler, login, MFA, idempotency layer). Queue gauges are read from
+//! `apalis.jobs` at scrape time, so every instance reports the same, true depth.
+use std::time::Duration;
+
+use actix_web::{
+    Error, HttpRequest, HttpResponse,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    get,
+    http::{StatusCode, header},
+    middleware::Next,
+    web,
+};
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use std::sync::atomic::AtomicU64;
+
+use crate::{
+    http::{Problem, problem},
+    startup::AppState,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub event_type: String,
+    /// applied | duplicate | ignored | failed
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    queue: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<RouteLabels>,
+    webhooks: HistogramFamily<WebhookLabels>,
+    idempotency: Family<OutcomeLabels, Counter>,
+    logins: Family<OutcomeLabels, Counter>,
+    mfa_verifications: Family<OutcomeLabels, Counter>,
+    jobs: Family<JobLabels, Gauge>,
+    oldest_pending: Family<QueueLabels, Gauge<f64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ironclad");
+        let metrics = Self {
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram),
+            webhooks: Family::new_with_constructor(latency_histogram),
+            idempotency: Family::default(),
+            logins: Family::default(),
+            mfa_verifications: Family::default(),
+            jobs: Family::default(),
+            oldest_pending: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            metrics.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            metrics.http_duration.clone(),
+        );
+        registry.register(
+            "webhook_duration_seconds",
+            "Stripe webhook handling time by event type and outcome",
+            metrics.webhooks.clone(),
+        );
+        registry.register(
+            "idempotency_keys",
+            "Idempotency-Key lookups by outcome (new, replayed, in_flight, mismatch)",
+            metrics.idempotency.clone(),
+        );
+        registry.register(
+            "logins",
+            "Login attempts by outcome",
+            metrics.logins.clone(),
+        );
+        registry.register(
+            "mfa_verifications",
+            "MFA code verifications by outcome",
+            metrics.mfa_verifications.clone(),
+        );
+        registry.register("jobs", "Jobs by queue and status", metrics.jobs.clone());
+        registry.register(
+            "jobs_oldest_pending_age_seconds",
+            "Age of the oldest job due to run but not started, by queue",
+            metrics.oldest_pending.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_webhook(&self, event_type: &str, outcome: &'static str, elapsed: Duration) {
+        self.webhooks
+            .get_or_create(&WebhookLabels {
+                event_type: event_type.to_owned(),
+                outcome,
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn count_idempotency(&self, outcome: &'static str) {
+        self.idempotency
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn count_login(&self, outcome: &'static str) {
+        self.logins.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn count_mfa_verification(&self, outcome: &'static str) {
+        self.mfa_verifications
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    fn observe_http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Refreshes the queue gauges from the database, then renders everything.
+    pub async fn render(&self, db: &impl ConnectionTrait) -> Result<String, sea_orm::DbErr> {
+        #[derive(FromQueryResult)]
+        struct QueueRow {
+            job_type: String,
+            status: String,
+            jobs: i64,
+            oldest_pending_secs: Option<f64>,
+        }
+        let rows = QueueRow::find_by_statement(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT job_type, status, count(*) AS jobs,
+                    extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
+                        AS oldest_pending_secs
+             FROM apalis.jobs GROUP BY job_type, status",
+        ))
+        .all(db)
+        .await?;
+        self.jobs.clear();
+        self.oldest_pending.clear();
+        for row in rows {
+            self.jobs
+                .get_or_create(&JobLabels {
+                    queue: row.job_type.clone(),
+                    status: row.status.clone(),
+                })
+                .set(row.jobs);
+            let waiting = row.status == "Pending" || row.status == "Failed";
+            if let (true, Some(age)) = (waiting, row.oldest_pending_secs) {
+                let gauge = self.oldest_pending.get_or_create(&QueueLabels {
+                    queue: row.job_type,
+                });
+                gauge.set(gauge.get().max(age));
+            }
+        }
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        Ok(text)
+    }
+}
+
+/// Records every request's route, status and latency. The route is the matched pattern (bounded
+/// cardinality), `unmatched` for requests no route took.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
+    let started = std::time::Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let method = req.method().to_string();
+    let response = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        metrics.observe_http(
+            &method,
+            &route,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
+    Ok(response)
+}
+
+/// Prometheus metrics in text exposition format. When `METRICS_TOKEN` is set, scrapers must send
+/// `Authorization: Bearer <token>`.
+#[utoipa::path(
+    tag = "ops",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain",
+         body = String, example = "# TYPE ironclad_http_requests counter\nironclad_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 3\n"),
+        (status = 401, description = "Missing or wrong METRICS_TOKEN",
+         body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/metrics")]
+pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    if let Some(token) = &state.config.metrics_token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let authorised = presented.is_some_and(|p| {
+            use secrecy::ExposeSecret;
+            constant_time_eq(p.as_bytes(), token.expose_secret().as_bytes())
+        });
+        if !authorised {
+            return Err(Problem::from_status(StatusCode::UNAUTHORIZED)
+                .with_header(header::WWW_AUTHENTICATE, "Bearer"));
+        }
+    }
+    let text = state
+        .metrics
+        .render(&state.db)
+        .await
+        .map_err(|e| problem::internal_error(&e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
