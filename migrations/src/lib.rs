@@ -7,6 +7,7 @@ mod m20261123_000002_jobs;
 mod m20261123_000010_billing;
 mod m20261123_000011_idempotency_keys;
 mod m20261123_000012_demo_products;
+mod m20261123_000013_sent_emails;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_billing::Migration),
             Box::new(m20261123_000011_idempotency_keys::Migration),
             Box::new(m20261123_000012_demo_products::Migration),
+            Box::new(m20261123_000013_sent_emails::Migration),
         ]
     }
 }

@@ -144,8 +144,8 @@ impl Job for DeliverLicense {
     }
 }
 
-/// Emails the receipt for a paid order. Sends at most once in practice (`receipt_sent_at`); if the
-/// process dies between sending and recording, the resend carries the same Message-ID.
+/// Emails the receipt for a paid order, once: [`crate::mail::send_once`] keeps a re-run of this job
+/// from sending it again; `receipt_sent_at` records when it went out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendReceipt {
     pub order_id: Uuid,
@@ -199,9 +199,7 @@ impl Job for SendReceipt {
             }),
             message_key: None,
         };
-        app.mailer
-            .send(&email, &format!("order-{}.receipt", order.id))
-            .await?;
+        crate::mail::send_once(app, &email, &format!("order-{}.receipt", order.id)).await?;
         app.db
             .execute_raw(sql(
                 "UPDATE orders SET receipt_sent_at = now() WHERE id = $1 AND receipt_sent_at IS NULL",

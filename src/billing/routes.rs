@@ -188,5 +188,10 @@ pub async fn stripe_webhook(
         chrono::Utc::now().timestamp(),
     )?;
     let (envelope, raw) = webhook::parse(&body)?;
-    Ok(web::Json(webhook::process(&app, &envelope, &raw).await?))
+    let started = std::time::Instant::now();
+    let result = webhook::process(&app, &envelope, &raw).await;
+    let outcome = result.as_ref().map_or("failed", |ack| ack.outcome.as_str());
+    app.metrics
+        .observe_webhook(&envelope.event_type, outcome, started.elapsed());
+    Ok(web::Json(result?))
 }

@@ -43,7 +43,7 @@ pub enum EventOutcome {
 }
 
 impl EventOutcome {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Applied => "applied",
             Self::Ignored => "ignored",

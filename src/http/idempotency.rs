@@ -64,7 +64,13 @@ pub async fn required<I: IdempotencyScope>(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     // Who first: an anonymous request is a 401 whatever its headers.
-    let identity = req.extract::<I>().await.map_err(Into::into)?;
+    let identity = match req.extract::<I>().await {
+        Ok(identity) => identity,
+        Err(error) => {
+            let error: Error = error.into();
+            return Ok(req.into_response(error.error_response()));
+        }
+    };
     let scope = identity.idempotency_scope();
     let key = match parse_key(req.headers().get(&HEADER)) {
         Ok(key) => key,
@@ -79,7 +85,11 @@ pub async fn required<I: IdempotencyScope>(
     };
     let store = Store { db: &app.db };
     let owner = Uuid::new_v4();
-    match store.claim(&scope, &key, &fingerprint, owner).await {
+    let claim = store.claim(&scope, &key, &fingerprint, owner).await;
+    if let Ok(claim) = &claim {
+        app.metrics.count_idempotency(claim.label());
+    }
+    match claim {
         Ok(Claim::Acquired) => {}
         Ok(Claim::Replay(stored)) => return Ok(req.into_response(stored.into_response())),
         Ok(Claim::InFlight) => {
@@ -148,15 +158,17 @@ pub fn key_of(req: &actix_web::HttpRequest) -> Option<String> {
     parse_key(req.headers().get(&HEADER)).ok()
 }
 
-fn parse_key(value: Option<&HeaderValue>) -> Result<String, Problem> {
+fn parse_key(value: Option<&HeaderValue>) -> Result<String, Box<Problem>> {
     let Some(value) = value else {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            types::MISSING,
-            "This endpoint requires an Idempotency-Key header",
-        )
-        .with_detail(
-            "send a unique key (e.g. a UUID) per operation, and the same key on retries",
+        return Err(Box::new(
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                types::MISSING,
+                "This endpoint requires an Idempotency-Key header",
+            )
+            .with_detail(
+                "send a unique key (e.g. a UUID) per operation, and the same key on retries",
+            ),
         ));
     };
     // The draft makes it a quoted string; accept it bare too, as Stripe does.
@@ -167,12 +179,14 @@ fn parse_key(value: Option<&HeaderValue>) -> Result<String, Problem> {
         .unwrap_or(raw);
     let printable = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
     if key.is_empty() || key.len() > 255 || !printable {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            types::INVALID,
-            "The Idempotency-Key header is not valid",
-        )
-        .with_detail("1 to 255 printable ASCII characters"));
+        return Err(Box::new(
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                types::INVALID,
+                "The Idempotency-Key header is not valid",
+            )
+            .with_detail("1 to 255 printable ASCII characters"),
+        ));
     }
     Ok(key.to_owned())
 }
@@ -226,6 +240,17 @@ enum Claim {
     Replay(StoredResponse),
     InFlight,
     Mismatch,
+}
+
+impl Claim {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Acquired => "new",
+            Self::Replay(_) => "replayed",
+            Self::InFlight => "in_flight",
+            Self::Mismatch => "mismatch",
+        }
+    }
 }
 
 #[derive(FromQueryResult)]
