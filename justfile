@@ -7,6 +7,9 @@ set dotenv-load := true
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 export CARGO_INCREMENTAL := "0"
+# apalis-postgres checks its SQL at compile time: against its bundled .sqlx data, not against
+# whatever DATABASE_URL points at (which would fail on a database without the apalis schema).
+export SQLX_OFFLINE := "true"
 
 clippy_args := "--workspace --all-targets -- -D warnings"
 
@@ -49,9 +52,14 @@ openapi:
     @mv openapi.json.tmp openapi.json
     @echo "OpenAPI document written to {{ justfile_directory() }}/openapi.json" >&2
 
-# Load benchmarks (not there yet)
-bench:
-    @echo "benchmarks arrive with issue #5"
+# Benchmarks on a release build; writes BENCHMARKS.md (`just bench --quick`, `--only jobs`)
+bench *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="$(scripts/db.sh url)"
+    export DATABASE_URL
+    cargo build --release -p ironclad -p ironclad-bench --bins
+    cargo run --release --quiet -p ironclad-bench -- {{ args }}
 
 # Manage the dev Postgres: just db [start|stop|status|url]
 db action='start':

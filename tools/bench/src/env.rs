@@ -1,0 +1,159 @@
+//! The bench's world: a fresh database on the configured server, a mail sink, and release server
+//! processes started on loopback with the settings a scenario asks for.
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use ironclad::mail::MailSink;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use tokio::process::{Child, Command};
+
+pub struct BenchDb {
+    pub url: String,
+    pub name: String,
+    admin_url: String,
+    pub db: DatabaseConnection,
+}
+
+impl BenchDb {
+    /// Creates and migrates `ironclad_bench_<random>` on the server `DATABASE_URL` points at.
+    pub async fn create() -> anyhow::Result<Self> {
+        let base = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut url = url::Url::parse(&base)?;
+        url.set_path("postgres");
+        let admin_url = url.to_string();
+        let name = format!("ironclad_bench_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url).await?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+        url.set_path(&name);
+        let db = Database::connect(url.as_str()).await?;
+        Migrator::up(&db, None).await?;
+        Ok(Self {
+            url: url.to_string(),
+            name,
+            admin_url,
+            db,
+        })
+    }
+
+    pub async fn drop_database(self) -> anyhow::Result<()> {
+        self.db.close().await?;
+        let admin = Database::connect(&self.admin_url).await?;
+        admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn scalar_i64(&self, sql: &str) -> anyhow::Result<i64> {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql.to_owned(),
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no row: {sql}"))?;
+        Ok(row.try_get_by_index::<Option<i64>>(0)?.unwrap_or(0))
+    }
+
+    pub async fn scalar_f64(&self, sql: &str) -> anyhow::Result<f64> {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql.to_owned(),
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no row: {sql}"))?;
+        Ok(row.try_get_by_index::<Option<f64>>(0)?.unwrap_or(0.0))
+    }
+}
+
+/// A release `ironclad` process.
+pub struct Server {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `ironclad <args>` with `env` on a free loopback port and waits for `/healthz`.
+    pub async fn start(
+        db: &BenchDb,
+        sink: &MailSink,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut command = Command::new(server_binary());
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("APP_ENV", "production")
+            .env("RUST_LOG", "warn")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("DATABASE_URL", &db.url)
+            .env("SMTP_URL", format!("smtp://{}", sink.addr()))
+            .env(
+                "TEMPLATES_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates"),
+            )
+            .env("JOBS_POLL_INTERVAL_MS", "200")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let child = command.spawn()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let server = Self { addr, child };
+        if args.first() == Some(&"serve") {
+            server.wait_healthy().await?;
+        }
+        Ok(server)
+    }
+
+    async fn wait_healthy(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(stream) = tokio::net::TcpStream::connect(self.addr).await {
+                drop(stream);
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("server on {} did not come up", self.addr)
+    }
+
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            // SIGTERM: the graceful path, as an orchestrator would.
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await??;
+        Ok(())
+    }
+}
+
+/// The release `ironclad` binary next to this one (both live in target/release).
+fn server_binary() -> PathBuf {
+    let me = std::env::current_exe().expect("current exe");
+    me.with_file_name("ironclad")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

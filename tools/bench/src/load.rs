@@ -1,0 +1,174 @@
+//! A small closed-loop HTTP/1.1 load generator: N connections, each sending its next request as
+//! soon as the previous answer is read (keep-alive), until the shared request budget is spent.
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, client::conn::http1};
+use hyper_util::rt::TokioIo;
+use tokio::{net::TcpStream, sync::Mutex};
+
+/// Builds request number `i` (0-based, unique across connections).
+pub type MakeRequest = Arc<dyn Fn(usize) -> Request<Full<Bytes>> + Send + Sync>;
+
+pub struct LoadResult {
+    pub requests: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+    /// Status code counts, e.g. [(200, 9990), (500, 10)].
+    pub statuses: Vec<(u16, usize)>,
+}
+
+impl LoadResult {
+    pub fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        self.latency_us.value_at_quantile(p) as f64 / 1000.0
+    }
+}
+
+/// Sends `total` requests over `connections` keep-alive connections to `addr`.
+/// `ok` decides which status codes count as success (the rest are errors).
+pub async fn run(
+    addr: SocketAddr,
+    connections: usize,
+    total: usize,
+    make: MakeRequest,
+    ok: fn(u16) -> bool,
+) -> anyhow::Result<LoadResult> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Mutex::new((
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?,
+        std::collections::BTreeMap::<u16, usize>::new(),
+        0usize,
+    )));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (next, shared, make) = (next.clone(), shared.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+            let mut errors = 0usize;
+            let mut sender = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                if sender.is_none() {
+                    sender = connect(addr).await.ok();
+                }
+                let Some(conn) = sender.as_mut() else {
+                    errors += 1;
+                    continue;
+                };
+                let sent = Instant::now();
+                match send(conn, make(i)).await {
+                    Ok(status) => {
+                        local.saturating_record(sent.elapsed().as_micros() as u64);
+                        *statuses.entry(status).or_default() += 1;
+                        if !ok(status) {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        sender = None;
+                    }
+                }
+            }
+            let mut guard = shared.lock().await;
+            guard.0.add(&local).unwrap();
+            for (status, n) in statuses {
+                *guard.1.entry(status).or_default() += n;
+            }
+            guard.2 += errors;
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let elapsed = started.elapsed();
+    let (latency_us, statuses, errors) = Arc::try_unwrap(shared)
+        .map_err(|_| anyhow::anyhow!("load tasks still hold results"))?
+        .into_inner();
+    Ok(LoadResult {
+        requests: total,
+        errors,
+        elapsed,
+        latency_us,
+        statuses: statuses.into_iter().collect(),
+    })
+}
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn send(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> anyhow::Result<u16> {
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+/// A request builder with the headers every scenario needs.
+pub fn request(method: &str, path: &str) -> hyper::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1")
+}
+
+/// Column names matching [`LoadResult::row`].
+pub const HEADER: &[&str] = &[
+    "connections",
+    "requests",
+    "errors",
+    "req/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "max ms",
+    "statuses",
+];
+
+impl LoadResult {
+    pub fn row(&self, connections: usize) -> Vec<String> {
+        vec![
+            connections.to_string(),
+            self.requests.to_string(),
+            self.errors.to_string(),
+            format!("{:.0}", self.throughput()),
+            format!("{:.2}", self.percentile_ms(0.50)),
+            format!("{:.2}", self.percentile_ms(0.95)),
+            format!("{:.2}", self.percentile_ms(0.99)),
+            format!("{:.2}", self.latency_us.max() as f64 / 1000.0),
+            self.statuses
+                .iter()
+                .map(|(status, n)| format!("{status}×{n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]
+    }
+}

@@ -1,0 +1,70 @@
+//! `just bench`: measures a release build of Ironclad on this machine and writes BENCHMARKS.md.
+//!
+//! Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
+//! Scenarios: baseline, jobs. DATABASE_URL names the Postgres server to use (a fresh database is created
+//! per run and dropped afterwards).
+mod env;
+mod load;
+mod report;
+mod scenarios;
+
+use env::BenchDb;
+use report::{Machine, Section};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // sqlx's rustls (for Postgres TLS) cannot pick between the ring and aws-lc-rs providers alone.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].as_str())
+        .collect();
+    let out = args
+        .windows(2)
+        .find(|w| w[0] == "--out")
+        .map(|w| w[1].clone())
+        .unwrap_or_else(|| "BENCHMARKS.md".into());
+    let wanted = |name: &str| only.is_empty() || only.contains(&name);
+    let scale = |full: usize| if quick { full / 10 } else { full };
+
+    let mut sections: Vec<Section> = Vec::new();
+    let mut machine = None;
+    if wanted("baseline") {
+        let db = BenchDb::create().await?;
+        machine.get_or_insert(Machine::detect(&db).await);
+        let section = scenarios::baseline::run(&db, scale(50_000)).await?;
+        println!("{}", section.render());
+        sections.push(section);
+        db.drop_database().await?;
+    }
+    if wanted("jobs") {
+        let db = BenchDb::create().await?;
+        machine.get_or_insert(Machine::detect(&db).await);
+        let section = scenarios::jobs::run(&db, scale(10_000)).await?;
+        println!("{}", section.render());
+        sections.push(section);
+        db.drop_database().await?;
+    }
+
+    let Some(machine) = machine else {
+        anyhow::bail!("no scenario selected");
+    };
+    let command = format!(
+        "just bench{}",
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", args.join(" "))
+        }
+    );
+    std::fs::write(&out, report::document(&command, &machine, &sections))?;
+    println!("wrote {out}");
+    let failed: Vec<_> = sections.iter().filter(|s| !s.passed).collect();
+    if !failed.is_empty() {
+        anyhow::bail!("{} scenario(s) failed their targets", failed.len());
+    }
+    Ok(())
+}
