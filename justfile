@@ -61,6 +61,15 @@ bench *args:
     cargo build --release -p ironclad -p ironclad-bench --bins
     cargo run --release --quiet -p ironclad-bench -- {{ args }}
 
+# Chaos experiments (kill workers, servers, Postgres) on a release build (`just chaos --quick`)
+chaos *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="$(scripts/db.sh url)"
+    export DATABASE_URL
+    cargo build --release -p ironclad -p ironclad-bench --bins
+    cargo run --release --quiet -p ironclad-bench -- chaos {{ args }}
+
 # Manage the dev Postgres: just db [start|stop|status|url]
 db action='start':
     scripts/db.sh {{ action }}

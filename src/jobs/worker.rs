@@ -13,7 +13,14 @@ use crate::{billing, mail::SendEmail, startup::AppState};
 /// Runs every job kind until `shutdown` fires, then lets running jobs finish (up to the configured
 /// shutdown timeout) and hands back the ones it had fetched but not started.
 pub async fn run(app: AppState, shutdown: CancellationToken) -> Result<(), MonitorError> {
-    let monitor = Monitor::new().shutdown_timeout(app.config.http.shutdown_timeout);
+    let monitor = Monitor::new()
+        .shutdown_timeout(app.config.http.shutdown_timeout)
+        // A worker dies when its database calls fail (e.g. Postgres restarting). Restart it: the
+        // pool's acquire timeout paces the retries while the database is away.
+        .should_restart(|worker, error| {
+            tracing::warn!(worker = %worker.name(), %error, restarts = worker.restarts(), "job worker failed; restarting");
+            true
+        });
     // Every job kind is registered here; a module adding one adds a line.
     let monitor = register::<SendEmail>(monitor, &app);
     let monitor = register::<billing::jobs::DeliverLicense>(monitor, &app);

@@ -24,7 +24,12 @@ impl BenchDb {
     pub async fn create() -> anyhow::Result<Self> {
         let base = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut url = url::Url::parse(&base)?;
+        Self::create_on(&base).await
+    }
+
+    /// The same on the server of `server_url`.
+    pub async fn create_on(server_url: &str) -> anyhow::Result<Self> {
+        let mut url = url::Url::parse(server_url)?;
         url.set_path("postgres");
         let admin_url = url.to_string();
         let name = format!("ironclad_bench_{}", uuid::Uuid::new_v4().simple());
@@ -134,6 +139,11 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         anyhow::bail!("server on {} did not come up", self.addr)
+    }
+
+    /// Still running (not crashed)?
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {

@@ -132,6 +132,22 @@ async fn send(
     Ok(status)
 }
 
+/// One request on a fresh connection, given up after `timeout`: `Ok(None)` means it hung.
+pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<Option<u16>> {
+    let attempt = async {
+        let mut sender = connect(addr).await?;
+        send(
+            &mut sender,
+            request("GET", path).body(Full::new(Bytes::new()))?,
+        )
+        .await
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result.map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
 /// A request builder with the headers every scenario needs.
 pub fn request(method: &str, path: &str) -> hyper::http::request::Builder {
     Request::builder()

@@ -1,10 +1,13 @@
 //! `just bench`: measures a release build of Ironclad on this machine and writes BENCHMARKS.md.
 //!
 //! Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
+//!        ironclad-bench chaos [--quick]
 //! Scenarios: baseline, jobs. DATABASE_URL names the Postgres server to use (a fresh database is created
 //! per run and dropped afterwards).
+mod chaos;
 mod env;
 mod load;
+mod local_pg;
 mod report;
 mod scenarios;
 
@@ -29,6 +32,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "BENCHMARKS.md".into());
     let wanted = |name: &str| only.is_empty() || only.contains(&name);
     let scale = |full: usize| if quick { full / 10 } else { full };
+
+    if args.first().is_some_and(|a| a == "chaos") {
+        return run_chaos(quick).await;
+    }
 
     let mut sections: Vec<Section> = Vec::new();
     let mut machine = None;
@@ -66,5 +73,18 @@ async fn main() -> anyhow::Result<()> {
     if !failed.is_empty() {
         anyhow::bail!("{} scenario(s) failed their targets", failed.len());
     }
+    Ok(())
+}
+
+/// `ironclad-bench chaos [--quick]`: prints each experiment and fails if any promise broke.
+async fn run_chaos(quick: bool) -> anyhow::Result<()> {
+    let down_for = std::time::Duration::from_secs(if quick { 3 } else { 10 });
+    let sections = vec![chaos::postgres_restart(down_for).await?];
+    for section in &sections {
+        println!("{}", section.render());
+    }
+    let failed = sections.iter().filter(|s| !s.passed).count();
+    anyhow::ensure!(failed == 0, "{failed} chaos experiment(s) failed");
+    println!("chaos: all experiments passed");
     Ok(())
 }
