@@ -204,7 +204,12 @@ impl Config {
 /// reads its own settings through it (`AuthConfig::from_vars`, `BillingConfig::from_vars`).
 pub struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-impl Vars<'_> {
+impl<'a> Vars<'a> {
+    /// Reads variables through `lookup` (a layer's tests use it to check their settings alone).
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self(lookup)
+    }
+
     pub fn get(&self, var: &str) -> Option<String> {
         (self.0)(var).filter(|v| !v.trim().is_empty())
     }
@@ -266,6 +271,10 @@ mod tests {
             ("DATABASE_URL", "postgres://x"),
             ("APP_ENV", "production"),
             ("SMTP_URL", "smtp://localhost:25"),
+            ("STRIPE_SECRET_KEY", "sk_live_x"),
+            ("STRIPE_WEBHOOK_SECRETS", "whsec_x"),
+            ("BILLING_SUCCESS_URL", "https://app.example.com/ok"),
+            ("BILLING_CANCEL_URL", "https://app.example.com/cancel"),
         ])
         .unwrap();
         assert!(matches!(ok.mail.transport, MailTransport::Smtp(_)));

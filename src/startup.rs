@@ -31,6 +31,8 @@ pub struct AppState {
     pub jobs: JobQueue,
     pub mailer: Mailer,
     pub metrics: Arc<Metrics>,
+    /// The Stripe API (at `STRIPE_API_BASE`).
+    pub stripe: billing::StripeApi,
 }
 
 impl AppState {
@@ -48,8 +50,11 @@ impl AppState {
             format!("loading templates from {}", config.templates_dir.display())
         })?;
         let mailer = Mailer::new(&config.mail, templates, sink.as_ref())?;
+        let stripe =
+            billing::StripeApi::new(&config.billing).context("building the Stripe client")?;
         let state = Self {
             db,
+            stripe,
             jobs: JobQueue::new(config.jobs.clone()),
             config: Arc::new(config),
             mailer,

@@ -1,11 +1,169 @@
-//! Settings of the billing layer (`STRIPE_*`, `BILLING_*` variables).
+//! Settings of the billing layer (`STRIPE_*`, `BILLING_*` variables). Outside production every one
+//! has a development default, so a fresh clone starts; production requires the secrets and URLs and
+//! names the missing variable.
+use std::time::Duration;
+
+use secrecy::SecretString;
+
 use crate::config::{ConfigError, Environment, Vars};
 
 #[derive(Debug, Clone)]
-pub struct BillingConfig {}
+pub struct BillingConfig {
+    /// Stripe secret API key (`sk_live_...` / `sk_test_...`).
+    pub stripe_secret_key: SecretString,
+    /// Base URL of the Stripe API. Tests (and offline development) point it at a local fake.
+    pub stripe_api_base: String,
+    /// How long one Stripe API call may take before checkout answers 502.
+    pub stripe_timeout: Duration,
+    /// Webhook signing secrets (`whsec_...`). Several during a rotation: an event signed with any of
+    /// them is accepted.
+    pub webhook_secrets: Vec<SecretString>,
+    /// How old (or how far in the future) a webhook signature timestamp may be: Stripe's 5 minutes.
+    pub webhook_tolerance: Duration,
+    /// Where Stripe sends the customer after paying / giving up. `{CHECKOUT_SESSION_ID}` is
+    /// substituted by Stripe.
+    pub success_url: String,
+    pub cancel_url: String,
+    /// The currency checkout sells in (ISO 4217, lower case): each product's price in it is used.
+    pub currency: String,
+}
+
+const DEV_SECRET_KEY: &str = "sk_test_ironclad_development";
+const DEV_WEBHOOK_SECRET: &str = "whsec_ironclad_development";
 
 impl BillingConfig {
-    pub fn from_vars(_vars: &Vars<'_>, _env: Environment) -> Result<Self, ConfigError> {
-        Ok(Self {})
+    pub fn from_vars(vars: &Vars<'_>, env: Environment) -> Result<Self, ConfigError> {
+        let production = env == Environment::Production;
+        // Required in production; a development default elsewhere.
+        let setting = |var: &'static str, dev: &str| -> Result<String, ConfigError> {
+            match vars.get(var) {
+                Some(value) => Ok(value),
+                None if production => Err(ConfigError {
+                    var,
+                    reason: "is required in production".into(),
+                }),
+                None => Ok(dev.to_owned()),
+            }
+        };
+        let webhook_secrets: Vec<SecretString> =
+            setting("STRIPE_WEBHOOK_SECRETS", DEV_WEBHOOK_SECRET)?
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| SecretString::from(s.to_owned()))
+                .collect();
+        if webhook_secrets.is_empty() {
+            return Err(ConfigError {
+                var: "STRIPE_WEBHOOK_SECRETS",
+                reason: "lists no secret".into(),
+            });
+        }
+        let currency = vars
+            .get("BILLING_CURRENCY")
+            .unwrap_or_else(|| "usd".into())
+            .trim()
+            .to_owned();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(ConfigError {
+                var: "BILLING_CURRENCY",
+                reason: format!("{currency:?} is not a lower-case ISO 4217 code such as usd"),
+            });
+        }
+        let stripe_api_base = vars
+            .get("STRIPE_API_BASE")
+            .unwrap_or_else(|| "https://api.stripe.com/".into());
+        if !(stripe_api_base.starts_with("https://") || stripe_api_base.starts_with("http://")) {
+            return Err(ConfigError {
+                var: "STRIPE_API_BASE",
+                reason: format!("{stripe_api_base:?} is not an http(s) URL"),
+            });
+        }
+        Ok(Self {
+            stripe_secret_key: setting("STRIPE_SECRET_KEY", DEV_SECRET_KEY)?.into(),
+            stripe_api_base,
+            stripe_timeout: Duration::from_secs(vars.parse_or("STRIPE_TIMEOUT_SECS", 10)?),
+            webhook_secrets,
+            webhook_tolerance: Duration::from_secs(
+                vars.parse_or("STRIPE_WEBHOOK_TOLERANCE_SECS", 300)?,
+            ),
+            success_url: setting(
+                "BILLING_SUCCESS_URL",
+                "http://localhost:3000/billing/success?session_id={CHECKOUT_SESSION_ID}",
+            )?,
+            cancel_url: setting(
+                "BILLING_CANCEL_URL",
+                "http://localhost:3000/billing/canceled",
+            )?,
+            currency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn config(env: Environment, pairs: &[(&str, &str)]) -> Result<BillingConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = |k: &str| map.get(k).cloned();
+        BillingConfig::from_vars(&Vars::new(&lookup), env)
+    }
+
+    #[test]
+    fn development_runs_with_defaults() {
+        let cfg = config(Environment::Development, &[]).unwrap();
+        assert_eq!(cfg.currency, "usd");
+        assert_eq!(cfg.webhook_tolerance, Duration::from_secs(300));
+        assert_eq!(cfg.webhook_secrets.len(), 1);
+    }
+
+    #[test]
+    fn production_names_each_missing_secret() {
+        let pairs = [
+            ("STRIPE_SECRET_KEY", "sk_live_x"),
+            ("STRIPE_WEBHOOK_SECRETS", "whsec_a"),
+            ("BILLING_SUCCESS_URL", "https://app.example.com/ok"),
+            ("BILLING_CANCEL_URL", "https://app.example.com/cancel"),
+        ];
+        assert!(config(Environment::Production, &pairs).is_ok());
+        for (missing, _) in pairs {
+            let rest: Vec<_> = pairs.into_iter().filter(|(k, _)| *k != missing).collect();
+            let err = config(Environment::Production, &rest).unwrap_err();
+            assert_eq!(err.var, missing);
+        }
+    }
+
+    #[test]
+    fn webhook_secrets_rotate_as_a_comma_separated_list() {
+        let cfg = config(
+            Environment::Test,
+            &[("STRIPE_WEBHOOK_SECRETS", " whsec_new , whsec_old ,")],
+        )
+        .unwrap();
+        let secrets: Vec<_> = cfg
+            .webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect();
+        assert_eq!(secrets, ["whsec_new", "whsec_old"]);
+        let err = config(Environment::Test, &[("STRIPE_WEBHOOK_SECRETS", " , ")]).unwrap_err();
+        assert_eq!(err.var, "STRIPE_WEBHOOK_SECRETS");
+    }
+
+    #[test]
+    fn currency_must_be_a_lower_case_code() {
+        for bad in ["USD", "us", "dollars"] {
+            let err = config(Environment::Test, &[("BILLING_CURRENCY", bad)]).unwrap_err();
+            assert_eq!(err.var, "BILLING_CURRENCY");
+        }
+        let cfg = config(Environment::Test, &[("BILLING_CURRENCY", "eur")]).unwrap();
+        assert_eq!(cfg.currency, "eur");
     }
 }

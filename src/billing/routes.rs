@@ -1,5 +1,197 @@
 //! HTTP routes of the billing layer (mounted under `/api/v1`).
+use actix_web::{HttpRequest, HttpResponse, get, http::header, middleware::from_fn, post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use super::{
+    BillingError, Customer, catalogue,
+    catalogue::Product,
+    orders::{self, CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
+    signature,
+    webhook::{self, WebhookAck},
+};
+use crate::{
+    http::{Problem, idempotency},
+    startup::AppState,
+};
 
 /// Registers the billing routes. Each handler is a `#[utoipa::path]` function added with `cfg.service`.
-pub fn routes(_cfg: &mut ServiceConfig) {}
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(list_products)
+        .service(checkout)
+        .service(list_orders)
+        .service(get_order)
+        .service(list_licenses)
+        .service(stripe_webhook);
+}
+
+/// The catalogue: products on sale with their price in the shop's currency.
+#[utoipa::path(
+    tag = "billing",
+    responses((status = 200, description = "Products on sale", body = [Product])),
+)]
+#[get("/billing/products")]
+pub async fn list_products(
+    app: web::Data<AppState>,
+) -> Result<web::Json<Vec<Product>>, BillingError> {
+    let products = catalogue::on_sale(&app.db, &app.config.billing.currency).await?;
+    Ok(web::Json(products))
+}
+
+/// Starts a purchase: creates an order and its Stripe Checkout Session; send the customer to
+/// `checkout_url`. Requires an `Idempotency-Key`: a retry with the same key returns the same order
+/// and session, never a second one.
+#[utoipa::path(
+    tag = "billing",
+    request_body = CheckoutRequest,
+    params(("Idempotency-Key" = String, Header, description = "A unique key per purchase attempt (e.g. a UUID); resend it on retries")),
+    responses(
+        (status = 201, description = "Order created; pay at checkout_url", body = CheckoutResponse),
+        (status = 200, description = "The order this key already created", body = CheckoutResponse),
+        (status = 400, description = "Missing or invalid Idempotency-Key, or malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product on sale", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this key is still in flight", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid quantity, or the key was used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Stripe could not be reached; retry with the same key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+#[post(
+    "/billing/checkout",
+    wrap = "from_fn(idempotency::required::<Customer>)"
+)]
+pub async fn checkout(
+    app: web::Data<AppState>,
+    customer: Customer,
+    req: HttpRequest,
+    body: web::Json<CheckoutRequest>,
+) -> Result<HttpResponse, BillingError> {
+    let key = idempotency::key_of(&req).ok_or_else(|| {
+        BillingError::Internal("checkout reached without an Idempotency-Key".into())
+    })?;
+    let (response, created) = orders::checkout(&app, customer.user_id, &key, &body).await?;
+    let location = format!("/api/v1/billing/orders/{}", response.order_id);
+    let mut builder = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(builder
+        .insert_header((header::LOCATION, location))
+        .json(response))
+}
+
+/// The signed-in customer's orders, newest first.
+#[utoipa::path(
+    tag = "billing",
+    responses(
+        (status = 200, description = "Orders", body = [OrderView]),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+#[get("/billing/orders")]
+pub async fn list_orders(
+    app: web::Data<AppState>,
+    customer: Customer,
+) -> Result<web::Json<Vec<OrderView>>, BillingError> {
+    Ok(web::Json(
+        orders::list_for_user(&app.db, customer.user_id).await?,
+    ))
+}
+
+/// One of the customer's orders (another user's order is a 404).
+#[utoipa::path(
+    tag = "billing",
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+#[get("/billing/orders/{id}")]
+pub async fn get_order(
+    app: web::Data<AppState>,
+    customer: Customer,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<OrderView>, BillingError> {
+    orders::find_for_user(&app.db, customer.user_id, *id)
+        .await?
+        .map(web::Json)
+        .ok_or(BillingError::OrderNotFound)
+}
+
+/// The customer's licences (revoked and suspended ones included).
+#[utoipa::path(
+    tag = "billing",
+    responses(
+        (status = 200, description = "Licences", body = [LicenseView]),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+#[get("/billing/licenses")]
+pub async fn list_licenses(
+    app: web::Data<AppState>,
+    customer: Customer,
+) -> Result<web::Json<Vec<LicenseView>>, BillingError> {
+    Ok(web::Json(
+        orders::licenses_for_user(&app.db, customer.user_id).await?,
+    ))
+}
+
+/// Stripe's webhook endpoint. Verifies `Stripe-Signature` over the raw body, then records and applies
+/// the event in one transaction. 200 once recorded (including duplicates, unknown orders and types
+/// we do not handle); 500 when processing failed and nothing was kept, so Stripe retries.
+#[utoipa::path(
+    tag = "billing",
+    request_body(content = Object, content_type = "application/json", description = "A Stripe event, as Stripe sends it"),
+    params(("Stripe-Signature" = String, Header, description = "t=<unix time>,v1=<HMAC-SHA256>[,v1=...]")),
+    responses(
+        (status = 200, description = "Event recorded", body = WebhookAck),
+        (status = 400, description = "Missing or invalid signature, or not a Stripe event", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Processing failed; nothing was kept and Stripe will retry", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/webhooks/stripe")]
+pub async fn stripe_webhook(
+    app: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<web::Json<WebhookAck>, BillingError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(BillingError::UnsupportedMediaType);
+    }
+    let config = &app.config.billing;
+    let secrets: Vec<&[u8]> = config
+        .webhook_secrets
+        .iter()
+        .map(|s| secrecy::ExposeSecret::expose_secret(s).as_bytes())
+        .collect();
+    signature::verify(
+        req.headers()
+            .get("stripe-signature")
+            .and_then(|v| v.to_str().ok()),
+        &body,
+        &secrets,
+        config.webhook_tolerance.as_secs() as i64,
+        chrono::Utc::now().timestamp(),
+    )?;
+    let (envelope, raw) = webhook::parse(&body)?;
+    let started = std::time::Instant::now();
+    let result = webhook::process(&app, &envelope, &raw).await;
+    let outcome = result.as_ref().map_or("failed", |ack| ack.outcome.as_str());
+    app.metrics
+        .observe_webhook(&envelope.event_type, outcome, started.elapsed());
+    Ok(web::Json(result?))
+}

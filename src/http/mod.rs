@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every layer: problem+json errors, request ids, health probes.
 pub mod errors;
 pub mod health;
+pub mod idempotency;
 pub mod problem;
 pub mod request_id;
 

@@ -119,7 +119,72 @@ impl Job for SendEmail {
 
     async fn run(self, ctx: JobContext) -> Result<(), JobError> {
         let key = self.message_key.clone().unwrap_or(ctx.job_id.clone());
-        ctx.app.mailer.send(&self, &key).await?;
-        Ok(())
+        send_once(&ctx.app, &self, &key).await
     }
+}
+
+/// How long one run may take to send before another run of the same email may try.
+const SEND_LEASE_SECS: i64 = 60;
+
+/// Sends `email` unless an email with this Message-ID key was already sent.
+///
+/// The queue runs a job at least once: a worker whose heartbeats stop is presumed dead and its jobs
+/// are re-run elsewhere — possibly while the first run is still talking SMTP. A row per key in
+/// `sent_emails`, claimed with a lease before sending, makes the second run stand aside: it succeeds
+/// at once if the email went out, or fails (and is retried later) while the first run holds the lease.
+/// Only a crash between the SMTP handover and recording it can still send twice, and then the copy
+/// carries the same Message-ID, which mail clients collapse.
+pub async fn send_once(
+    app: &crate::startup::AppState,
+    email: &SendEmail,
+    message_key: &str,
+) -> Result<(), JobError> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let stmt =
+        |sql: &str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [message_key.into()]);
+    let claimed = app
+        .db
+        .execute_raw(stmt(&format!(
+            "INSERT INTO sent_emails (message_key, lease_until) \
+             VALUES ($1, now() + interval '{SEND_LEASE_SECS} seconds') \
+             ON CONFLICT (message_key) DO UPDATE SET lease_until = EXCLUDED.lease_until \
+             WHERE sent_emails.sent_at IS NULL AND sent_emails.lease_until < now()"
+        )))
+        .await?
+        .rows_affected()
+        == 1;
+    if !claimed {
+        let sent = app
+            .db
+            .query_one_raw(stmt(
+                "SELECT sent_at IS NOT NULL AS sent FROM sent_emails WHERE message_key = $1",
+            ))
+            .await?
+            .map(|row| row.try_get::<bool>("", "sent"))
+            .transpose()?
+            .unwrap_or(false);
+        return if sent {
+            tracing::info!(message_key, "email already sent; not sending again");
+            Ok(())
+        } else {
+            Err(JobError::Other(format!(
+                "email {message_key} is being sent by another run"
+            )))
+        };
+    }
+    if let Err(error) = app.mailer.send(email, message_key).await {
+        // Let the next attempt claim it at once.
+        app.db
+            .execute_raw(stmt(
+                "UPDATE sent_emails SET lease_until = now() WHERE message_key = $1 AND sent_at IS NULL",
+            ))
+            .await?;
+        return Err(error.into());
+    }
+    app.db
+        .execute_raw(stmt(
+            "UPDATE sent_emails SET sent_at = now() WHERE message_key = $1",
+        ))
+        .await?;
+    Ok(())
 }

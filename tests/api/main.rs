@@ -1,6 +1,10 @@
 //! Integration tests: the real app over real HTTP against real Postgres. One binary (fast to link),
 //! one module per area.
+mod billing;
+mod billing_idempotency;
+mod billing_webhooks;
 mod errors;
+mod fake_stripe;
 mod health;
 mod helpers;
 mod jobs;

@@ -1,0 +1,123 @@
+//! The billing layer's one error type, mapped once to problem+json.
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+
+use super::signature::SignatureError;
+use crate::http::{Problem, problem};
+
+/// Problem types of the billing layer; clients branch on these, never on titles.
+pub mod types {
+    pub const PRODUCT_NOT_FOUND: &str = "urn:ironclad:problem:product-not-found";
+    pub const ORDER_NOT_FOUND: &str = "urn:ironclad:problem:order-not-found";
+    pub const CHECKOUT_KEY_REUSED: &str = "urn:ironclad:problem:checkout-key-reused";
+    pub const ORDER_NOT_CANCELABLE: &str = "urn:ironclad:problem:order-not-cancelable";
+    pub const PAYMENT_PROVIDER: &str = "urn:ironclad:problem:payment-provider-unavailable";
+    pub const INVALID_SIGNATURE: &str = "urn:ironclad:problem:invalid-webhook-signature";
+    pub const INVALID_EVENT: &str = "urn:ironclad:problem:invalid-webhook-event";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BillingError {
+    #[error("no product {0} is on sale")]
+    ProductNotFound(uuid::Uuid),
+    #[error("order not found")]
+    OrderNotFound,
+    #[error("{0}")]
+    Validation(String),
+    #[error("this Idempotency-Key already created an order for another product or quantity")]
+    CheckoutKeyReused,
+    #[error("the order is {0} and can no longer be canceled")]
+    NotCancelable(&'static str),
+    #[error("stripe: {0}")]
+    Stripe(String),
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("the event is not a Stripe event: {0}")]
+    InvalidEvent(String),
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<stripe::StripeError> for BillingError {
+    fn from(error: stripe::StripeError) -> Self {
+        Self::Stripe(error.to_string())
+    }
+}
+
+impl BillingError {
+    pub fn to_problem(&self) -> Problem {
+        use types::*;
+        let detailed = |status, kind, title: &str| {
+            Problem::new(status, kind, title).with_detail(self.to_string())
+        };
+        match self {
+            Self::ProductNotFound(_) => detailed(
+                StatusCode::NOT_FOUND,
+                PRODUCT_NOT_FOUND,
+                "Product not found",
+            ),
+            Self::OrderNotFound => {
+                detailed(StatusCode::NOT_FOUND, ORDER_NOT_FOUND, "Order not found")
+            }
+            Self::Validation(_) => detailed(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                problem::types::VALIDATION,
+                "The request is not valid",
+            ),
+            Self::CheckoutKeyReused => detailed(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                CHECKOUT_KEY_REUSED,
+                "Idempotency-Key reused for a different checkout",
+            ),
+            Self::NotCancelable(_) => detailed(
+                StatusCode::CONFLICT,
+                ORDER_NOT_CANCELABLE,
+                "The order cannot be canceled",
+            ),
+            Self::Stripe(cause) => {
+                // The cause is logged, not shown: it may carry account details.
+                tracing::warn!(%cause, "stripe request failed");
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    PAYMENT_PROVIDER,
+                    "The payment provider could not be reached",
+                )
+                .with_detail("retry with the same Idempotency-Key: no second payment can result")
+            }
+            Self::Signature(_) => detailed(
+                StatusCode::BAD_REQUEST,
+                INVALID_SIGNATURE,
+                "The webhook signature is not valid",
+            ),
+            Self::UnsupportedMediaType => Problem::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+                .with_detail(self.to_string()),
+            Self::InvalidEvent(_) => detailed(
+                StatusCode::BAD_REQUEST,
+                INVALID_EVENT,
+                "The webhook payload is not a Stripe event",
+            ),
+            Self::Database(_) | Self::Internal(_) => problem::internal_error(self),
+        }
+    }
+}
+
+impl ResponseError for BillingError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::ProductNotFound(_) | Self::OrderNotFound => StatusCode::NOT_FOUND,
+            Self::Validation(_) | Self::CheckoutKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotCancelable(_) => StatusCode::CONFLICT,
+            Self::Stripe(_) => StatusCode::BAD_GATEWAY,
+            Self::Signature(_) | Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.to_problem().error_response()
+    }
+}

@@ -1,0 +1,170 @@
+//! The Stripe calls billing makes, on async-stripe. The API base comes from config, so tests and an
+//! offline developer point it at a local fake.
+use std::collections::HashMap;
+
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
+use stripe_checkout::{
+    CheckoutSessionMode,
+    checkout_session::{
+        CreateCheckoutSession, CreateCheckoutSessionLineItems,
+        CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionPaymentIntentData,
+        ProductData,
+    },
+};
+use uuid::Uuid;
+
+use super::{BillingConfig, BillingError};
+
+/// A handle on the Stripe API. Cheap to clone.
+#[derive(Clone)]
+pub struct StripeApi {
+    client: stripe::Client,
+}
+
+impl std::fmt::Debug for StripeApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StripeApi")
+    }
+}
+
+/// What a Checkout Session is created from: one order, priced by us.
+#[derive(Debug, Clone)]
+pub struct SessionRequest<'a> {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub customer_email: &'a str,
+    pub currency: &'a str,
+    pub amount_total: i64,
+    pub lines: Vec<SessionLine<'a>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionLine<'a> {
+    pub name: &'a str,
+    pub unit_amount: i64,
+    pub quantity: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedSession {
+    pub id: String,
+    pub url: String,
+}
+
+impl StripeApi {
+    pub fn new(config: &BillingConfig) -> Result<Self, BillingError> {
+        let client = stripe::ClientBuilder::new(config.stripe_secret_key.expose_secret())
+            .url(config.stripe_api_base.clone())
+            .timeout(config.stripe_timeout)
+            .app_info("ironclad", Some(env!("CARGO_PKG_VERSION").into()), None)
+            .build()?;
+        Ok(Self { client })
+    }
+
+    /// Creates the order's Checkout Session. The request carries an idempotency key derived from the
+    /// order (see [`session_idempotency_key`]): a retry — ours, the client's, after a crash — gets the
+    /// same session back from Stripe instead of a second one, so the customer can only pay once.
+    pub async fn create_checkout_session(
+        &self,
+        request: &SessionRequest<'_>,
+        config: &BillingConfig,
+    ) -> Result<CreatedSession, BillingError> {
+        let order_id = request.order_id.to_string();
+        let metadata = HashMap::from([("order_id".to_owned(), order_id.clone())]);
+        // Copied to the PaymentIntent so its events (and its charges') name the order too.
+        let mut payment_intent_data = CreateCheckoutSessionPaymentIntentData::new();
+        payment_intent_data.metadata = Some(metadata.clone());
+        let line_items: Vec<_> = request
+            .lines
+            .iter()
+            .map(|line| {
+                let mut price = CreateCheckoutSessionLineItemsPriceData::new(
+                    request
+                        .currency
+                        .parse::<stripe_types::Currency>()
+                        .unwrap_or_else(|e| match e {}),
+                );
+                price.unit_amount = Some(line.unit_amount);
+                price.product_data = Some(ProductData::new(line.name));
+                let mut item = CreateCheckoutSessionLineItems::new();
+                item.price_data = Some(price);
+                item.quantity = Some(line.quantity);
+                item
+            })
+            .collect();
+        let key = IdempotencyKey::new(session_idempotency_key(request))
+            .map_err(|e| BillingError::Internal(e.to_string()))?;
+        let session = CreateCheckoutSession::new()
+            .mode(CheckoutSessionMode::Payment)
+            .client_reference_id(order_id)
+            .customer_email(request.customer_email)
+            .metadata(metadata)
+            .payment_intent_data(payment_intent_data)
+            .line_items(line_items)
+            .success_url(&config.success_url)
+            .cancel_url(&config.cancel_url)
+            .customize()
+            .request_strategy(RequestStrategy::Idempotent(key))
+            .send(&self.client)
+            .await?;
+        let url = session
+            .url
+            .ok_or_else(|| BillingError::Stripe("the Checkout Session has no url".into()))?;
+        Ok(CreatedSession {
+            id: session.id.to_string(),
+            url,
+        })
+    }
+}
+
+/// `checkout-<order id>-<hash of user, amount, currency and lines>`: the same order always yields
+/// the same key, and should an order's contents ever differ, the key does too (Stripe would otherwise
+/// answer a reused key with different parameters by an error).
+pub fn session_idempotency_key(request: &SessionRequest<'_>) -> String {
+    let mut hash = Sha256::new();
+    hash.update(request.user_id.as_bytes());
+    hash.update(request.amount_total.to_be_bytes());
+    hash.update(request.currency.as_bytes());
+    for line in &request.lines {
+        hash.update(line.name.as_bytes());
+        hash.update([0]);
+        hash.update(line.unit_amount.to_be_bytes());
+        hash.update(line.quantity.to_be_bytes());
+    }
+    let digest = hex::encode(hash.finalize());
+    format!("checkout-{}-{}", request.order_id, &digest[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(amount: i64) -> SessionRequest<'static> {
+        SessionRequest {
+            order_id: Uuid::from_u128(1),
+            user_id: Uuid::from_u128(2),
+            customer_email: "ada@example.com",
+            currency: "usd",
+            amount_total: amount,
+            lines: vec![SessionLine {
+                name: "Pro",
+                unit_amount: amount,
+                quantity: 1,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_session_key_is_deterministic_per_order_and_content() {
+        let key = session_idempotency_key(&request(4900));
+        assert_eq!(key, session_idempotency_key(&request(4900)));
+        assert!(key.starts_with("checkout-00000000-0000-0000-0000-000000000001-"));
+        assert!(key.len() <= 255);
+        assert_ne!(key, session_idempotency_key(&request(5000)));
+        let mut other_user = request(4900);
+        other_user.user_id = Uuid::from_u128(3);
+        assert_ne!(key, session_idempotency_key(&other_user));
+    }
+}

@@ -1,0 +1,255 @@
+//! Stripe webhook processing: one database transaction per event.
+//!
+//! 1. Record the event in `stripe_events` (primary key = Stripe's event id). A duplicate delivery —
+//!    a retry, or the same event arriving on several connections at once — blocks on that key until
+//!    the first transaction ends, then finds it recorded and does nothing. If the first one rolled
+//!    back, the duplicate simply becomes the first.
+//! 2. Lock the order (`SELECT … FOR UPDATE`), so different events for one order apply one at a time.
+//! 3. Run the state machine, append to `order_events`, move the order, enqueue follow-up jobs (with
+//!    idempotency keys derived from the order).
+//! 4. Commit, then answer 200. Any failure rolls all of it back and answers 500: Stripe retries, and
+//!    the retry starts from a clean slate.
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{
+    BillingError,
+    events::{self, Envelope, Interpretation},
+    orders::{self, OrderRow, Source},
+    sql,
+    state::{self, OrderEvent, Outcome},
+};
+use crate::startup::AppState;
+
+/// What became of an event (`stripe_events.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// The order moved.
+    Applied,
+    /// A duplicate or stale event for the order: recorded, nothing changed.
+    Ignored,
+    /// Contradicts what we know about the order: recorded for review, nothing changed.
+    Rejected,
+    /// A type we do not act on: recorded.
+    UnhandledType,
+    /// Names no order of ours: recorded for review.
+    UnknownOrder,
+    /// Already processed (Stripe retried it, or sent it twice at once): nothing done.
+    Duplicate,
+}
+
+impl EventOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Ignored => "ignored",
+            Self::Rejected => "rejected",
+            Self::UnhandledType => "unhandled_type",
+            Self::UnknownOrder => "unknown_order",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// The webhook's answer. Stripe only looks at the status; the body helps whoever reads the
+/// delivery log in the Stripe dashboard.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"event_id": "evt_1QxYz2AbCdEfGh", "outcome": "applied"}))]
+pub struct WebhookAck {
+    pub event_id: String,
+    pub outcome: EventOutcome,
+}
+
+/// Parses a verified payload into the envelope and the raw JSON to store.
+pub fn parse(payload: &[u8]) -> Result<(Envelope, Value), BillingError> {
+    let raw: Value =
+        serde_json::from_slice(payload).map_err(|e| BillingError::InvalidEvent(e.to_string()))?;
+    let envelope: Envelope = serde_json::from_value(raw.clone())
+        .map_err(|e| BillingError::InvalidEvent(e.to_string()))?;
+    if envelope.id.is_empty() || envelope.event_type.is_empty() {
+        return Err(BillingError::InvalidEvent("empty id or type".into()));
+    }
+    Ok((envelope, raw))
+}
+
+pub async fn process(
+    app: &AppState,
+    envelope: &Envelope,
+    raw: &Value,
+) -> Result<WebhookAck, BillingError> {
+    let txn = app.db.begin().await?;
+    let outcome = process_in(app, &txn, envelope, raw).await?;
+    txn.commit().await?;
+    tracing::info!(
+        event_id = %envelope.id,
+        event_type = %envelope.event_type,
+        outcome = outcome.as_str(),
+        "stripe event processed"
+    );
+    Ok(WebhookAck {
+        event_id: envelope.id.clone(),
+        outcome,
+    })
+}
+
+async fn process_in(
+    app: &AppState,
+    txn: &DatabaseTransaction,
+    envelope: &Envelope,
+    raw: &Value,
+) -> Result<EventOutcome, DbErr> {
+    let created = DateTime::<Utc>::from_timestamp(envelope.created, 0).unwrap_or_else(Utc::now);
+    // The gate. `outcome` is provisional and set below, in this same transaction.
+    let recorded = txn
+        .execute_raw(sql(
+            "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, payload, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'ignored') ON CONFLICT (event_id) DO NOTHING",
+            [
+                envelope.id.clone().into(),
+                envelope.event_type.clone().into(),
+                envelope.livemode.into(),
+                envelope.api_version.clone().into(),
+                created.into(),
+                raw.clone().into(),
+            ],
+        ))
+        .await?
+        .rows_affected();
+    if recorded == 0 {
+        return Ok(EventOutcome::Duplicate);
+    }
+
+    let Some(interpretation) = events::interpret(envelope) else {
+        return finish(txn, envelope, None, EventOutcome::UnhandledType, None).await;
+    };
+    let Some(order) = find_order(txn, &interpretation).await? else {
+        let detail = "no order matches the event's metadata, client_reference_id or payment intent";
+        return finish(
+            txn,
+            envelope,
+            None,
+            EventOutcome::UnknownOrder,
+            Some(detail),
+        )
+        .await;
+    };
+
+    let outcome = match contradiction(&order, &interpretation) {
+        Some(reason) => Outcome::Rejected { reason },
+        None => state::transition(order.status()?, interpretation.event),
+    };
+    if let Outcome::Applied { .. } = outcome {
+        link_stripe_ids(txn, &order, &interpretation).await?;
+    }
+    orders::record_outcome(
+        app,
+        txn,
+        &order,
+        interpretation.event,
+        &outcome,
+        Source::Stripe {
+            event_id: &envelope.id,
+        },
+    )
+    .await?;
+    let event_outcome = match outcome {
+        Outcome::Applied { .. } => EventOutcome::Applied,
+        Outcome::Ignored { .. } => EventOutcome::Ignored,
+        Outcome::Rejected { .. } => EventOutcome::Rejected,
+    };
+    finish(txn, envelope, Some(&order), event_outcome, outcome.reason()).await
+}
+
+async fn finish(
+    txn: &DatabaseTransaction,
+    envelope: &Envelope,
+    order: Option<&OrderRow>,
+    outcome: EventOutcome,
+    detail: Option<&str>,
+) -> Result<EventOutcome, DbErr> {
+    txn.execute_raw(sql(
+        "UPDATE stripe_events SET outcome = $2, order_id = $3, detail = $4 WHERE event_id = $1",
+        [
+            envelope.id.clone().into(),
+            outcome.as_str().into(),
+            order.map(|o| o.id).into(),
+            detail.map(str::to_owned).into(),
+        ],
+    ))
+    .await?;
+    Ok(outcome)
+}
+
+/// The order an event is about, locked. Session and payment intent events name it in their metadata;
+/// charge and dispute events reach it through the payment intent recorded at checkout completion.
+async fn find_order(
+    txn: &DatabaseTransaction,
+    event: &Interpretation,
+) -> Result<Option<OrderRow>, DbErr> {
+    if let Some(id) = event.order_id
+        && let Some(order) = orders::lock(txn, id).await?
+    {
+        return Ok(Some(order));
+    }
+    match &event.payment_intent {
+        Some(pi) => orders::lock_by_payment_intent(txn, pi).await,
+        None => Ok(None),
+    }
+}
+
+/// Facts in the event that contradict the order: such an event is rejected for review rather than
+/// applied (a paid event for another amount must never deliver a licence).
+fn contradiction(order: &OrderRow, event: &Interpretation) -> Option<&'static str> {
+    if let Some(session) = &event.session {
+        if order
+            .stripe_checkout_session_id
+            .as_deref()
+            .is_some_and(|id| id != session.id)
+        {
+            return Some("the event is for another Checkout Session than the order's");
+        }
+        let pays = matches!(
+            event.event,
+            OrderEvent::CheckoutCompleted { paid: true } | OrderEvent::AsyncPaymentSucceeded
+        );
+        if pays
+            && (session.amount_total != Some(order.amount_total)
+                || session.currency.as_deref() != Some(order.currency.as_str()))
+        {
+            return Some("the session's amount or currency differs from the order's");
+        }
+    }
+    if let (Some(known), Some(reported)) = (&order.stripe_payment_intent_id, &event.payment_intent)
+        && known != reported
+    {
+        return Some("the event is for another payment intent than the order's");
+    }
+    None
+}
+
+/// Remembers the session and payment intent the first time an applied event reveals them (the
+/// session id may land here before checkout's own update does).
+async fn link_stripe_ids(
+    txn: &DatabaseTransaction,
+    order: &OrderRow,
+    event: &Interpretation,
+) -> Result<(), DbErr> {
+    let session = event.session.as_ref().map(|s| s.id.clone());
+    txn.execute_raw(sql(
+        "UPDATE orders SET \
+             stripe_checkout_session_id = COALESCE(stripe_checkout_session_id, $2), \
+             stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, $3) \
+         WHERE id = $1",
+        [
+            order.id.into(),
+            session.into(),
+            event.payment_intent.clone().into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}

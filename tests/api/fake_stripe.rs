@@ -1,0 +1,247 @@
+//! A fake Stripe API for the tests, started before the app so its URL goes into `STRIPE_API_BASE`.
+//! It records every request with its `Idempotency-Key`, answers Checkout Session creation with
+//! complete objects (async-stripe parses strictly), and honours idempotency keys as Stripe does: the
+//! same key returns the same response. It can be told to fail the next requests, like an outage.
+use std::{
+    collections::HashMap,
+    net::TcpListener,
+    sync::{Arc, Mutex},
+};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub idempotency_key: Option<String>,
+    pub form: HashMap<String, String>,
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    /// Idempotency key → the response first given for it.
+    replies: HashMap<String, (u16, Value)>,
+    sessions: Vec<Value>,
+    fail_next: usize,
+}
+
+pub struct FakeStripe {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    handle: ServerHandle,
+}
+
+impl FakeStripe {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .default_service(web::to(handle))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self { url, state, handle }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Checkout Sessions actually created (idempotent replays not counted).
+    pub fn sessions(&self) -> Vec<Value> {
+        self.state.lock().unwrap().sessions.clone()
+    }
+
+    /// The next `n` requests fail with a 500, and are not remembered under their key (the request
+    /// "never reached" Stripe's processing), as in an outage.
+    pub fn fail_next(&self, n: usize) {
+        self.state.lock().unwrap().fail_next = n;
+    }
+}
+
+impl Drop for FakeStripe {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
+
+async fn handle(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<Mutex<State>>,
+) -> HttpResponse {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut state = state.lock().unwrap();
+    state.requests.push(Recorded {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+        idempotency_key: key.clone(),
+        form: form.clone(),
+    });
+    let authorized = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer sk_"));
+    if !authorized {
+        return reply(
+            401,
+            error("invalid_request_error", "Invalid API Key provided"),
+        );
+    }
+    if let Some((status, body)) = key.as_ref().and_then(|k| state.replies.get(k)) {
+        return reply(*status, body.clone());
+    }
+    if state.fail_next > 0 {
+        state.fail_next -= 1;
+        return reply(
+            500,
+            error("api_error", "Something went wrong on Stripe's end"),
+        );
+    }
+    let (status, body) = match (req.method().as_str(), req.path()) {
+        ("POST", "/v1/checkout/sessions") => {
+            let n = state.sessions.len() + 1;
+            let session = checkout_session(&format!("cs_test_{n:04}"), &form);
+            state.sessions.push(session.clone());
+            (200, session)
+        }
+        _ => (
+            404,
+            error(
+                "invalid_request_error",
+                &format!("Unrecognized request URL ({})", req.path()),
+            ),
+        ),
+    };
+    if let Some(key) = key {
+        state.replies.insert(key, (status, body.clone()));
+    }
+    reply(status, body)
+}
+
+fn reply(status: u16, body: Value) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+        .insert_header(("request-id", "req_fake"))
+        .json(body)
+}
+
+fn error(kind: &str, message: &str) -> Value {
+    json!({"error": {"type": kind, "message": message}})
+}
+
+/// A complete `checkout.session` object built from the creation form, as Stripe would return it.
+pub fn checkout_session(id: &str, form: &HashMap<String, String>) -> Value {
+    let get = |k: &str| form.get(k).cloned();
+    let mut amount_total = 0i64;
+    for i in 0.. {
+        let Some(unit) = get(&format!("line_items[{i}][price_data][unit_amount]")) else {
+            break;
+        };
+        let quantity: i64 =
+            get(&format!("line_items[{i}][quantity]")).map_or(1, |q| q.parse().unwrap());
+        amount_total += unit.parse::<i64>().unwrap() * quantity;
+    }
+    let currency = get("line_items[0][price_data][currency]");
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "id": id,
+        "object": "checkout.session",
+        "created": now,
+        "expires_at": now + 24 * 3600,
+        "livemode": false,
+        "mode": get("mode").unwrap_or_else(|| "payment".into()),
+        "status": "open",
+        "payment_status": "unpaid",
+        "payment_method_types": ["card"],
+        "automatic_tax": {"enabled": false, "liability": null, "status": null},
+        "custom_fields": [],
+        "custom_text": {"after_submit": null, "shipping_address": null, "submit": null, "terms_of_service_acceptance": null},
+        "shipping_options": [],
+        "amount_subtotal": amount_total,
+        "amount_total": amount_total,
+        "currency": currency,
+        "client_reference_id": get("client_reference_id"),
+        "customer_email": get("customer_email"),
+        "metadata": {"order_id": get("metadata[order_id]")},
+        "payment_intent": null,
+        "success_url": get("success_url"),
+        "cancel_url": get("cancel_url"),
+        "url": format!("https://checkout.stripe.test/c/pay/{id}"),
+    })
+}
+
+/// A Stripe event envelope around `object`.
+pub fn event(id: &str, event_type: &str, object: Value) -> Value {
+    json!({
+        "id": id,
+        "object": "event",
+        "api_version": "2025-10-29.clover",
+        "created": chrono::Utc::now().timestamp(),
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null},
+        "type": event_type,
+        "data": {"object": object},
+    })
+}
+
+/// The session as it looks once the customer paid (or, with `paid = false`, completed with a delayed
+/// payment method).
+pub fn completed(session: &Value, payment_intent: &str, paid: bool) -> Value {
+    let mut session = session.clone();
+    session["status"] = json!("complete");
+    session["payment_status"] = json!(if paid { "paid" } else { "unpaid" });
+    session["payment_intent"] = json!(payment_intent);
+    session
+}
+
+/// A charge (for `charge.refunded`), fully refunded when `full`.
+pub fn refunded_charge(
+    payment_intent: &str,
+    order_id: Option<&str>,
+    amount: i64,
+    full: bool,
+) -> Value {
+    json!({
+        "id": format!("ch_for_{payment_intent}"),
+        "object": "charge",
+        "amount": amount,
+        "amount_refunded": if full { amount } else { amount / 2 },
+        "refunded": full,
+        "currency": "usd",
+        "payment_intent": payment_intent,
+        "metadata": order_id.map_or(json!({}), |id| json!({"order_id": id})),
+    })
+}
+
+pub fn dispute(payment_intent: &str, amount: i64) -> Value {
+    json!({
+        "id": format!("dp_for_{payment_intent}"),
+        "object": "dispute",
+        "amount": amount,
+        "charge": format!("ch_for_{payment_intent}"),
+        "payment_intent": payment_intent,
+        "reason": "fraudulent",
+        "status": "needs_response",
+        "metadata": {},
+    })
+}
