@@ -182,7 +182,7 @@ impl Config {
 
 /// Reads variables, turning "missing" and "unparsable" into errors naming the variable. Each layer
 /// reads its own settings through it (`AuthConfig::from_vars`, `BillingConfig::from_vars`).
-pub struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+pub struct Vars<'a>(pub(crate) &'a dyn Fn(&str) -> Option<String>);
 
 impl Vars<'_> {
     pub fn get(&self, var: &str) -> Option<String> {
@@ -242,10 +242,17 @@ mod tests {
         let err =
             config(&[("DATABASE_URL", "postgres://x"), ("APP_ENV", "production")]).unwrap_err();
         assert_eq!(err.var, "SMTP_URL");
+        let key = "cHJvZHVjdGlvbi1rZXktcHJvZHVjdGlvbi1rZXktMTIzNA==";
         let ok = config(&[
             ("DATABASE_URL", "postgres://x"),
             ("APP_ENV", "production"),
             ("SMTP_URL", "smtp://localhost:25"),
+            ("JWT_KID", "k1"),
+            ("JWT_SECRET", key),
+            (
+                "AUTH_TOTP_ENCRYPTION_KEY",
+                "cHJvZHVjdGlvbi1rZXktcHJvZHVjdGlvbi1rZXktMTI=",
+            ),
         ])
         .unwrap();
         assert!(matches!(ok.mail.transport, MailTransport::Smtp(_)));
