@@ -207,6 +207,12 @@ pub async fn register(
             .await?;
         }
         None => {
+            tracing::info!(
+                target: "ironclad::audit",
+                event = Event::RegisterExistingEmail.as_str(),
+                ip = meta.ip.as_deref(),
+                "auth event"
+            );
             send(
                 &txn,
                 app,

@@ -272,7 +272,7 @@ pub struct RequestMeta {
 }
 
 impl RequestMeta {
-    pub fn from_request(req: &HttpRequest) -> Self {
+    pub fn of(req: &HttpRequest) -> Self {
         let trust_proxy = app_state(req)
             .map(|s| s.config.auth.trust_proxy_headers)
             .unwrap_or(false);
@@ -309,7 +309,7 @@ impl FromRequest for RequestMeta {
     type Future = Ready<Result<Self, Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(Self::from_request(req)))
+        ready(Ok(Self::of(req)))
     }
 }
 
