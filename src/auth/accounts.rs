@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -20,7 +19,7 @@ use super::{
     tokens::{random_token, token_hash},
 };
 use crate::{
-    jobs::{Enqueued, Job, JobContext, JobError, JobOptions},
+    jobs::{Enqueued, JobOptions},
     mail::SendEmail,
     startup::AppState,
 };
@@ -270,82 +269,55 @@ pub async fn verify_email(
     Ok(())
 }
 
-/// Job: the work behind `POST /auth/password/forgot`. The request only enqueues this, whatever the
-/// email, so its answer and timing say nothing about whether an account exists.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PasswordResetRequested {
-    pub email: String,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl Job for PasswordResetRequested {
-    const QUEUE: &'static str = "auth_password_reset";
-
-    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
-        let app = &ctx.app;
-        let Ok(email) = Email::parse(&self.email) else {
-            return Ok(());
-        };
-        let other = |e: AuthError| JobError::Other(e.to_string());
-        let Some(user) = find_by_email(&app.db, &email).await.map_err(other)? else {
-            return Ok(());
-        };
-        let meta = RequestMeta {
-            ip: self.ip,
-            user_agent: self.user_agent,
-        };
-        let base = &app.config.http.public_url;
-        let txn = app.db.begin().await?;
-        let token = email_token(
-            &txn,
-            user.id,
-            "password_reset",
-            app.config.auth.password_reset_ttl,
-        )
-        .await
-        .map_err(other)?;
-        // Keyed by this job: a re-run after a crash does not mail a second link.
-        let enqueued = send(
-            &txn,
-            app,
-            &user.email,
-            "password_reset",
-            json!({"token": token, "link": format!("{base}/reset-password?token={token}"), "app_url": base}),
-            JobOptions::idempotency_key(format!("password-reset:{}", ctx.job_id)),
-        )
-        .await
-        .map_err(other)?;
-        if enqueued == Enqueued::Duplicate {
-            txn.rollback().await?;
-            return Ok(());
+/// `POST /auth/password/forgot`. The answer must not depend on whether an account uses the address,
+/// in content or in timing, so the request only hands the email to a background task and returns;
+/// the task makes the token and enqueues the email in one transaction (durable from its commit).
+pub fn forgot_password(app: &AppState, meta: &RequestMeta, email: &str) {
+    let app = app.clone();
+    let meta = meta.clone();
+    let email: String = email.chars().take(320).collect();
+    tokio::spawn(async move {
+        if let Err(error) = send_reset_link(&app, &meta, &email).await {
+            tracing::error!(error = %format!("{error:#}"), "password reset request failed");
         }
-        audit::record(
-            &txn,
-            Event::PasswordResetRequested,
-            Some(user.id),
-            None,
-            &meta,
-            json!({}),
-        )
-        .await?;
-        txn.commit().await?;
-        Ok(())
-    }
+    });
 }
 
-/// `POST /auth/password/forgot`.
-pub async fn forgot_password(
-    app: &AppState,
-    meta: &RequestMeta,
-    email: &str,
-) -> Result<(), AuthError> {
-    let job = PasswordResetRequested {
-        email: email.chars().take(320).collect(),
-        ip: meta.ip.clone(),
-        user_agent: meta.user_agent.clone(),
+async fn send_reset_link(app: &AppState, meta: &RequestMeta, email: &str) -> Result<(), AuthError> {
+    let Ok(email) = Email::parse(email) else {
+        return Ok(());
     };
-    app.jobs.push(&app.db, &job, JobOptions::default()).await?;
+    let Some(user) = find_by_email(&app.db, &email).await? else {
+        return Ok(());
+    };
+    let base = &app.config.http.public_url;
+    let txn = app.db.begin().await?;
+    let token = email_token(
+        &txn,
+        user.id,
+        "password_reset",
+        app.config.auth.password_reset_ttl,
+    )
+    .await?;
+    send(
+        &txn,
+        app,
+        &user.email,
+        "password_reset",
+        json!({"token": token, "link": format!("{base}/reset-password?token={token}"), "app_url": base}),
+        JobOptions::default(),
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Event::PasswordResetRequested,
+        Some(user.id),
+        None,
+        meta,
+        json!({}),
+    )
+    .await?;
+    txn.commit().await?;
     Ok(())
 }
 

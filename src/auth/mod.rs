@@ -25,7 +25,6 @@ pub mod throttle;
 pub mod tokens;
 pub mod totp;
 
-pub use accounts::PasswordResetRequested;
 pub use config::AuthConfig;
 pub use domain::{Aal, Role};
 pub use error::AuthError;

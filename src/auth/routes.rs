@@ -189,7 +189,7 @@ pub async fn forgot_password(
     meta: RequestMeta,
     body: web::Json<EmailRequest>,
 ) -> Handled {
-    accounts::forgot_password(&app, &meta, &body.email).await?;
+    accounts::forgot_password(&app, &meta, &body.email);
     Ok(HttpResponse::Accepted().json(Accepted {
         message: "If an account uses this address, a password reset email is on its way.".into(),
     }))

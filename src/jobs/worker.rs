@@ -16,7 +16,6 @@ pub async fn run(app: AppState, shutdown: CancellationToken) -> Result<(), Monit
     let monitor = Monitor::new().shutdown_timeout(app.config.http.shutdown_timeout);
     // Every job kind is registered here; a module adding one adds a line.
     let monitor = register::<SendEmail>(monitor, &app);
-    let monitor = register::<crate::auth::PasswordResetRequested>(monitor, &app);
     monitor
         .run_with_signal(async move {
             shutdown.cancelled().await;
