@@ -560,7 +560,9 @@ async fn failed_logins_are_limited_per_ip_and_successes_do_not_count() {
 }
 
 #[tokio::test]
-async fn create_admin_cli_makes_an_admin_and_require_role_admits_only_admins() {
+async fn the_create_admin_command_runs_without_stdin() {
+    // Runs the real binary. Note: with a CARGO_TARGET_DIR shared by several checkouts of this
+    // package, another checkout's build may replace `target/debug/ironclad` during the run.
     let app = TestApp::spawn().await;
     let database: String = {
         let row = app
@@ -601,18 +603,36 @@ async fn create_admin_cli_makes_an_admin_and_require_role_admits_only_admins() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let twice = run("root@example.com");
-    assert!(!twice.status.success(), "an existing email is refused");
+    assert!(
+        !run("root@example.com").status.success(),
+        "an existing email is refused"
+    );
+    assert!(!run("not-an-email").status.success());
+    let (admin, _) = tokens_of(&login(&app, "root@example.com", PASSWORD).await);
+    assert_eq!(claims(&admin)["role"], "admin");
+}
+
+#[tokio::test]
+async fn require_role_admits_only_admins_by_their_current_role() {
+    let app = TestApp::spawn().await;
+    let password = secrecy::SecretString::from(PASSWORD.to_owned());
+    ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
+        .await
+        .unwrap();
+    assert!(
+        ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
+            .await
+            .is_err()
+    );
 
     let (admin, _) = tokens_of(&login(&app, "root@example.com", PASSWORD).await);
     assert_eq!(claims(&admin)["role"], "admin");
     let me = call(&app, "GET", "/me", Some(&admin), None).await;
     assert_eq!(me.body["email_verified"], true);
-    let events_list = call(&app, "GET", "/admin/auth-events", Some(&admin), None).await;
-    assert_eq!(events_list.status, 200, "{}", events_list.body);
+    let list = call(&app, "GET", "/admin/auth-events", Some(&admin), None).await;
+    assert_eq!(list.status, 200, "{}", list.body);
     assert!(
-        events_list
-            .body
+        list.body
             .as_array()
             .unwrap()
             .iter()
@@ -636,5 +656,16 @@ async fn create_admin_cli_makes_an_admin_and_require_role_admits_only_admins() {
             .await
             .status,
         401
+    );
+    // A demoted admin loses access at once, even with an unexpired admin token.
+    app.db
+        .execute_unprepared("UPDATE users SET role = 'user' WHERE email = 'root@example.com'")
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&app, "GET", "/admin/auth-events", Some(&admin), None)
+            .await
+            .status,
+        403
     );
 }
