@@ -202,7 +202,7 @@ impl Config {
 
 /// Reads variables, turning "missing" and "unparsable" into errors naming the variable. Each layer
 /// reads its own settings through it (`AuthConfig::from_vars`, `BillingConfig::from_vars`).
-pub struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+pub struct Vars<'a>(pub(crate) &'a dyn Fn(&str) -> Option<String>);
 
 impl<'a> Vars<'a> {
     /// Reads variables through `lookup` (a layer's tests use it to check their settings alone).
@@ -267,6 +267,7 @@ mod tests {
         let err =
             config(&[("DATABASE_URL", "postgres://x"), ("APP_ENV", "production")]).unwrap_err();
         assert_eq!(err.var, "SMTP_URL");
+        let key = "cHJvZHVjdGlvbi1rZXktcHJvZHVjdGlvbi1rZXktMTIzNA==";
         let ok = config(&[
             ("DATABASE_URL", "postgres://x"),
             ("APP_ENV", "production"),
@@ -275,6 +276,12 @@ mod tests {
             ("STRIPE_WEBHOOK_SECRETS", "whsec_x"),
             ("BILLING_SUCCESS_URL", "https://app.example.com/ok"),
             ("BILLING_CANCEL_URL", "https://app.example.com/cancel"),
+            ("JWT_KID", "k1"),
+            ("JWT_SECRET", key),
+            (
+                "AUTH_TOTP_ENCRYPTION_KEY",
+                "cHJvZHVjdGlvbi1rZXktcHJvZHVjdGlvbi1rZXktMTI=",
+            ),
         ])
         .unwrap();
         assert!(matches!(ok.mail.transport, MailTransport::Smtp(_)));

@@ -29,6 +29,15 @@ enum Command {
     },
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Create a verified admin account. Takes no input from stdin (usable in CI and scripts).
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        /// The password (12 to 128 characters, not a common one). Prefer the environment variable
+        /// to keep it out of shell history and process listings.
+        #[arg(long, env = "IRONCLAD_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -85,6 +94,20 @@ async fn main() -> anyhow::Result<()> {
                 MigrateAction::Status => Migrator::status(&db).await?,
             }
             Ok(())
+        }
+        Command::CreateAdmin { email, password } => {
+            let db = ironclad::db::connect(&config.database).await?;
+            let password = secrecy::SecretString::from(password);
+            match ironclad::auth::accounts::create_admin(&db, &email, &password).await {
+                Ok(id) => {
+                    println!("created admin {email} ({id})");
+                    Ok(())
+                }
+                Err(error) => {
+                    eprintln!("create-admin: {error}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Openapi => unreachable!("handled above"),
     }

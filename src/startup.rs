@@ -107,6 +107,8 @@ impl Application {
     /// Binds the HTTP listener (port 0 picks a free one) without serving yet.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let (state, sink) = AppState::init(config).await?;
+        // The dummy password hash (for unknown emails) is made now, not during the first login.
+        tokio::task::spawn_blocking(auth::password::warm_up);
         let http = &state.config.http;
         let listener = TcpListener::bind((http.host, http.port))
             .with_context(|| format!("binding {}:{}", http.host, http.port))?;

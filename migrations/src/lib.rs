@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_base;
 mod m20261123_000002_jobs;
+mod m20261123_000003_auth;
 mod m20261123_000010_billing;
 mod m20261123_000011_idempotency_keys;
 mod m20261123_000012_demo_products;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_base::Migration),
             Box::new(m20261123_000002_jobs::Migration),
+            Box::new(m20261123_000003_auth::Migration),
             Box::new(m20261123_000010_billing::Migration),
             Box::new(m20261123_000011_idempotency_keys::Migration),
             Box::new(m20261123_000012_demo_products::Migration),

@@ -1,5 +1,434 @@
-//! HTTP routes of the auth layer (mounted under `/api/v1`).
+//! HTTP routes of the auth layer (mounted under `/api/v1`). HTTP only: extract, call one service
+//! function, shape the response. Sensitive routes declare their guard in the route attribute.
+use std::time::Duration;
+
+use actix_web::{
+    HttpResponse, delete, get,
+    http::{StatusCode, header},
+    post, put, web,
+};
 use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use super::{
+    accounts,
+    dto::{
+        Accepted, AccessToken, AuditEvent, BillingEmail, BillingEmailRequest,
+        ChangePasswordRequest, CodeRequest, Credentials, EmailRequest, LoginResponse, Me,
+        MfaVerifyRequest, RecoveryCodes, RefreshRequest, RegisterResponse, ResetPasswordRequest,
+        SessionView, TokenPair, TokenRequest, TotpConfirmed, TotpEnrolment,
+    },
+    error::AuthError,
+    guard::{AuthUser, RequestMeta, RequireMfa, RequireRole},
+    mfa, sessions,
+};
+use crate::{http::Problem, startup::AppState};
+
+type Handled = Result<HttpResponse, AuthError>;
 
 /// Registers the auth routes. Each handler is a `#[utoipa::path]` function added with `cfg.service`.
-pub fn routes(_cfg: &mut ServiceConfig) {}
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(register)
+        .service(verify_email)
+        .service(login)
+        .service(verify_mfa)
+        .service(refresh)
+        .service(logout)
+        .service(logout_all)
+        .service(forgot_password)
+        .service(reset_password)
+        .service(step_up)
+        .service(me)
+        .service(change_password)
+        .service(list_sessions)
+        .service(revoke_session)
+        .service(start_totp)
+        .service(confirm_totp)
+        .service(disable_totp)
+        .service(regenerate_recovery_codes)
+        .service(change_billing_email)
+        .service(list_auth_events);
+}
+
+/// Responses carrying tokens must not be cached (RFC 6749 §5.1).
+fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status);
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    builder
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Accepted; the same answer whether or not the email was free", body = RegisterResponse),
+        (status = 422, description = "Invalid email or password (length, too common)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/register")]
+pub async fn register(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<Credentials>,
+) -> Handled {
+    let response = accounts::register(&app, &meta, &body.email, &body.password).await?;
+    Ok(HttpResponse::Created().json(response))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 204, description = "Email address verified"),
+        (status = 400, description = "Invalid, expired or used token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/verify-email")]
+pub async fn verify_email(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<TokenRequest>,
+) -> Handled {
+    accounts::verify_email(&app, &meta, &body.token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Tokens, or `{mfa_required, mfa_token}` when the account has MFA", body = LoginResponse),
+        (status = 401, description = "Wrong email or password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this account or IP; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/login")]
+pub async fn login(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<Credentials>,
+) -> Handled {
+    let response = sessions::login(&app, &meta, &body.email, &body.password).await?;
+    Ok(no_store(StatusCode::OK).json(response))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = MfaVerifyRequest,
+    responses(
+        (status = 200, description = "MFA verified: an aal2 session", body = TokenPair),
+        (status = 401, description = "Wrong or used code, or a dead mfa_token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/mfa/verify")]
+pub async fn verify_mfa(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<MfaVerifyRequest>,
+) -> Handled {
+    let pair = sessions::verify_mfa(&app, &meta, &body.mfa_token, &body.code).await?;
+    Ok(no_store(StatusCode::OK).json(pair))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair; the presented refresh token is spent", body = TokenPair),
+        (status = 401, description = "Invalid, expired, revoked or reused refresh token (reuse revokes the session)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/refresh")]
+pub async fn refresh(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<RefreshRequest>,
+) -> Handled {
+    let pair = sessions::refresh(&app, &meta, &body.refresh_token).await?;
+    Ok(no_store(StatusCode::OK).json(pair))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "The session of this refresh token has ended"))
+)]
+#[post("/auth/logout")]
+pub async fn logout(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<RefreshRequest>,
+) -> Handled {
+    sessions::logout(&app, &meta, &body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    tag = "auth",
+    responses(
+        (status = 204, description = "Every session of the user has ended"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/auth/logout-all")]
+pub async fn logout_all(app: web::Data<AppState>, meta: RequestMeta, user: AuthUser) -> Handled {
+    sessions::logout_all(&app, &meta, &user).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = EmailRequest,
+    responses((status = 202, description = "Always: an email follows if an account uses this address", body = Accepted))
+)]
+#[post("/auth/password/forgot")]
+pub async fn forgot_password(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<EmailRequest>,
+) -> Handled {
+    accounts::forgot_password(&app, &meta, &body.email);
+    Ok(HttpResponse::Accepted().json(Accepted {
+        message: "If an account uses this address, a password reset email is on its way.".into(),
+    }))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "Password replaced; every session has ended"),
+        (status = 400, description = "Invalid, expired or used token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The new password is not acceptable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/password/reset")]
+pub async fn reset_password(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<ResetPasswordRequest>,
+) -> Handled {
+    accounts::reset_password(&app, &meta, &body.token, &body.password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "A fresh aal2 access token (MFA time: now)", body = AccessToken),
+        (status = 401, description = "No valid access token, or a wrong/used code", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "MFA is not enabled for this account", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/auth/step-up")]
+pub async fn step_up(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    user: AuthUser,
+    body: web::Json<CodeRequest>,
+) -> Handled {
+    let token = mfa::step_up(&app, &meta, &user, &body.code).await?;
+    Ok(no_store(StatusCode::OK).json(token))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller's account", body = Me),
+        (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/me")]
+pub async fn me(app: web::Data<AppState>, user: AuthUser) -> Handled {
+    Ok(HttpResponse::Ok().json(accounts::me(&app, &user).await?))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Password changed; other sessions have ended"),
+        (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The current password is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The new password is not acceptable", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/me/password")]
+pub async fn change_password(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    user: AuthUser,
+    body: web::Json<ChangePasswordRequest>,
+) -> Handled {
+    accounts::change_password(
+        &app,
+        &meta,
+        &user,
+        &body.current_password,
+        &body.new_password,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    tag = "auth",
+    responses(
+        (status = 200, description = "Live sessions, newest first", body = Vec<SessionView>),
+        (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/me/sessions")]
+pub async fn list_sessions(app: web::Data<AppState>, user: AuthUser) -> Handled {
+    Ok(HttpResponse::Ok().json(sessions::list(&app, &user).await?))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "The session has ended"),
+        (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live session of yours with this id", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/me/sessions/{id}")]
+pub async fn revoke_session(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Handled {
+    sessions::revoke(&app, &meta, &user, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    tag = "auth",
+    responses(
+        (status = 200, description = "A pending authenticator: confirm it with a code", body = TotpEnrolment),
+        (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "MFA is already enabled", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/me/mfa/totp")]
+pub async fn start_totp(app: web::Data<AppState>, user: AuthUser) -> Handled {
+    let enrolment = mfa::start_enrolment(&app, &user).await?;
+    Ok(no_store(StatusCode::OK).json(enrolment))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "MFA is on: recovery codes (shown once) and an aal2 access token", body = TotpConfirmed),
+        (status = 401, description = "No valid access token, or a wrong code", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "MFA already enabled, or no enrolment started", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/me/mfa/totp/confirm")]
+pub async fn confirm_totp(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    user: AuthUser,
+    body: web::Json<CodeRequest>,
+) -> Handled {
+    let confirmed = mfa::confirm_enrolment(&app, &meta, &user, &body.code).await?;
+    Ok(no_store(StatusCode::OK).json(confirmed))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = CodeRequest,
+    responses(
+        (status = 204, description = "MFA is off; recovery codes are deleted"),
+        (status = 401, description = "Step-up needed (RFC 9470 challenge), or a wrong code", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "MFA is not enabled", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/me/mfa/totp", wrap = "RequireMfa::within(Duration::from_secs(300))")]
+pub async fn disable_totp(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    user: AuthUser,
+    body: web::Json<CodeRequest>,
+) -> Handled {
+    mfa::disable(&app, &meta, &user, &body.code).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    tag = "auth",
+    responses(
+        (status = 200, description = "New recovery codes (shown once); the old ones no longer work", body = RecoveryCodes),
+        (status = 401, description = "Step-up needed (RFC 9470 challenge)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "MFA is not enabled", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post(
+    "/me/mfa/recovery-codes",
+    wrap = "RequireMfa::within(Duration::from_secs(300))"
+)]
+pub async fn regenerate_recovery_codes(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    user: AuthUser,
+) -> Handled {
+    let codes = mfa::regenerate_recovery_codes(&app, &meta, &user).await?;
+    Ok(no_store(StatusCode::OK).json(codes))
+}
+
+/// The canonical sensitive route: changing where invoices go needs a recent second factor.
+#[utoipa::path(
+    tag = "billing",
+    request_body = BillingEmailRequest,
+    responses(
+        (status = 200, description = "Billing email changed", body = BillingEmail),
+        (status = 401, description = "Step-up needed (RFC 9470 challenge)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Enrol MFA first", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an email address", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[put(
+    "/billing/email",
+    wrap = "RequireMfa::within(Duration::from_secs(300))"
+)]
+pub async fn change_billing_email(
+    app: web::Data<AppState>,
+    meta: RequestMeta,
+    user: AuthUser,
+    body: web::Json<BillingEmailRequest>,
+) -> Handled {
+    let changed = accounts::change_billing_email(&app, &meta, &user, &body.email).await?;
+    Ok(HttpResponse::Ok().json(changed))
+}
+
+#[utoipa::path(
+    tag = "auth",
+    responses(
+        (status = 200, description = "The latest 100 security events", body = Vec<AuditEvent>),
+        (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/admin/auth-events", wrap = "RequireRole::admin()")]
+pub async fn list_auth_events(app: web::Data<AppState>) -> Handled {
+    Ok(HttpResponse::Ok().json(accounts::recent_events(&app).await?))
+}

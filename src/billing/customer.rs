@@ -1,14 +1,16 @@
 //! Who is buying: the one fact billing needs from the auth layer.
 //!
 //! Billing's handlers take a [`Customer`] rather than the auth layer's extractor directly, so the
-//! coupling is this one file. Until the auth layer (issue #3) is merged there is no way to sign in,
-//! and every customer route answers 401 — billing never invents an identity.
+//! coupling is this one file: a valid access token (see [`crate::auth::AuthUser`]) or 401.
 use std::future::{Ready, ready};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::StatusCode};
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use uuid::Uuid;
 
-use crate::http::{Problem, idempotency::IdempotencyScope};
+use crate::{
+    auth::{AuthError, guard::authenticate},
+    http::idempotency::IdempotencyScope,
+};
 
 /// The signed-in user placing or reading orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,14 +19,13 @@ pub struct Customer {
 }
 
 impl FromRequest for Customer {
-    type Error = Problem;
-    type Future = Ready<Result<Self, Problem>>;
+    type Error = AuthError;
+    type Future = Ready<Result<Self, AuthError>>;
 
-    fn from_request(_req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        // Wired to `crate::auth::AuthUser` once the auth layer lands (issue #3).
-        ready(Err(
-            Problem::from_status(StatusCode::UNAUTHORIZED).with_detail("sign in to use billing")
-        ))
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(authenticate(req).map(|user| Customer {
+            user_id: user.user_id,
+        }))
     }
 }
 

@@ -1,5 +1,8 @@
 //! Integration tests: the real app over real HTTP against real Postgres. One binary (fast to link),
 //! one module per area.
+mod auth;
+mod auth_mfa;
+mod auth_support;
 mod billing;
 mod billing_idempotency;
 mod billing_webhooks;

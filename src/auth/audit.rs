@@ -1,0 +1,98 @@
+//! The audit trail: every security event becomes a row in `auth_events` (written on the caller's
+//! connection, so inside its transaction when there is one) and a log line.
+use sea_orm::{ConnectionTrait, DbErr};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{guard::RequestMeta, sql::stmt};
+
+/// The kinds of security events. The string is what `auth_events.event` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Registered,
+    RegisterExistingEmail,
+    EmailVerified,
+    LoginSucceeded,
+    LoginFailed,
+    MfaChallengeIssued,
+    MfaFailed,
+    MfaEnabled,
+    MfaDisabled,
+    StepUp,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    RefreshReuseDetected,
+    Logout,
+    LogoutAll,
+    SessionRevoked,
+    PasswordChanged,
+    PasswordResetRequested,
+    PasswordReset,
+    RateLimited,
+    BillingEmailChanged,
+    AdminCreated,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Registered => "registered",
+            Event::RegisterExistingEmail => "register_existing_email",
+            Event::EmailVerified => "email_verified",
+            Event::LoginSucceeded => "login_succeeded",
+            Event::LoginFailed => "login_failed",
+            Event::MfaChallengeIssued => "mfa_challenge_issued",
+            Event::MfaFailed => "mfa_failed",
+            Event::MfaEnabled => "mfa_enabled",
+            Event::MfaDisabled => "mfa_disabled",
+            Event::StepUp => "step_up",
+            Event::RecoveryCodeUsed => "recovery_code_used",
+            Event::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Event::RefreshReuseDetected => "refresh_reuse_detected",
+            Event::Logout => "logout",
+            Event::LogoutAll => "logout_all",
+            Event::SessionRevoked => "session_revoked",
+            Event::PasswordChanged => "password_changed",
+            Event::PasswordResetRequested => "password_reset_requested",
+            Event::PasswordReset => "password_reset",
+            Event::RateLimited => "rate_limited",
+            Event::BillingEmailChanged => "billing_email_changed",
+            Event::AdminCreated => "admin_created",
+        }
+    }
+}
+
+/// Records `event` for `user_id` (None when no account is known, e.g. a failed login for an unknown
+/// email) on `conn`.
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    event: Event,
+    user_id: Option<Uuid>,
+    session_id: Option<Uuid>,
+    meta: &RequestMeta,
+    details: Value,
+) -> Result<(), DbErr> {
+    tracing::info!(
+        target: "ironclad::audit",
+        event = event.as_str(),
+        user_id = user_id.map(|u| u.to_string()),
+        session_id = session_id.map(|s| s.to_string()),
+        ip = meta.ip.as_deref(),
+        details = %details,
+        "auth event"
+    );
+    conn.execute_raw(stmt(
+        "INSERT INTO auth_events (user_id, event, session_id, ip, user_agent, details)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        [
+            user_id.into(),
+            event.as_str().into(),
+            session_id.into(),
+            meta.ip.clone().into(),
+            meta.user_agent.clone().into(),
+            details.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! TOTP enrolment, second-factor verification (TOTP or recovery code, each usable once), step-up,
+//! disabling MFA and regenerating recovery codes.
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, TransactionTrait};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    accounts::{self, UserRow},
+    audit::{self, Event},
+    domain::{Aal, Role},
+    dto::{AccessToken, RecoveryCodes, TotpConfirmed, TotpEnrolment},
+    error::AuthError,
+    guard::{AuthUser, RequestMeta, live_session},
+    sql::stmt,
+    throttle::{self, Limit},
+    tokens::{SessionFacts, normalize_recovery_code, recovery_code, token_hash},
+    totp,
+};
+use crate::startup::AppState;
+
+pub const RECOVERY_CODE_COUNT: usize = 10;
+
+/// Which second factor a code turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    Totp,
+    RecoveryCode,
+}
+
+impl Factor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Factor::Totp => "totp",
+            Factor::RecoveryCode => "recovery_code",
+        }
+    }
+}
+
+#[derive(FromQueryResult)]
+struct TotpRow {
+    secret_encrypted: Vec<u8>,
+}
+
+async fn totp_secret(
+    conn: &impl ConnectionTrait,
+    app: &AppState,
+    user_id: Uuid,
+    confirmed: bool,
+) -> Result<Option<Vec<u8>>, AuthError> {
+    let sql = if confirmed {
+        "SELECT secret_encrypted FROM user_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL"
+    } else {
+        "SELECT secret_encrypted FROM user_totp WHERE user_id = $1 AND confirmed_at IS NULL"
+    };
+    let Some(row) = TotpRow::find_by_statement(stmt(sql, [user_id.into()]))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(totp::decrypt_secret(
+        &app.config.auth.totp_key,
+        user_id,
+        &row.secret_encrypted,
+    )?))
+}
+
+/// Checks `code` as a TOTP code of the user's confirmed authenticator, or as one of their recovery
+/// codes, and uses it up. `None`: wrong, expired or already used. Run it in the transaction that
+/// acts on the result, so a rollback gives the code back.
+pub async fn verify_code(
+    txn: &DatabaseTransaction,
+    app: &AppState,
+    user_id: Uuid,
+    code: &str,
+) -> Result<Option<Factor>, AuthError> {
+    if totp::looks_like_totp(code) {
+        let Some(secret) = totp_secret(txn, app, user_id, true).await? else {
+            return Ok(None);
+        };
+        let Some(step) = totp::matching_step(&secret, code, totp::now_unix())? else {
+            return Ok(None);
+        };
+        // RFC 6238 §5.2: a code is accepted once. Only a step later than the last one used goes
+        // through; two concurrent uses of one code serialise on the row lock and the second
+        // finds the step already taken.
+        let claimed = txn
+            .execute_raw(stmt(
+                "UPDATE user_totp SET last_used_step = $1
+                 WHERE user_id = $2 AND confirmed_at IS NOT NULL
+                   AND (last_used_step IS NULL OR last_used_step < $1)",
+                [(step as i64).into(), user_id.into()],
+            ))
+            .await?
+            .rows_affected();
+        if claimed != 1 {
+            tracing::warn!(%user_id, step, "TOTP code replayed");
+            return Ok(None);
+        }
+        return Ok(Some(Factor::Totp));
+    }
+    let normalized = normalize_recovery_code(code);
+    if normalized.is_empty() || normalized.len() > 64 {
+        return Ok(None);
+    }
+    let used = txn
+        .execute_raw(stmt(
+            "UPDATE recovery_codes SET used_at = now()
+             WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+            [user_id.into(), token_hash(&normalized).into()],
+        ))
+        .await?
+        .rows_affected();
+    Ok((used == 1).then_some(Factor::RecoveryCode))
+}
+
+/// Audits the use of a recovery code and tells the user by email (someone may hold their codes).
+pub(super) async fn record_factor_use(
+    txn: &DatabaseTransaction,
+    app: &AppState,
+    user: &UserRow,
+    factor: Factor,
+    session_id: Option<Uuid>,
+    meta: &RequestMeta,
+) -> Result<(), AuthError> {
+    if factor == Factor::RecoveryCode {
+        let remaining = remaining_recovery_codes(txn, user.id).await?;
+        audit::record(
+            txn,
+            Event::RecoveryCodeUsed,
+            Some(user.id),
+            session_id,
+            meta,
+            json!({"remaining": remaining}),
+        )
+        .await?;
+        accounts::security_notice(
+            txn,
+            app,
+            &user.email,
+            "A recovery code was used",
+            &format!("One of your recovery codes was used to sign in. {remaining} remain unused. If this was not you, reset your password and regenerate your recovery codes."),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn remaining_recovery_codes(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> Result<i64, AuthError> {
+    let row = conn
+        .query_one_raw(stmt(
+            "SELECT count(*) AS n FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+            [user_id.into()],
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+/// Counts an MFA attempt against the user and the IP (429 past the limits).
+async fn throttle_attempt(
+    app: &AppState,
+    meta: &RequestMeta,
+    user_id: Uuid,
+) -> Result<(Limit, Limit), AuthError> {
+    let cfg = &app.config.auth.throttle;
+    let account = Limit::account("mfa", &user_id.to_string(), cfg.mfa_per_account);
+    let ip = Limit::ip("mfa", meta.ip.as_deref(), cfg.mfa_per_ip);
+    throttle::attempt(&app.db, &[account.clone(), ip.clone()], cfg.window).await?;
+    Ok((account, ip))
+}
+
+/// `POST /me/mfa/totp`: a new secret, pending until confirmed. Starting again replaces a pending
+/// one; with MFA already on, disable it first.
+pub async fn start_enrolment(app: &AppState, user: &AuthUser) -> Result<TotpEnrolment, AuthError> {
+    let live = live_session(&app.db, user).await?;
+    if live.mfa_enabled {
+        return Err(AuthError::MfaAlreadyEnabled);
+    }
+    let secret = totp::generate_secret();
+    let encrypted = totp::encrypt_secret(&app.config.auth.totp_key, user.user_id, &secret);
+    // Never overwrite a confirmed authenticator, even if one was confirmed since the check above.
+    let written = app
+        .db
+        .execute_raw(stmt(
+            "INSERT INTO user_totp (user_id, secret_encrypted) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE
+                 SET secret_encrypted = excluded.secret_encrypted, last_used_step = NULL,
+                     created_at = now()
+                 WHERE user_totp.confirmed_at IS NULL",
+            [user.user_id.into(), encrypted.into()],
+        ))
+        .await?
+        .rows_affected();
+    if written != 1 {
+        return Err(AuthError::MfaAlreadyEnabled);
+    }
+    let enrolment = totp::enrolment(&secret, &app.config.auth.totp_issuer, &live.email)?;
+    Ok(TotpEnrolment {
+        secret: enrolment.secret_base32,
+        otpauth_uri: enrolment.otpauth_uri,
+        qr_code: enrolment.qr_code,
+    })
+}
+
+/// Replaces the user's recovery codes with fresh ones (returned in clear, stored hashed).
+async fn new_recovery_codes(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+) -> Result<Vec<String>, AuthError> {
+    txn.execute_raw(stmt(
+        "DELETE FROM recovery_codes WHERE user_id = $1",
+        [user_id.into()],
+    ))
+    .await?;
+    let codes: Vec<String> = (0..RECOVERY_CODE_COUNT).map(|_| recovery_code()).collect();
+    for code in &codes {
+        txn.execute_raw(stmt(
+            "INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)",
+            [
+                user_id.into(),
+                token_hash(&normalize_recovery_code(code)).into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(codes)
+}
+
+/// Marks the session `aal2` as of now and returns an access token saying so.
+async fn raise_session(
+    txn: &DatabaseTransaction,
+    app: &AppState,
+    user: &AuthUser,
+    role: Role,
+) -> Result<AccessToken, AuthError> {
+    let now = Utc::now();
+    let raised = txn
+        .execute_raw(stmt(
+            "UPDATE sessions SET aal = 'aal2', mfa_at = $1, last_used_at = now()
+             WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL AND expires_at > now()",
+            [now.into(), user.session_id.into(), user.user_id.into()],
+        ))
+        .await?
+        .rows_affected();
+    if raised != 1 {
+        return Err(AuthError::Unauthenticated("the session has ended".into()));
+    }
+    let cfg = &app.config.auth;
+    let facts = SessionFacts {
+        user_id: user.user_id,
+        session_id: user.session_id,
+        role,
+        aal: Aal::Aal2,
+        mfa_at: Some(now),
+    };
+    Ok(AccessToken {
+        access_token: cfg.jwt.issue(facts, cfg.access_token_ttl, now),
+        token_type: "Bearer",
+        expires_in: cfg.access_token_ttl.as_secs(),
+    })
+}
+
+fn role_of(live_role: &str) -> Result<Role, AuthError> {
+    live_role
+        .parse()
+        .map_err(|e: String| AuthError::Unexpected(anyhow::anyhow!(e)))
+}
+
+/// `POST /me/mfa/totp/confirm`: a valid code from the new authenticator turns MFA on.
+pub async fn confirm_enrolment(
+    app: &AppState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+    code: &str,
+) -> Result<TotpConfirmed, AuthError> {
+    let live = live_session(&app.db, user).await?;
+    if live.mfa_enabled {
+        return Err(AuthError::MfaAlreadyEnabled);
+    }
+    let (account, ip) = throttle_attempt(app, meta, user.user_id).await?;
+    let secret = totp_secret(&app.db, app, user.user_id, false)
+        .await?
+        .ok_or(AuthError::MfaNotPending)?;
+    let step = if totp::looks_like_totp(code) {
+        totp::matching_step(&secret, code, totp::now_unix())?
+    } else {
+        None
+    };
+    let Some(step) = step else {
+        audit::record(
+            &app.db,
+            Event::MfaFailed,
+            Some(user.user_id),
+            Some(user.session_id),
+            meta,
+            json!({"step": "enrolment"}),
+        )
+        .await?;
+        return Err(AuthError::InvalidMfaCode);
+    };
+    let txn = app.db.begin().await?;
+    let confirmed = txn
+        .execute_raw(stmt(
+            "UPDATE user_totp SET confirmed_at = now(), last_used_step = $1
+             WHERE user_id = $2 AND confirmed_at IS NULL",
+            [(step as i64).into(), user.user_id.into()],
+        ))
+        .await?
+        .rows_affected();
+    if confirmed != 1 {
+        txn.rollback().await?;
+        return Err(AuthError::MfaAlreadyEnabled);
+    }
+    let recovery_codes = new_recovery_codes(&txn, user.user_id).await?;
+    let token = raise_session(&txn, app, user, role_of(&live.role)?).await?;
+    audit::record(
+        &txn,
+        Event::MfaEnabled,
+        Some(user.user_id),
+        Some(user.session_id),
+        meta,
+        json!({"method": "totp"}),
+    )
+    .await?;
+    accounts::security_notice(
+        &txn,
+        app,
+        &live.email,
+        "Two-factor authentication is on",
+        "An authenticator app was added to your account. If this was not you, reset your password now.",
+    )
+    .await?;
+    txn.commit().await?;
+    throttle::succeeded(&app.db, &account, &ip).await?;
+    Ok(TotpConfirmed {
+        recovery_codes,
+        access_token: token.access_token,
+        token_type: token.token_type,
+        expires_in: token.expires_in,
+    })
+}
+
+/// `POST /auth/step-up`: proves the second factor again; the new access token's MFA time is now.
+pub async fn step_up(
+    app: &AppState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+    code: &str,
+) -> Result<AccessToken, AuthError> {
+    let live = live_session(&app.db, user).await?;
+    if !live.mfa_enabled {
+        return Err(AuthError::MfaEnrolmentRequired);
+    }
+    let (account, ip) = throttle_attempt(app, meta, user.user_id).await?;
+    let txn = app.db.begin().await?;
+    let Some(factor) = verify_code(&txn, app, user.user_id, code).await? else {
+        txn.rollback().await?;
+        audit::record(
+            &app.db,
+            Event::MfaFailed,
+            Some(user.user_id),
+            Some(user.session_id),
+            meta,
+            json!({"step": "step_up"}),
+        )
+        .await?;
+        return Err(AuthError::InvalidMfaCode);
+    };
+    let token = raise_session(&txn, app, user, role_of(&live.role)?).await?;
+    let row = accounts::find_by_id(&txn, user.user_id)
+        .await?
+        .ok_or(AuthError::NotFound)?;
+    record_factor_use(&txn, app, &row, factor, Some(user.session_id), meta).await?;
+    audit::record(
+        &txn,
+        Event::StepUp,
+        Some(user.user_id),
+        Some(user.session_id),
+        meta,
+        json!({"factor": factor.as_str()}),
+    )
+    .await?;
+    txn.commit().await?;
+    throttle::succeeded(&app.db, &account, &ip).await?;
+    Ok(token)
+}
+
+/// `DELETE /me/mfa/totp` (behind `RequireMfa`): needs a current code as well, so a token alone,
+/// however fresh, cannot remove the second factor.
+pub async fn disable(
+    app: &AppState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+    code: &str,
+) -> Result<(), AuthError> {
+    let (account, ip) = throttle_attempt(app, meta, user.user_id).await?;
+    let txn = app.db.begin().await?;
+    let Some(factor) = verify_code(&txn, app, user.user_id, code).await? else {
+        txn.rollback().await?;
+        audit::record(
+            &app.db,
+            Event::MfaFailed,
+            Some(user.user_id),
+            Some(user.session_id),
+            meta,
+            json!({"step": "disable"}),
+        )
+        .await?;
+        return Err(AuthError::InvalidMfaCode);
+    };
+    txn.execute_raw(stmt(
+        "DELETE FROM user_totp WHERE user_id = $1",
+        [user.user_id.into()],
+    ))
+    .await?;
+    txn.execute_raw(stmt(
+        "DELETE FROM recovery_codes WHERE user_id = $1",
+        [user.user_id.into()],
+    ))
+    .await?;
+    // Sessions fall back to aal1: nothing they hold proves a factor the account no longer has.
+    txn.execute_raw(stmt(
+        "UPDATE sessions SET aal = 'aal1', mfa_at = NULL WHERE user_id = $1",
+        [user.user_id.into()],
+    ))
+    .await?;
+    let row = accounts::find_by_id(&txn, user.user_id)
+        .await?
+        .ok_or(AuthError::NotFound)?;
+    audit::record(
+        &txn,
+        Event::MfaDisabled,
+        Some(user.user_id),
+        Some(user.session_id),
+        meta,
+        json!({"factor": factor.as_str()}),
+    )
+    .await?;
+    accounts::security_notice(
+        &txn,
+        app,
+        &row.email,
+        "Two-factor authentication is off",
+        "Two-factor authentication was turned off for your account. If this was not you, reset your password and turn it back on.",
+    )
+    .await?;
+    txn.commit().await?;
+    throttle::succeeded(&app.db, &account, &ip).await?;
+    Ok(())
+}
+
+/// `POST /me/mfa/recovery-codes` (behind `RequireMfa`): replaces every recovery code.
+pub async fn regenerate_recovery_codes(
+    app: &AppState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+) -> Result<RecoveryCodes, AuthError> {
+    let txn = app.db.begin().await?;
+    let recovery_codes = new_recovery_codes(&txn, user.user_id).await?;
+    audit::record(
+        &txn,
+        Event::RecoveryCodesRegenerated,
+        Some(user.user_id),
+        Some(user.session_id),
+        meta,
+        json!({}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(RecoveryCodes { recovery_codes })
+}

@@ -1,0 +1,541 @@
+//! Logging in and out: password login (with the MFA challenge), MFA verification, refresh-token
+//! rotation with reuse detection, and the user's view of their sessions.
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, TransactionTrait};
+use secrecy::SecretString;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    accounts::{self, UserRow},
+    audit::{self, Event},
+    domain::{Aal, Email, Role},
+    dto::{LoginResponse, MfaChallenge, SessionView, TokenPair},
+    error::AuthError,
+    guard::{AuthUser, RequestMeta, live_session},
+    mfa,
+    password::{self, Verified},
+    sql::stmt,
+    throttle::{self, Limit},
+    tokens::{SessionFacts, random_token, token_hash},
+};
+use crate::startup::AppState;
+
+/// An `mfa_token` dies after this many wrong codes.
+pub const MFA_TOKEN_MAX_FAILURES: i32 = 5;
+
+/// Starts a session and returns its first token pair. Runs inside the caller's transaction.
+pub(super) async fn start_session(
+    txn: &DatabaseTransaction,
+    app: &AppState,
+    user_id: Uuid,
+    role: Role,
+    aal: Aal,
+    meta: &RequestMeta,
+) -> Result<(Uuid, TokenPair), AuthError> {
+    let cfg = &app.config.auth;
+    let now = Utc::now();
+    let session_id = Uuid::now_v7();
+    let mfa_at = (aal == Aal::Aal2).then_some(now);
+    txn.execute_raw(stmt(
+        "INSERT INTO sessions (id, user_id, aal, mfa_at, user_agent, ip, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [
+            session_id.into(),
+            user_id.into(),
+            aal.as_str().into(),
+            mfa_at.into(),
+            meta.user_agent.clone().into(),
+            meta.ip.clone().into(),
+            (now + cfg.session_ttl).into(),
+        ],
+    ))
+    .await?;
+    let refresh_token = new_refresh_token(txn, session_id).await?;
+    let facts = SessionFacts {
+        user_id,
+        session_id,
+        role,
+        aal,
+        mfa_at,
+    };
+    Ok((session_id, token_pair(app, facts, refresh_token, now)))
+}
+
+async fn new_refresh_token(
+    txn: &DatabaseTransaction,
+    session_id: Uuid,
+) -> Result<String, AuthError> {
+    let token = random_token();
+    txn.execute_raw(stmt(
+        "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+        [token_hash(&token).into(), session_id.into()],
+    ))
+    .await?;
+    Ok(token)
+}
+
+fn token_pair(
+    app: &AppState,
+    facts: SessionFacts,
+    refresh_token: String,
+    now: DateTime<Utc>,
+) -> TokenPair {
+    let cfg = &app.config.auth;
+    TokenPair {
+        access_token: cfg.jwt.issue(facts, cfg.access_token_ttl, now),
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: cfg.access_token_ttl.as_secs(),
+    }
+}
+
+/// `POST /auth/login`. Unknown emails and wrong passwords cost the same work and get the same answer.
+pub async fn login(
+    app: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    password: &SecretString,
+) -> Result<LoginResponse, AuthError> {
+    let cfg = &app.config.auth;
+    // The raw (normalised) string, so unparsable and unknown emails are throttled like real ones.
+    let account_key = email.trim().to_lowercase();
+    let account = Limit::account("login", &account_key, cfg.throttle.login_per_account);
+    let ip = Limit::ip("login", meta.ip.as_deref(), cfg.throttle.login_per_ip);
+    if let Err(error) =
+        throttle::attempt(&app.db, &[account.clone(), ip.clone()], cfg.throttle.window).await
+    {
+        if matches!(error, AuthError::RateLimited { .. }) {
+            audit::record(
+                &app.db,
+                Event::RateLimited,
+                None,
+                None,
+                meta,
+                json!({"action": "login", "email": account_key}),
+            )
+            .await?;
+        }
+        return Err(error);
+    }
+
+    let user = match Email::parse(email) {
+        Ok(email) => accounts::find_by_email(&app.db, &email).await?,
+        Err(_) => None,
+    };
+    let verified =
+        password::verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let (user, rehash) = match (verified, user) {
+        (Verified::Yes { rehash }, Some(user)) => (user, rehash),
+        (_, user) => {
+            let user_id = user.map(|u| u.id);
+            audit::record(
+                &app.db,
+                Event::LoginFailed,
+                user_id,
+                None,
+                meta,
+                json!({"email": account_key}),
+            )
+            .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+    };
+    throttle::succeeded(&app.db, &account, &ip).await?;
+    if rehash {
+        let new_hash = password::hash(password).await?;
+        // Only if the hash is still the one we verified: a concurrent password change wins.
+        app.db
+            .execute_raw(stmt(
+                "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+                [
+                    new_hash.into(),
+                    user.id.into(),
+                    user.password_hash.clone().into(),
+                ],
+            ))
+            .await?;
+        tracing::info!(user_id = %user.id, "password rehashed with current parameters");
+    }
+
+    let txn = app.db.begin().await?;
+    let response = if user.mfa_enabled {
+        let mfa_token = random_token();
+        txn.execute_raw(stmt(
+            "INSERT INTO mfa_challenges (id, token_hash, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+            [
+                Uuid::now_v7().into(),
+                token_hash(&mfa_token).into(),
+                user.id.into(),
+                (Utc::now() + cfg.mfa_token_ttl).into(),
+            ],
+        ))
+        .await?;
+        audit::record(
+            &txn,
+            Event::MfaChallengeIssued,
+            Some(user.id),
+            None,
+            meta,
+            json!({}),
+        )
+        .await?;
+        LoginResponse::Mfa(MfaChallenge {
+            mfa_required: true,
+            mfa_token,
+            expires_in: cfg.mfa_token_ttl.as_secs(),
+        })
+    } else {
+        let (session_id, pair) =
+            start_session(&txn, app, user.id, user.role()?, Aal::Aal1, meta).await?;
+        audit::record(
+            &txn,
+            Event::LoginSucceeded,
+            Some(user.id),
+            Some(session_id),
+            meta,
+            json!({"amr": ["pwd"]}),
+        )
+        .await?;
+        LoginResponse::Tokens(pair)
+    };
+    txn.commit().await?;
+    Ok(response)
+}
+
+#[derive(FromQueryResult)]
+struct ChallengeRow {
+    id: Uuid,
+    user_id: Uuid,
+}
+
+/// `POST /auth/mfa/verify`: the second step of a login.
+pub async fn verify_mfa(
+    app: &AppState,
+    meta: &RequestMeta,
+    mfa_token: &str,
+    code: &str,
+) -> Result<TokenPair, AuthError> {
+    let cfg = &app.config.auth;
+    let ip = Limit::ip("mfa", meta.ip.as_deref(), cfg.throttle.mfa_per_ip);
+    throttle::attempt(&app.db, std::slice::from_ref(&ip), cfg.throttle.window).await?;
+    let challenge = ChallengeRow::find_by_statement(stmt(
+        "SELECT id, user_id FROM mfa_challenges
+         WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now() AND failed_attempts < $2",
+        [token_hash(mfa_token).into(), MFA_TOKEN_MAX_FAILURES.into()],
+    ))
+    .one(&app.db)
+    .await?
+    .ok_or(AuthError::InvalidMfaToken)?;
+    let account = Limit::account(
+        "mfa",
+        &challenge.user_id.to_string(),
+        cfg.throttle.mfa_per_account,
+    );
+    throttle::attempt(&app.db, std::slice::from_ref(&account), cfg.throttle.window).await?;
+
+    let txn = app.db.begin().await?;
+    let Some(factor) = mfa::verify_code(&txn, app, challenge.user_id, code).await? else {
+        txn.rollback().await?;
+        app.db
+            .execute_raw(stmt(
+                "UPDATE mfa_challenges SET failed_attempts = failed_attempts + 1 WHERE id = $1",
+                [challenge.id.into()],
+            ))
+            .await?;
+        audit::record(
+            &app.db,
+            Event::MfaFailed,
+            Some(challenge.user_id),
+            None,
+            meta,
+            json!({"step": "login"}),
+        )
+        .await?;
+        return Err(AuthError::InvalidMfaCode);
+    };
+    // Consume the challenge in the same transaction as the code: if another request consumed it
+    // first, this one rolls back and its code (or recovery code) stays unused.
+    let consumed = txn
+        .execute_raw(stmt(
+            "UPDATE mfa_challenges SET consumed_at = now()
+             WHERE id = $1 AND consumed_at IS NULL AND expires_at > now() AND failed_attempts < $2",
+            [challenge.id.into(), MFA_TOKEN_MAX_FAILURES.into()],
+        ))
+        .await?
+        .rows_affected();
+    if consumed != 1 {
+        txn.rollback().await?;
+        return Err(AuthError::InvalidMfaToken);
+    }
+    let user = accounts::find_by_id(&txn, challenge.user_id)
+        .await?
+        .ok_or(AuthError::InvalidMfaToken)?;
+    let (session_id, pair) =
+        start_session(&txn, app, user.id, user.role()?, Aal::Aal2, meta).await?;
+    mfa::record_factor_use(&txn, app, &user, factor, Some(session_id), meta).await?;
+    audit::record(
+        &txn,
+        Event::LoginSucceeded,
+        Some(user.id),
+        Some(session_id),
+        meta,
+        json!({"amr": ["pwd", "otp"], "factor": factor.as_str()}),
+    )
+    .await?;
+    txn.commit().await?;
+    throttle::succeeded(&app.db, &account, &ip).await?;
+    Ok(pair)
+}
+
+#[derive(FromQueryResult)]
+struct RefreshableSession {
+    id: Uuid,
+    user_id: Uuid,
+    aal: String,
+    mfa_at: Option<DateTime<Utc>>,
+    role: String,
+}
+
+/// `POST /auth/refresh`: one use per refresh token. A token already used means two parties hold
+/// this session's tokens (theft or replay): the whole session is revoked.
+pub async fn refresh(
+    app: &AppState,
+    meta: &RequestMeta,
+    refresh_token: &str,
+) -> Result<TokenPair, AuthError> {
+    let hash = token_hash(refresh_token);
+    let txn = app.db.begin().await?;
+    // Compare-and-set: of two concurrent uses, one sees `used_at IS NULL`, the other waits for the
+    // row lock and then sees it used (reuse).
+    let claimed = txn
+        .query_one_raw(stmt(
+            "UPDATE refresh_tokens SET used_at = now()
+             WHERE token_hash = $1 AND used_at IS NULL RETURNING session_id",
+            [hash.clone().into()],
+        ))
+        .await?;
+    let Some(claimed) = claimed else {
+        txn.rollback().await?;
+        revoke_on_reuse(app, meta, hash).await?;
+        return Err(AuthError::InvalidRefreshToken);
+    };
+    let session_id: Uuid = claimed.try_get("", "session_id")?;
+    let session = RefreshableSession::find_by_statement(stmt(
+        "SELECT s.id, s.user_id, s.aal, s.mfa_at, u.role
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now()",
+        [session_id.into()],
+    ))
+    .one(&txn)
+    .await?;
+    let Some(session) = session else {
+        txn.rollback().await?;
+        return Err(AuthError::InvalidRefreshToken);
+    };
+    let new_refresh = new_refresh_token(&txn, session.id).await?;
+    txn.execute_raw(stmt(
+        "UPDATE sessions SET last_used_at = now() WHERE id = $1",
+        [session.id.into()],
+    ))
+    .await?;
+    let facts = SessionFacts {
+        user_id: session.user_id,
+        session_id: session.id,
+        // The current role, not the one at login: a demotion takes effect at the next refresh.
+        role: session.role.parse().map_err(anyhow::Error::msg)?,
+        aal: session.aal.parse().map_err(anyhow::Error::msg)?,
+        // Refreshing keeps the MFA time: only a new verification makes it fresh again.
+        mfa_at: session.mfa_at,
+    };
+    let pair = token_pair(app, facts, new_refresh, Utc::now());
+    txn.commit().await?;
+    Ok(pair)
+}
+
+async fn revoke_on_reuse(
+    app: &AppState,
+    meta: &RequestMeta,
+    hash: Vec<u8>,
+) -> Result<(), AuthError> {
+    let txn = app.db.begin().await?;
+    let revoked = txn
+        .query_one_raw(stmt(
+            "UPDATE sessions s SET revoked_at = coalesce(s.revoked_at, now()),
+                                   revoked_reason = coalesce(s.revoked_reason, 'refresh_token_reuse')
+             FROM refresh_tokens r
+             WHERE r.token_hash = $1 AND r.used_at IS NOT NULL AND s.id = r.session_id
+             RETURNING s.id, s.user_id",
+            [hash.into()],
+        ))
+        .await?;
+    if let Some(row) = revoked {
+        let session_id: Uuid = row.try_get("", "id")?;
+        let user_id: Uuid = row.try_get("", "user_id")?;
+        tracing::warn!(%user_id, %session_id, "refresh token reuse: session revoked");
+        audit::record(
+            &txn,
+            Event::RefreshReuseDetected,
+            Some(user_id),
+            Some(session_id),
+            meta,
+            json!({}),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// `POST /auth/logout`: ends the session the refresh token belongs to. Unknown tokens are ignored
+/// (the outcome the caller wants holds either way).
+pub async fn logout(
+    app: &AppState,
+    meta: &RequestMeta,
+    refresh_token: &str,
+) -> Result<(), AuthError> {
+    let txn = app.db.begin().await?;
+    let revoked = txn
+        .query_one_raw(stmt(
+            "UPDATE sessions s SET revoked_at = now(), revoked_reason = 'logout'
+             FROM refresh_tokens r
+             WHERE r.token_hash = $1 AND s.id = r.session_id AND s.revoked_at IS NULL
+             RETURNING s.id, s.user_id",
+            [token_hash(refresh_token).into()],
+        ))
+        .await?;
+    if let Some(row) = revoked {
+        let session_id: Uuid = row.try_get("", "id")?;
+        let user_id: Uuid = row.try_get("", "user_id")?;
+        audit::record(
+            &txn,
+            Event::Logout,
+            Some(user_id),
+            Some(session_id),
+            meta,
+            json!({}),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Revokes every live session of `user_id` (except `keep`), inside the caller's transaction.
+pub(super) async fn revoke_all(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: &str,
+) -> Result<u64, AuthError> {
+    Ok(conn
+        .execute_raw(stmt(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = $3
+             WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2)",
+            [user_id.into(), keep.into(), reason.into()],
+        ))
+        .await?
+        .rows_affected())
+}
+
+/// `POST /auth/logout-all`.
+pub async fn logout_all(
+    app: &AppState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+) -> Result<(), AuthError> {
+    live_session(&app.db, user).await?;
+    let txn = app.db.begin().await?;
+    let count = revoke_all(&txn, user.user_id, None, "logout_all").await?;
+    audit::record(
+        &txn,
+        Event::LogoutAll,
+        Some(user.user_id),
+        Some(user.session_id),
+        meta,
+        json!({"sessions": count}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+#[derive(FromQueryResult)]
+struct SessionRow {
+    id: Uuid,
+    aal: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// `GET /me/sessions`: the live sessions, newest first.
+pub async fn list(app: &AppState, user: &AuthUser) -> Result<Vec<SessionView>, AuthError> {
+    live_session(&app.db, user).await?;
+    let rows = SessionRow::find_by_statement(stmt(
+        "SELECT id, aal, ip, user_agent, created_at, last_used_at, expires_at FROM sessions
+         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+         ORDER BY created_at DESC",
+        [user.user_id.into()],
+    ))
+    .all(&app.db)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(SessionView {
+                current: r.id == user.session_id,
+                id: r.id,
+                aal: r.aal.parse().map_err(anyhow::Error::msg)?,
+                ip: r.ip,
+                user_agent: r.user_agent,
+                created_at: r.created_at,
+                last_used_at: r.last_used_at,
+                expires_at: r.expires_at,
+            })
+        })
+        .collect()
+}
+
+/// `DELETE /me/sessions/{id}`: ends one of the caller's sessions (404 for anyone else's).
+pub async fn revoke(
+    app: &AppState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+    session_id: Uuid,
+) -> Result<(), AuthError> {
+    live_session(&app.db, user).await?;
+    let txn = app.db.begin().await?;
+    let revoked = txn
+        .execute_raw(stmt(
+            "UPDATE sessions SET revoked_at = now(), revoked_reason = 'revoked_by_user'
+             WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            [session_id.into(), user.user_id.into()],
+        ))
+        .await?
+        .rows_affected();
+    if revoked == 0 {
+        txn.rollback().await?;
+        return Err(AuthError::NotFound);
+    }
+    audit::record(
+        &txn,
+        Event::SessionRevoked,
+        Some(user.user_id),
+        Some(session_id),
+        meta,
+        json!({"by_session": user.session_id}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+impl UserRow {
+    pub fn role(&self) -> Result<Role, AuthError> {
+        self.role
+            .parse()
+            .map_err(|e: String| AuthError::Unexpected(anyhow::anyhow!(e)))
+    }
+}

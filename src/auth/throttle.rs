@@ -1,0 +1,100 @@
+//! Brute-force limits in Postgres, so they hold across every app instance.
+//!
+//! Each attempt is counted *before* the credential is checked (an atomic upsert), so concurrent
+//! guesses cannot slip past the limit between a read and a write; a successful attempt is then
+//! refunded. A key over its limit is refused until its fixed window ends (`Retry-After`).
+//! Per-account keys use the normalised email or user id, whether or not the account exists, so the
+//! limit itself reveals nothing.
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+
+use super::{error::AuthError, sql::stmt};
+
+/// One counter and its limit.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub key: String,
+    pub max: u32,
+}
+
+impl Limit {
+    pub fn account(action: &str, account: &str, max: u32) -> Self {
+        Self {
+            key: format!("{action}:account:{account}"),
+            max,
+        }
+    }
+
+    pub fn ip(action: &str, ip: Option<&str>, max: u32) -> Self {
+        Self {
+            key: format!("{action}:ip:{}", ip.unwrap_or("unknown")),
+            max,
+        }
+    }
+}
+
+#[derive(FromQueryResult)]
+struct Counted {
+    attempts: i32,
+    retry_after_secs: f64,
+}
+
+const COUNT: &str = r#"
+INSERT INTO auth_throttle AS t (key, attempts, window_started_at) VALUES ($1, 1, now())
+ON CONFLICT (key) DO UPDATE SET
+    attempts = CASE WHEN t.window_started_at <= now() - make_interval(secs => $2)
+                    THEN 1 ELSE t.attempts + 1 END,
+    window_started_at = CASE WHEN t.window_started_at <= now() - make_interval(secs => $2)
+                    THEN now() ELSE t.window_started_at END
+RETURNING attempts,
+          extract(epoch FROM t.window_started_at + make_interval(secs => $2) - now())::float8
+              AS retry_after_secs
+"#;
+
+/// Counts one attempt on every limit; refuses with 429 if any is now over its maximum.
+pub async fn attempt(
+    conn: &impl ConnectionTrait,
+    limits: &[Limit],
+    window: Duration,
+) -> Result<(), AuthError> {
+    let mut retry_after: Option<Duration> = None;
+    for limit in limits {
+        let counted = Counted::find_by_statement(stmt(
+            COUNT,
+            [limit.key.clone().into(), window.as_secs_f64().into()],
+        ))
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("throttle upsert returned nothing".into()))?;
+        if counted.attempts > limit.max as i32 {
+            let wait = Duration::from_secs_f64(counted.retry_after_secs.max(1.0).ceil());
+            tracing::warn!(key = %limit.key, attempts = counted.attempts, "rate limited");
+            retry_after = Some(retry_after.map_or(wait, |w| w.max(wait)));
+        }
+    }
+    match retry_after {
+        Some(retry_after) => Err(AuthError::RateLimited { retry_after }),
+        None => Ok(()),
+    }
+}
+
+/// After a success: the account's counter starts over; the IP's attempt is given back (an IP may
+/// host many honest users, so its successes must not wipe its failures).
+pub async fn succeeded(
+    conn: &impl ConnectionTrait,
+    account: &Limit,
+    ip: &Limit,
+) -> Result<(), DbErr> {
+    conn.execute_raw(stmt(
+        "DELETE FROM auth_throttle WHERE key = $1",
+        [account.key.clone().into()],
+    ))
+    .await?;
+    conn.execute_raw(stmt(
+        "UPDATE auth_throttle SET attempts = greatest(attempts - 1, 0) WHERE key = $1",
+        [ip.key.clone().into()],
+    ))
+    .await?;
+    Ok(())
+}

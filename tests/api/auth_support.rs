@@ -1,0 +1,228 @@
+//! Helpers for the auth tests: accounts, logins, TOTP codes computed from the enrolment secret,
+//! hand-made access tokens, and tokens read out of captured emails.
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use ironclad::auth::config::{DEV_JWT_KID, DEV_JWT_SECRET};
+use serde_json::{Value, json};
+use totp_rs::{Algorithm, Builder, Secret};
+
+use crate::helpers::TestApp;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Response {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header: {:?}", self.headers))
+            .to_str()
+            .unwrap()
+    }
+
+    pub fn problem_type(&self) -> &str {
+        self.body["type"].as_str().unwrap_or("")
+    }
+}
+
+/// Sends `method path` with an optional bearer token and JSON body.
+pub async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Response {
+    let mut request = app
+        .client
+        .request(method.parse().unwrap(), app.url(&format!("/api/v1{path}")));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> Response {
+    call(app, "POST", path, token, Some(body)).await
+}
+
+pub async fn register(app: &TestApp, email: &str) {
+    let r = post(
+        app,
+        "/auth/register",
+        None,
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+pub async fn login(app: &TestApp, email: &str, password: &str) -> Response {
+    post(
+        app,
+        "/auth/login",
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+/// A registered user's first session: (access token, refresh token).
+pub async fn signed_in(app: &TestApp, email: &str) -> (String, String) {
+    register(app, email).await;
+    tokens_of(&login(app, email, PASSWORD).await)
+}
+
+pub fn tokens_of(r: &Response) -> (String, String) {
+    assert_eq!(r.status, 200, "{}", r.body);
+    (
+        r.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned(),
+        r.body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned(),
+    )
+}
+
+/// The claims of a JWT, read without verification (the test inspects what the server issued).
+pub fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The TOTP code of `secret` (base32, as returned by enrolment) `steps` 30-second steps from now.
+pub fn totp_code(secret: &str, steps: i64) -> String {
+    let totp = Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(Secret::try_from_base32(secret).unwrap())
+        .build()
+        .unwrap();
+    totp.generate((now() + steps * 30) as u64).to_string()
+}
+
+/// MFA turned on for a signed-in user. Uses the code of the current step.
+pub struct Mfa {
+    pub secret: String,
+    pub recovery_codes: Vec<String>,
+    /// The aal2 access token returned by the confirmation.
+    pub access_token: String,
+}
+
+pub async fn enable_mfa(app: &TestApp, access: &str) -> Mfa {
+    let started = post(app, "/me/mfa/totp", Some(access), json!({})).await;
+    assert_eq!(started.status, 200, "{}", started.body);
+    let secret = started.body["secret"].as_str().unwrap().to_owned();
+    let confirmed = post(
+        app,
+        "/me/mfa/totp/confirm",
+        Some(access),
+        json!({"code": totp_code(&secret, 0)}),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    Mfa {
+        secret,
+        recovery_codes: confirmed.body["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect(),
+        access_token: confirmed.body["access_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Signs `claims` as the app would with the development key (or another key / kid / algorithm).
+pub fn mint(claims: &Value, secret_b64: &str, kid: &str, alg: jsonwebtoken::Algorithm) -> String {
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(secret_b64)
+        .unwrap();
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )
+    .unwrap()
+}
+
+/// `claims` changed by `edit`, signed with the app's own (development) key.
+pub fn resign(token: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let mut c = claims(token);
+    edit(&mut c);
+    mint(
+        &c,
+        DEV_JWT_SECRET,
+        DEV_JWT_KID,
+        jsonwebtoken::Algorithm::HS256,
+    )
+}
+
+/// The newest email to `to` whose subject contains `subject`, waiting for it to arrive.
+pub async fn mail_to(app: &TestApp, to: &str, subject: &str) -> ironclad::mail::CapturedMail {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let found = app.sink.messages().into_iter().rev().find(|m| {
+            m.to.iter().any(|t| t == to) && m.subject.as_deref().unwrap_or("").contains(subject)
+        });
+        if let Some(mail) = found {
+            return mail;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no email to {to} about {subject:?}; inbox: {:?}",
+            app.sink
+                .messages()
+                .iter()
+                .map(|m| (&m.to, &m.subject))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `Token: ...` line of an email's text part.
+pub fn token_in(mail: &ironclad::mail::CapturedMail) -> String {
+    let at = mail.raw.find("Token: ").expect("a Token: line") + "Token: ".len();
+    mail.raw[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+pub async fn events(app: &TestApp, event: &str) -> i64 {
+    app.count(&format!(
+        "SELECT count(*) FROM auth_events WHERE event = '{event}'"
+    ))
+    .await
+}
