@@ -3,6 +3,7 @@
 mod auth;
 mod auth_mfa;
 mod auth_support;
+mod bad_input;
 mod billing;
 mod billing_idempotency;
 mod billing_webhooks;

@@ -167,3 +167,25 @@ fn server_binary() -> PathBuf {
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
+
+pub const WEBHOOK_SECRET: &str = "whsec_bench_secret";
+
+/// Production-mode settings every bench server gets (production refuses the development keys).
+pub fn app_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("STRIPE_SECRET_KEY", "sk_test_bench".into()),
+        ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.into()),
+        ("BILLING_SUCCESS_URL", "https://app.example.com/ok".into()),
+        ("BILLING_CANCEL_URL", "https://app.example.com/cancel".into()),
+        ("JWT_KID", "bench".into()),
+        (
+            "JWT_SECRET",
+            "YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldC1iZW5jaC1zZWNyZXQtMzItYnl0ZXMh".into(),
+        ),
+        (
+            "AUTH_TOTP_ENCRYPTION_KEY",
+            "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktMzI=".into(),
+        ),
+        ("DATABASE_MAX_CONNECTIONS", "40".into()),
+    ]
+}

@@ -47,6 +47,17 @@ pub async fn run(
     make: MakeRequest,
     ok: fn(u16) -> bool,
 ) -> anyhow::Result<LoadResult> {
+    run_spread(&[addr], connections, total, make, ok).await
+}
+
+/// Like [`run`], with connection `c` going to `addrs[c % addrs.len()]` (several servers at once).
+pub async fn run_spread(
+    addrs: &[SocketAddr],
+    connections: usize,
+    total: usize,
+    make: MakeRequest,
+    ok: fn(u16) -> bool,
+) -> anyhow::Result<LoadResult> {
     let next = Arc::new(AtomicUsize::new(0));
     let shared = Arc::new(Mutex::new((
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?,
@@ -55,7 +66,8 @@ pub async fn run(
     )));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for c in 0..connections {
+        let addr = addrs[c % addrs.len()];
         let (next, shared, make) = (next.clone(), shared.clone(), make.clone());
         tasks.push(tokio::spawn(async move {
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();

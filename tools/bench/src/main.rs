@@ -2,7 +2,7 @@
 //!
 //! Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
 //!        ironclad-bench chaos [--quick]
-//! Scenarios: baseline, jobs. DATABASE_URL names the Postgres server to use (a fresh database is created
+//! Scenarios: baseline, webhook, storm, pgbench, auth, jobs. DATABASE_URL names the Postgres server to use (a fresh database is created
 //! per run and dropped afterwards).
 mod chaos;
 mod env;
@@ -39,22 +39,31 @@ async fn main() -> anyhow::Result<()> {
 
     let mut sections: Vec<Section> = Vec::new();
     let mut machine = None;
-    if wanted("baseline") {
-        let db = BenchDb::create().await?;
-        machine.get_or_insert(Machine::detect(&db).await);
-        let section = scenarios::baseline::run(&db, scale(50_000)).await?;
-        println!("{}", section.render());
-        sections.push(section);
-        db.drop_database().await?;
+    // Each scenario gets a fresh database, dropped afterwards.
+    macro_rules! scenario {
+        ($name:literal, |$db:ident| $body:expr) => {
+            if wanted($name) {
+                let $db = BenchDb::create().await?;
+                machine.get_or_insert(Machine::detect(&$db).await);
+                for section in $body {
+                    println!("{}", section.render());
+                    sections.push(section);
+                }
+                $db.drop_database().await?;
+            }
+        };
     }
-    if wanted("jobs") {
-        let db = BenchDb::create().await?;
-        machine.get_or_insert(Machine::detect(&db).await);
-        let section = scenarios::jobs::run(&db, scale(10_000)).await?;
-        println!("{}", section.render());
-        sections.push(section);
-        db.drop_database().await?;
-    }
+    let mut ingest_rate = None;
+    scenario!("baseline", |db| [scenarios::baseline::run(&db, scale(50_000)).await?]);
+    scenario!("webhook", |db| {
+        let (section, rate) = scenarios::webhook::ingest(&db, scale(10_000)).await?;
+        ingest_rate = Some(rate);
+        [section]
+    });
+    scenario!("storm", |db| [scenarios::webhook::duplicate_storm(&db, scale(2_000)).await?]);
+    scenario!("pgbench", |db| [scenarios::pgbench::run(&db, ingest_rate).await?]);
+    scenario!("auth", |db| scenarios::auth::run(&db, scale(1_000), scale(50_000)).await?);
+    scenario!("jobs", |db| [scenarios::jobs::run(&db, scale(10_000)).await?]);
 
     let Some(machine) = machine else {
         anyhow::bail!("no scenario selected");

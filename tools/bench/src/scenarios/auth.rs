@@ -1,0 +1,135 @@
+//! Login (Argon2id-bound) next to the raw Argon2 verify rate of the same parameters on the same
+//! cores, and an authenticated read (`GET /api/v1/me`).
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use ironclad::{auth::password, mail::MailSink};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::{
+    env::{BenchDb, Server, app_env},
+    load,
+    report::Section,
+};
+
+const EMAIL: &str = "bench-login@example.com";
+const PASSWORD: &str = "correct horse battery staple 42";
+
+async fn call(addr: std::net::SocketAddr, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let request = load::request("POST", path)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}
+
+/// How many Argon2id verifications per second this machine does with every core busy.
+async fn raw_verify_rate(seconds: u64) -> anyhow::Result<f64> {
+    let secret = SecretString::from(PASSWORD);
+    let hash = password::hash(&secret).await?;
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..cores)
+        .map(|_| {
+            let (secret, hash, done) = (secret.clone(), hash.clone(), done.clone());
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    password::verify(&secret, Some(hash.clone()))
+                        .await
+                        .expect("verify");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await?;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+pub async fn run(db: &BenchDb, logins: usize, reads: usize) -> anyhow::Result<Vec<Section>> {
+    let sink = MailSink::start().await?;
+    let mut env = app_env();
+    // The bench is one client hammering one account from one address: lift the brute-force limits.
+    env.push(("AUTH_LOGIN_MAX_ATTEMPTS_PER_ACCOUNT", "1000000000".into()));
+    env.push(("AUTH_LOGIN_MAX_ATTEMPTS_PER_IP", "1000000000".into()));
+    let server = Server::start(db, &sink, &["serve", "--no-workers"], &env).await?;
+    let credentials = json!({"email": EMAIL, "password": PASSWORD});
+    let (status, _) = call(server.addr, "/api/v1/auth/register", credentials.clone()).await?;
+    anyhow::ensure!(status == 201, "register answered {status}");
+
+    let body = Bytes::from(credentials.to_string());
+    let make: load::MakeRequest = Arc::new(move |_| {
+        load::request("POST", "/api/v1/auth/login")
+            .header("content-type", "application/json")
+            .body(Full::new(body.clone()))
+            .expect("request")
+    });
+    let login = load::run(server.addr, 64, logins, make, |s| s == 200).await?;
+    // Same cores, same parameters, no HTTP, no database: the ceiling for login.
+    let raw = raw_verify_rate(5).await?;
+    let ratio = login.throughput() / raw;
+
+    let (status, tokens) = call(server.addr, "/api/v1/auth/login", credentials).await?;
+    anyhow::ensure!(status == 200, "login answered {status}");
+    let bearer = format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().unwrap_or_default()
+    );
+    let make: load::MakeRequest = Arc::new(move |_| {
+        load::request("GET", "/api/v1/me")
+            .header("authorization", &bearer)
+            .body(Full::new(Bytes::new()))
+            .expect("request")
+    });
+    let me = load::run(server.addr, 64, reads, make, |s| s == 200).await?;
+    server.stop().await?;
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut login_section = Section::new("Login vs raw Argon2id");
+    login_section.line(format!(
+        "`POST /api/v1/auth/login` (one account, correct password) at 64 connections; then, in the same run, the raw Argon2id verify rate (m = {} KiB, t = {}, p = {}) on all {cores} cores with no HTTP or database.",
+        password::M_COST_KIB,
+        password::T_COST,
+        password::P_COST,
+    ));
+    login_section.table(load::HEADER, vec![login.row(64)]);
+    login_section.table(
+        &["login/s", "raw verify/s", "ratio"],
+        vec![vec![
+            format!("{:.1}", login.throughput()),
+            format!("{raw:.1}"),
+            format!("{ratio:.2}"),
+        ]],
+    );
+    login_section.verdict(
+        &format!("login reaches ≥ 0.8 of the raw verify rate (got {ratio:.2})"),
+        ratio >= 0.8 && login.errors == 0,
+    );
+
+    let mut me_section = Section::new("Authenticated read: GET /api/v1/me");
+    me_section.line("A valid access token on every request, 64 connections.".to_owned());
+    me_section.table(load::HEADER, vec![me.row(64)]);
+    me_section.verdict(
+        &format!("≥ 10,000 requests/s (got {:.0})", me.throughput()),
+        me.throughput() >= 10_000.0 && me.errors == 0,
+    );
+    Ok(vec![login_section, me_section])
+}
