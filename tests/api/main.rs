@@ -15,3 +15,4 @@ mod jobs;
 mod mail;
 mod metrics;
 mod openapi;
+mod properties;
