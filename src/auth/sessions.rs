@@ -98,7 +98,10 @@ fn throttle_key(raw: &str) -> String {
     if normalised.len() <= 254 && !normalised.chars().any(char::is_control) {
         normalised
     } else {
-        format!("sha256:{}", hex::encode(Sha256::digest(normalised.as_bytes())))
+        format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(normalised.as_bytes()))
+        )
     }
 }
 
@@ -564,6 +567,10 @@ mod tests {
             let key = throttle_key(&hostile);
             assert!(key.starts_with("sha256:") && key.len() == 71, "{key}");
         }
-        assert_eq!(throttle_key("a\0b"), throttle_key("A\0B"), "still normalised first");
+        assert_eq!(
+            throttle_key("a\0b"),
+            throttle_key("A\0B"),
+            "still normalised first"
+        );
     }
 }

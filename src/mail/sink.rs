@@ -46,15 +46,25 @@ pub struct MailSink {
 struct Inbox {
     messages: Mutex<Vec<CapturedMail>>,
     arrived: Notify,
+    /// How long to take before accepting a message (a slow provider, for chaos experiments).
+    latency: Duration,
 }
 
 impl MailSink {
     /// Listens on a free loopback port and serves until the runtime stops.
     pub async fn start() -> std::io::Result<Self> {
+        Self::start_with_latency(Duration::ZERO).await
+    }
+
+    /// Like [`MailSink::start`], taking `latency` to accept each message, like a slow provider.
+    pub async fn start_with_latency(latency: Duration) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let sink = Self {
             addr: listener.local_addr()?,
-            inbox: Arc::default(),
+            inbox: Arc::new(Inbox {
+                latency,
+                ..Inbox::default()
+            }),
         };
         let inbox = sink.inbox.clone();
         tokio::spawn(async move {
@@ -132,6 +142,7 @@ async fn serve(stream: TcpStream, inbox: &Inbox) -> std::io::Result<()> {
             "DATA" => {
                 write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
                 let raw = read_data(&mut lines).await?;
+                tokio::time::sleep(inbox.latency).await;
                 let mail = CapturedMail {
                     subject: header(&raw, "Subject"),
                     message_id: header(&raw, "Message-ID"),

@@ -59,16 +59,32 @@ fn body_example(spec: &Value, operation: &Value) -> Option<Value> {
 /// Replaces every leaf of `value` using `leaf`.
 fn mutate(value: &Value, leaf: &dyn Fn(&Value) -> Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), mutate(v, leaf))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), mutate(v, leaf)))
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.iter().map(|v| mutate(v, leaf)).collect()),
         other => leaf(other),
     }
 }
 
-fn attempts_for(spec: &Value, method: &str, path: &str, operation: &Value, body_limit: usize) -> Vec<Attempt> {
+fn attempts_for(
+    spec: &Value,
+    method: &str,
+    path: &str,
+    operation: &Value,
+    body_limit: usize,
+) -> Vec<Attempt> {
     let concrete = |segment: &str| {
         path.split('/')
-            .map(|part| if part.starts_with('{') { segment.to_owned() } else { part.to_owned() })
+            .map(|part| {
+                if part.starts_with('{') {
+                    segment.to_owned()
+                } else {
+                    part.to_owned()
+                }
+            })
             .collect::<Vec<_>>()
             .join("/")
     };
@@ -82,39 +98,111 @@ fn attempts_for(spec: &Value, method: &str, path: &str, operation: &Value, body_
         header: None,
     };
     let mut list = vec![
-        attempt("unknown query parameters", format!("{base_path}?unknown=1&limit=-5&offset=abc&page[]=x"), "application/json", Vec::new()),
+        attempt(
+            "unknown query parameters",
+            format!("{base_path}?unknown=1&limit=-5&offset=abc&page[]=x"),
+            "application/json",
+            Vec::new(),
+        ),
         Attempt {
             header: Some(("x-padding".into(), "a".repeat(8 * 1024))),
-            ..attempt("an 8 KiB header", base_path.clone(), "application/json", Vec::new())
+            ..attempt(
+                "an 8 KiB header",
+                base_path.clone(),
+                "application/json",
+                Vec::new(),
+            )
         },
     ];
     if path.contains('{') {
-        for hostile in ["' OR 1=1--", "%2e%2e%2f%2e%2e%2fetc", "9999999999999999999999", &"x".repeat(2000)] {
-            list.push(attempt("a hostile path segment", concrete(hostile), "application/json", Vec::new()));
+        for hostile in [
+            "' OR 1=1--",
+            "%2e%2e%2f%2e%2e%2fetc",
+            "9999999999999999999999",
+            &"x".repeat(2000),
+        ] {
+            list.push(attempt(
+                "a hostile path segment",
+                concrete(hostile),
+                "application/json",
+                Vec::new(),
+            ));
         }
     }
     if matches!(method, "post" | "put" | "patch" | "delete") {
         let json = "application/json";
-        list.push(attempt("truncated JSON", base_path.clone(), json, b"{\"a\":".to_vec()));
+        list.push(attempt(
+            "truncated JSON",
+            base_path.clone(),
+            json,
+            b"{\"a\":".to_vec(),
+        ));
         for body in ["[]", "42", "\"text\"", "null", "{}"] {
-            list.push(attempt("a body of the wrong shape", base_path.clone(), json, body.as_bytes().to_vec()));
+            list.push(attempt(
+                "a body of the wrong shape",
+                base_path.clone(),
+                json,
+                body.as_bytes().to_vec(),
+            ));
         }
-        list.push(attempt("invalid UTF-8", base_path.clone(), json, b"{\"email\": \"\xff\xfe\xfd\"}".to_vec()));
-        list.push(attempt("a body over the limit", base_path.clone(), json, vec![b' '; body_limit + 1]));
-        list.push(attempt("form-encoded instead of JSON", base_path.clone(), "application/x-www-form-urlencoded", b"a=1".to_vec()));
+        list.push(attempt(
+            "invalid UTF-8",
+            base_path.clone(),
+            json,
+            b"{\"email\": \"\xff\xfe\xfd\"}".to_vec(),
+        ));
+        list.push(attempt(
+            "a body over the limit",
+            base_path.clone(),
+            json,
+            vec![b' '; body_limit + 1],
+        ));
+        list.push(attempt(
+            "form-encoded instead of JSON",
+            base_path.clone(),
+            "application/x-www-form-urlencoded",
+            b"a=1".to_vec(),
+        ));
         if let Some(example) = body_example(spec, operation) {
             for hostile in HOSTILE_STRINGS {
-                let body = mutate(&example, &|v| if v.is_string() { json!(hostile) } else { v.clone() });
-                list.push(attempt(&format!("strings replaced by {hostile:?}"), base_path.clone(), json, body.to_string().into_bytes()));
+                let body = mutate(&example, &|v| {
+                    if v.is_string() {
+                        json!(hostile)
+                    } else {
+                        v.clone()
+                    }
+                });
+                list.push(attempt(
+                    &format!("strings replaced by {hostile:?}"),
+                    base_path.clone(),
+                    json,
+                    body.to_string().into_bytes(),
+                ));
             }
             let swapped = mutate(&example, &|v| match v {
                 Value::String(_) => json!(12345),
                 Value::Number(_) | Value::Bool(_) => json!("not-a-number"),
                 other => other.clone(),
             });
-            list.push(attempt("every field of the wrong type", base_path.clone(), json, swapped.to_string().into_bytes()));
-            let huge = mutate(&example, &|v| if v.is_string() { json!("x".repeat(100_000)) } else { v.clone() });
-            list.push(attempt("100 KB strings", base_path.clone(), json, huge.to_string().into_bytes()));
+            list.push(attempt(
+                "every field of the wrong type",
+                base_path.clone(),
+                json,
+                swapped.to_string().into_bytes(),
+            ));
+            let huge = mutate(&example, &|v| {
+                if v.is_string() {
+                    json!("x".repeat(100_000))
+                } else {
+                    v.clone()
+                }
+            });
+            list.push(attempt(
+                "100 KB strings",
+                base_path.clone(),
+                json,
+                huge.to_string().into_bytes(),
+            ));
         }
     }
     list
@@ -125,7 +213,12 @@ async fn bad_input_gets_a_4xx_problem_and_changes_nothing() {
     let app = TestApp::spawn().await;
     // Signed in, so the input reaches the handlers instead of stopping at 401.
     let (access, _) = auth_support::signed_in(&app, "fuzzer@example.com").await;
-    let spec: Value = app.get("/api-docs/openapi.json").await.json().await.unwrap();
+    let spec: Value = app
+        .get("/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
     let body_limit = app.state.config.http.body_limit;
     let before = snapshot(&app).await;
     let mut failures = Vec::new();
@@ -155,12 +248,23 @@ async fn bad_input_gets_a_4xx_problem_and_changes_nothing() {
                 if status >= 500 {
                     failures.push(format!("{label}: {status}"));
                 } else if status >= 400 && content_type != "application/problem+json" {
-                    failures.push(format!("{label}: {status} as {content_type:?}, not problem+json"));
+                    failures.push(format!(
+                        "{label}: {status} as {content_type:?}, not problem+json"
+                    ));
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {sent} requests misbehaved:\n{}", failures.len(), failures.join("\n"));
-    assert_eq!(snapshot(&app).await, before, "bad input changed the database");
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests misbehaved:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        snapshot(&app).await,
+        before,
+        "bad input changed the database"
+    );
     assert!(sent > 20, "only {sent} requests were thrown");
 }

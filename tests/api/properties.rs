@@ -3,7 +3,7 @@
 //! state machine (any event sequence: forward only, nothing leaves a terminal state).
 use ironclad::billing::{
     signature::{self, SignatureError},
-    state::{Outcome, OrderEvent, OrderStatus, transition},
+    state::{OrderEvent, OrderStatus, Outcome, transition},
 };
 use proptest::prelude::*;
 

@@ -141,6 +141,12 @@ impl Server {
         anyhow::bail!("server on {} did not come up", self.addr)
     }
 
+    /// `kill -9`: no shutdown, no acknowledgements, locks left behind.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
     /// Still running (not crashed)?
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -176,7 +182,10 @@ pub fn app_env() -> Vec<(&'static str, String)> {
         ("STRIPE_SECRET_KEY", "sk_test_bench".into()),
         ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.into()),
         ("BILLING_SUCCESS_URL", "https://app.example.com/ok".into()),
-        ("BILLING_CANCEL_URL", "https://app.example.com/cancel".into()),
+        (
+            "BILLING_CANCEL_URL",
+            "https://app.example.com/cancel".into(),
+        ),
         ("JWT_KID", "bench".into()),
         (
             "JWT_SECRET",

@@ -54,16 +54,33 @@ async fn main() -> anyhow::Result<()> {
         };
     }
     let mut ingest_rate = None;
-    scenario!("baseline", |db| [scenarios::baseline::run(&db, scale(50_000)).await?]);
+    scenario!("baseline", |db| [scenarios::baseline::run(
+        &db,
+        scale(50_000)
+    )
+    .await?]);
     scenario!("webhook", |db| {
         let (section, rate) = scenarios::webhook::ingest(&db, scale(10_000)).await?;
         ingest_rate = Some(rate);
         [section]
     });
-    scenario!("storm", |db| [scenarios::webhook::duplicate_storm(&db, scale(2_000)).await?]);
-    scenario!("pgbench", |db| [scenarios::pgbench::run(&db, ingest_rate).await?]);
-    scenario!("auth", |db| scenarios::auth::run(&db, scale(1_000), scale(50_000)).await?);
-    scenario!("jobs", |db| [scenarios::jobs::run(&db, scale(10_000)).await?]);
+    scenario!("storm", |db| [scenarios::webhook::duplicate_storm(
+        &db,
+        scale(2_000)
+    )
+    .await?]);
+    scenario!("pgbench", |db| [
+        scenarios::pgbench::run(&db, ingest_rate).await?
+    ]);
+    scenario!("auth", |db| scenarios::auth::run(
+        &db,
+        scale(1_000),
+        scale(50_000)
+    )
+    .await?);
+    scenario!("jobs", |db| [
+        scenarios::jobs::run(&db, scale(10_000)).await?
+    ]);
 
     let Some(machine) = machine else {
         anyhow::bail!("no scenario selected");
@@ -88,7 +105,12 @@ async fn main() -> anyhow::Result<()> {
 /// `ironclad-bench chaos [--quick]`: prints each experiment and fails if any promise broke.
 async fn run_chaos(quick: bool) -> anyhow::Result<()> {
     let down_for = std::time::Duration::from_secs(if quick { 3 } else { 10 });
-    let sections = vec![chaos::postgres_restart(down_for).await?];
+    let scale = |full: usize| if quick { full / 5 } else { full };
+    let sections = vec![
+        chaos::kill_workers(scale(1_000), if quick { 4 } else { 8 }).await?,
+        chaos::kill_server_mid_storm(scale(2_000)).await?,
+        chaos::postgres_restart(down_for).await?,
+    ];
     for section in &sections {
         println!("{}", section.render());
     }

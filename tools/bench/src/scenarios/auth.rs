@@ -34,7 +34,10 @@ async fn call(addr: std::net::SocketAddr, path: &str, body: Value) -> anyhow::Re
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await?.to_bytes();
-    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
 }
 
 /// How many Argon2id verifications per second this machine does with every core busy.

@@ -1,5 +1,5 @@
 pub mod auth;
 pub mod baseline;
 pub mod jobs;
-pub mod webhook;
 pub mod pgbench;
+pub mod webhook;

@@ -20,7 +20,9 @@ COMMIT;
 pub async fn run(db: &BenchDb, ingest_rate: Option<f64>) -> anyhow::Result<Section> {
     let mut section = Section::new("pgbench ceiling for one webhook's SQL");
     let Some(pgbench) = find_pgbench() else {
-        section.line("pgbench not found (Debian: postgresql-client / postgresql); skipped.".to_owned());
+        section.line(
+            "pgbench not found (Debian: postgresql-client / postgresql); skipped.".to_owned(),
+        );
         return Ok(section);
     };
     // Each pgbench client locks its own order, as distinct webhooks lock distinct orders.
@@ -39,7 +41,16 @@ pub async fn run(db: &BenchDb, ingest_rate: Option<f64>) -> anyhow::Result<Secti
     let mut tps_64 = 0.0;
     for clients in [16, 64] {
         let output = Command::new(&pgbench)
-            .args(["-n", "-T", "10", "-j", "2", "-c", &clients.to_string(), "-f"])
+            .args([
+                "-n",
+                "-T",
+                "10",
+                "-j",
+                "2",
+                "-c",
+                &clients.to_string(),
+                "-f",
+            ])
             .arg(&script)
             .arg(&db.url)
             .output()?;

@@ -17,7 +17,11 @@ use crate::env::WEBHOOK_SECRET as SECRET;
 
 /// Creates `count` pending orders (one Pro licence each) numbered from `first`, with sessions
 /// `cs_bench_<n>`, as checkout would have left them. Returns their ids, in order.
-async fn pending_orders(db: &BenchDb, first: usize, count: usize) -> anyhow::Result<Vec<String>> {
+pub async fn pending_orders(
+    db: &BenchDb,
+    first: usize,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
     use sea_orm::ConnectionTrait;
     let last = first + count - 1;
     db.db
@@ -51,7 +55,7 @@ async fn pending_orders(db: &BenchDb, first: usize, count: usize) -> anyhow::Res
 }
 
 /// The signed delivery of the completion event of order `n` (body and Stripe-Signature header).
-fn signed_completion(n: usize, order_id: &str) -> (Bytes, String) {
+pub fn signed_completion(n: usize, order_id: &str) -> (Bytes, String) {
     let payload = json!({
         "id": format!("evt_bench_{n}"),
         "object": "event",
@@ -79,7 +83,7 @@ fn signed_completion(n: usize, order_id: &str) -> (Bytes, String) {
     (Bytes::from(payload), format!("t={timestamp},v1={v1}"))
 }
 
-fn webhook_request(delivery: &(Bytes, String)) -> hyper::Request<Full<Bytes>> {
+pub fn webhook_request(delivery: &(Bytes, String)) -> hyper::Request<Full<Bytes>> {
     load::request("POST", "/api/v1/webhooks/stripe")
         .header("content-type", "application/json")
         .header("stripe-signature", &delivery.1)
@@ -91,7 +95,13 @@ fn webhook_request(delivery: &(Bytes, String)) -> hyper::Request<Full<Bytes>> {
 /// queued jobs are counted, not run).
 pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Section, f64)> {
     let sink = MailSink::start().await?;
-    let server = Server::start(db, &sink, &["serve", "--no-workers"], &crate::env::app_env()).await?;
+    let server = Server::start(
+        db,
+        &sink,
+        &["serve", "--no-workers"],
+        &crate::env::app_env(),
+    )
+    .await?;
     let mut rows = Vec::new();
     let mut first = 0;
     let mut best_64 = None::<LoadResult>;
@@ -107,7 +117,10 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
             let deliveries = deliveries.clone();
             Arc::new(move |i| webhook_request(&deliveries[i]))
         };
-        let result = load::run(server.addr, connections, events_per_round, make, |s| s == 200).await?;
+        let result = load::run(server.addr, connections, events_per_round, make, |s| {
+            s == 200
+        })
+        .await?;
         rows.push(result.row(connections));
         if connections == 64 {
             best_64 = Some(result);
@@ -116,7 +129,9 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
     }
     server.stop().await?;
     let total = first as i64;
-    let paid = db.scalar_i64("SELECT count(*) FROM orders WHERE status = 'paid'").await?;
+    let paid = db
+        .scalar_i64("SELECT count(*) FROM orders WHERE status = 'paid'")
+        .await?;
     let jobs = db.scalar_i64("SELECT count(*) FROM apalis.jobs").await?;
     let at_64 = best_64.expect("ran at 64 connections");
 
@@ -125,13 +140,21 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
         "{events_per_round} distinct, correctly signed `checkout.session.completed` events for distinct pending orders per row; one `ironclad serve --no-workers` process (the follow-up jobs are queued, not run). Each event: signature check, event insert, order row lock, transition, audit row, two job inserts, one transaction."
     ));
     section.table(load::HEADER, rows);
-    section.line(format!("Afterwards: {paid} of {total} orders `paid`, {jobs} jobs queued (2 per order expected)."));
+    section.line(format!(
+        "Afterwards: {paid} of {total} orders `paid`, {jobs} jobs queued (2 per order expected)."
+    ));
     section.verdict(
-        &format!("≥ 1,500 events/s at 64 connections (got {:.0})", at_64.throughput()),
+        &format!(
+            "≥ 1,500 events/s at 64 connections (got {:.0})",
+            at_64.throughput()
+        ),
         at_64.throughput() >= 1500.0,
     );
     section.verdict(
-        &format!("p99 < 50 ms at 64 connections (got {:.1} ms)", at_64.percentile_ms(0.99)),
+        &format!(
+            "p99 < 50 ms at 64 connections (got {:.1} ms)",
+            at_64.percentile_ms(0.99)
+        ),
         at_64.percentile_ms(0.99) < 50.0,
     );
     section.verdict(
@@ -161,7 +184,8 @@ pub async fn duplicate_storm(db: &BenchDb, orders: usize) -> anyhow::Result<Sect
         let deliveries = deliveries.clone();
         Arc::new(move |i| webhook_request(&deliveries[i / COPIES]))
     };
-    let result = load::run_spread(&[a.addr, b.addr], 64, orders * COPIES, make, |s| s == 200).await?;
+    let result =
+        load::run_spread(&[a.addr, b.addr], 64, orders * COPIES, make, |s| s == 200).await?;
 
     // Let the workers finish every licence and email.
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
@@ -182,9 +206,11 @@ pub async fn duplicate_storm(db: &BenchDb, orders: usize) -> anyhow::Result<Sect
         .await
         .unwrap_or(-1);
     let fulfilled = db
-        .scalar_i64(&format!("SELECT count(*) FROM orders WHERE status = 'fulfilled' AND id IN (SELECT id FROM orders WHERE checkout_key LIKE 'bench-1%' AND length(checkout_key) = 13)"))
+        .scalar_i64("SELECT count(*) FROM orders WHERE status = 'fulfilled' AND checkout_key LIKE 'bench-1%' AND length(checkout_key) = 13")
         .await?;
-    let licences = db.scalar_i64(&format!("SELECT count(*) FROM licenses WHERE {scope}")).await?;
+    let licences = db
+        .scalar_i64(&format!("SELECT count(*) FROM licenses WHERE {scope}"))
+        .await?;
     let jobs = db.scalar_i64("SELECT count(*) FROM apalis.jobs").await?;
     let distinct_jobs = db
         .scalar_i64("SELECT count(DISTINCT (job_type, idempotency_key)) FROM apalis.jobs")
@@ -204,7 +230,18 @@ pub async fn duplicate_storm(db: &BenchDb, orders: usize) -> anyhow::Result<Sect
     ));
     section.table(load::HEADER, vec![result.row(64)]);
     section.table(
-        &["orders", "`paid` transitions", "dup transitions", "licences", "dup licences", "jobs", "dup jobs", "emails", "dup emails", "fulfilled"],
+        &[
+            "orders",
+            "`paid` transitions",
+            "dup transitions",
+            "licences",
+            "dup licences",
+            "jobs",
+            "dup jobs",
+            "emails",
+            "dup emails",
+            "fulfilled",
+        ],
         vec![vec![
             n.to_string(),
             paid_transitions.to_string(),
