@@ -4,6 +4,7 @@ mod auth;
 mod auth_mfa;
 mod auth_support;
 mod billing;
+mod billing_http;
 mod billing_idempotency;
 mod billing_webhooks;
 mod errors;
