@@ -50,6 +50,18 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list_auth_events);
 }
 
+/// The `outcome` label of the login and MFA counters for a failure (see [`crate::metrics`]).
+fn error_outcome(error: &AuthError) -> &'static str {
+    match error {
+        AuthError::InvalidCredentials => "invalid_credentials",
+        AuthError::InvalidMfaCode => "invalid_code",
+        AuthError::InvalidMfaToken => "invalid_mfa_token",
+        AuthError::RateLimited { .. } => "rate_limited",
+        AuthError::Validation { .. } => "invalid_request",
+        _ => "error",
+    }
+}
+
 /// Responses carrying tokens must not be cached (RFC 6749 §5.1).
 fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);
@@ -108,8 +120,13 @@ pub async fn login(
     meta: RequestMeta,
     body: web::Json<Credentials>,
 ) -> Handled {
-    let response = sessions::login(&app, &meta, &body.email, &body.password).await?;
-    Ok(no_store(StatusCode::OK).json(response))
+    let result = sessions::login(&app, &meta, &body.email, &body.password).await;
+    app.metrics.count_login(match &result {
+        Ok(LoginResponse::Tokens(_)) => "ok",
+        Ok(LoginResponse::Mfa(_)) => "mfa_required",
+        Err(error) => error_outcome(error),
+    });
+    Ok(no_store(StatusCode::OK).json(result?))
 }
 
 #[utoipa::path(
@@ -127,8 +144,10 @@ pub async fn verify_mfa(
     meta: RequestMeta,
     body: web::Json<MfaVerifyRequest>,
 ) -> Handled {
-    let pair = sessions::verify_mfa(&app, &meta, &body.mfa_token, &body.code).await?;
-    Ok(no_store(StatusCode::OK).json(pair))
+    let result = sessions::verify_mfa(&app, &meta, &body.mfa_token, &body.code).await;
+    app.metrics
+        .count_mfa_verification(result.as_ref().map_or_else(error_outcome, |_| "ok"));
+    Ok(no_store(StatusCode::OK).json(result?))
 }
 
 #[utoipa::path(

@@ -158,6 +158,11 @@ async fn a_wrong_password_and_an_unknown_email_look_the_same() {
         .await,
         1
     );
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains(r#"ironclad_logins_total{outcome="invalid_credentials"} 2"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
