@@ -75,6 +75,7 @@ fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     responses(
         (status = 201, description = "Accepted; the same answer whether or not the email was free", body = RegisterResponse),
         (status = 422, description = "Invalid email or password (length, too common)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this IP; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/auth/register")]
@@ -200,7 +201,10 @@ pub async fn logout_all(app: web::Data<AppState>, meta: RequestMeta, user: AuthU
 #[utoipa::path(
     tag = "auth",
     request_body = EmailRequest,
-    responses((status = 202, description = "Always: an email follows if an account uses this address", body = Accepted))
+    responses(
+        (status = 202, description = "Always: an email follows if an account uses this address", body = Accepted),
+        (status = 429, description = "Too many requests for this address or IP; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[post("/auth/password/forgot")]
 pub async fn forgot_password(
@@ -208,7 +212,7 @@ pub async fn forgot_password(
     meta: RequestMeta,
     body: web::Json<EmailRequest>,
 ) -> Handled {
-    accounts::forgot_password(&app, &meta, &body.email);
+    accounts::forgot_password(&app, &meta, &body.email).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         message: "If an account uses this address, a password reset email is on its way.".into(),
     }))
