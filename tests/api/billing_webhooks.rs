@@ -448,6 +448,58 @@ async fn a_payment_for_another_amount_is_rejected_and_delivers_nothing() {
 }
 
 #[tokio::test]
+async fn an_event_with_another_orders_payment_intent_is_rejected_with_200_not_retried_forever() {
+    let app = BillingApp::spawn().await;
+    let first = app.pending_order("ada@example.com").await;
+    let second = app.pending_order("bob@example.com").await;
+    let paid = app
+        .post_event(&fake_stripe::event(
+            "evt_first_paid",
+            "checkout.session.completed",
+            fake_stripe::completed(&first.session, &first.payment_intent, true),
+        ))
+        .await;
+    assert_eq!(paid.status(), 200);
+
+    // The second order's session, claiming the first order's payment intent.
+    let confused = fake_stripe::event(
+        "evt_confused",
+        "checkout.session.completed",
+        fake_stripe::completed(&second.session, &first.payment_intent, true),
+    );
+    for expected in ["rejected", "duplicate"] {
+        let response = app.post_event(&confused).await;
+        assert_eq!(response.status(), 200);
+        let ack: Value = response.json().await.unwrap();
+        assert_eq!(ack["outcome"], expected);
+    }
+    assert_eq!(app.order_status(second.id).await, "pending_payment");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM order_events WHERE order_id = '{}' AND outcome = 'rejected' \
+             AND reason LIKE '%belongs to another order%'",
+            second.id
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM stripe_events WHERE event_id = 'evt_confused' AND outcome = 'rejected'")
+            .await,
+        1
+    );
+    app.jobs_idle().await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM licenses WHERE order_id = '{}'",
+            second.id
+        ))
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
 async fn a_failure_mid_processing_commits_nothing_answers_500_and_the_retry_succeeds() {
     let app = BillingApp::spawn().await;
     let order = app.pending_order("ada@example.com").await;
