@@ -19,6 +19,7 @@ use super::{
     tokens::{random_token, token_hash},
 };
 use crate::{
+    auth::jobs::RequestPasswordReset,
     jobs::{Enqueued, JobOptions},
     mail::SendEmail,
     startup::AppState,
@@ -165,6 +166,19 @@ pub async fn register(
 ) -> Result<RegisterResponse, AuthError> {
     let email = parse_email(email)?;
     let password = parse_password("password", password)?;
+    let cfg = &app.config.auth.throttle;
+    throttled(
+        app,
+        meta,
+        "register",
+        &[Limit::ip(
+            "register",
+            meta.ip.as_deref(),
+            cfg.register_per_ip,
+        )],
+        email.as_str(),
+    )
+    .await?;
     let hash = password::hash(password.secret()).await?;
     let base = &app.config.http.public_url;
 
@@ -270,28 +284,86 @@ pub async fn verify_email(
 }
 
 /// `POST /auth/password/forgot`. The answer must not depend on whether an account uses the address,
-/// in content or in timing, so the request only hands the email to a background task and returns;
-/// the task makes the token and enqueues the email in one transaction (durable from its commit).
-pub fn forgot_password(app: &AppState, meta: &RequestMeta, email: &str) {
-    let app = app.clone();
-    let meta = meta.clone();
-    let email: String = email.chars().take(320).collect();
-    tokio::spawn(async move {
-        if let Err(error) = send_reset_link(&app, &meta, &email).await {
-            tracing::error!(error = %format!("{error:#}"), "password reset request failed");
-        }
-    });
+/// in content or in timing, so the request only counts the attempt and enqueues a
+/// [`RequestPasswordReset`] job (one insert, whoever asks); the job looks the account up. Being in
+/// the queue, the request survives a crash right after the 202.
+pub async fn forgot_password(
+    app: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+) -> Result<(), AuthError> {
+    let cfg = &app.config.auth.throttle;
+    // The raw (normalised) string, so unparsable and unknown emails are limited like real ones.
+    let account_key: String = email.trim().to_lowercase().chars().take(320).collect();
+    throttled(
+        app,
+        meta,
+        "forgot_password",
+        &[
+            Limit::account(
+                "forgot_password",
+                &account_key,
+                cfg.forgot_password_per_account,
+            ),
+            Limit::ip(
+                "forgot_password",
+                meta.ip.as_deref(),
+                cfg.forgot_password_per_ip,
+            ),
+        ],
+        &account_key,
+    )
+    .await?;
+    let job = RequestPasswordReset {
+        email: account_key,
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+    };
+    app.jobs.push(&app.db, &job, JobOptions::default()).await?;
+    Ok(())
 }
 
-async fn send_reset_link(app: &AppState, meta: &RequestMeta, email: &str) -> Result<(), AuthError> {
+/// Counts an attempt at `action` on every limit; over one, the refusal (429) is audited.
+async fn throttled(
+    app: &AppState,
+    meta: &RequestMeta,
+    action: &str,
+    limits: &[Limit],
+    email: &str,
+) -> Result<(), AuthError> {
+    let result = throttle::attempt(&app.db, limits, app.config.auth.throttle.window).await;
+    if let Err(AuthError::RateLimited { .. }) = &result {
+        audit::record(
+            &app.db,
+            Event::RateLimited,
+            None,
+            None,
+            meta,
+            json!({"action": action, "email": email}),
+        )
+        .await?;
+    }
+    result
+}
+
+/// The work of one [`RequestPasswordReset`] job: if an account uses `email`, a single-use token and
+/// the email carrying it, in one transaction.
+///
+/// `request_id` (the job id, stable across reruns) keys the email job and its Message-ID: a rerun of
+/// a request already handled finds that email queued, rolls back its own token and sends nothing.
+pub async fn send_reset_link(
+    app: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    request_id: &str,
+) -> Result<(), AuthError> {
     let Ok(email) = Email::parse(email) else {
         return Ok(());
     };
-    let Some(user) = find_by_email(&app.db, &email).await? else {
+    let txn = app.db.begin().await?;
+    let Some(user) = find_by_email(&txn, &email).await? else {
         return Ok(());
     };
-    let base = &app.config.http.public_url;
-    let txn = app.db.begin().await?;
     let token = email_token(
         &txn,
         user.id,
@@ -299,15 +371,27 @@ async fn send_reset_link(app: &AppState, meta: &RequestMeta, email: &str) -> Res
         app.config.auth.password_reset_ttl,
     )
     .await?;
-    send(
-        &txn,
-        app,
-        &user.email,
-        "password_reset",
-        json!({"token": token, "link": format!("{base}/reset-password?token={token}"), "app_url": base}),
-        JobOptions::default(),
-    )
-    .await?;
+    let base = &app.config.http.public_url;
+    let key = format!("password-reset-{request_id}");
+    let reset_email = SendEmail {
+        to: user.email.clone(),
+        template: "password_reset".into(),
+        context: json!({"token": token, "link": format!("{base}/reset-password?token={token}"), "app_url": base}),
+        message_key: Some(key.clone()),
+    };
+    if app
+        .jobs
+        .push(&txn, &reset_email, JobOptions::idempotency_key(key))
+        .await?
+        == Enqueued::Duplicate
+    {
+        tracing::info!(
+            request_id,
+            "password reset already handled; nothing sent again"
+        );
+        txn.rollback().await?;
+        return Ok(());
+    }
     audit::record(
         &txn,
         Event::PasswordResetRequested,

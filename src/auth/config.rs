@@ -42,6 +42,11 @@ pub struct ThrottleConfig {
     pub login_per_ip: u32,
     pub mfa_per_account: u32,
     pub mfa_per_ip: u32,
+    /// Registrations per IP (every one counts: it is an email sent to someone).
+    pub register_per_ip: u32,
+    /// Password-reset requests per IP, and per email address (so nobody can flood one mailbox).
+    pub forgot_password_per_ip: u32,
+    pub forgot_password_per_account: u32,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -145,6 +150,10 @@ impl AuthConfig {
                 login_per_ip: vars.parse_or("AUTH_LOGIN_MAX_ATTEMPTS_PER_IP", 100)?,
                 mfa_per_account: vars.parse_or("AUTH_MFA_MAX_ATTEMPTS_PER_ACCOUNT", 10)?,
                 mfa_per_ip: vars.parse_or("AUTH_MFA_MAX_ATTEMPTS_PER_IP", 100)?,
+                register_per_ip: vars.parse_or("AUTH_REGISTER_MAX_PER_IP", 30)?,
+                forgot_password_per_ip: vars.parse_or("AUTH_FORGOT_PASSWORD_MAX_PER_IP", 30)?,
+                forgot_password_per_account: vars
+                    .parse_or("AUTH_FORGOT_PASSWORD_MAX_PER_ACCOUNT", 5)?,
             },
             trust_proxy_headers: vars.parse_or("AUTH_TRUST_PROXY_HEADERS", false)?,
         })

@@ -8,7 +8,7 @@
 //! Layout: `routes.rs` is HTTP only; `accounts.rs`, `sessions.rs` and `mfa.rs` hold the logic;
 //! `domain.rs`, `tokens.rs`, `password.rs` and `totp.rs` are pure and unit-tested; `guard.rs` holds
 //! the extractor and the guards; `throttle.rs` and `audit.rs` the brute-force limits and the audit
-//! trail.
+//! trail; `jobs.rs` the background work (password reset requests).
 pub mod accounts;
 pub mod audit;
 pub mod config;
@@ -16,6 +16,7 @@ pub mod domain;
 pub mod dto;
 pub mod error;
 pub mod guard;
+pub mod jobs;
 pub mod mfa;
 pub mod password;
 pub mod routes;

@@ -50,6 +50,18 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list_auth_events);
 }
 
+/// The `outcome` label of the login and MFA counters for a failure (see [`crate::metrics`]).
+fn error_outcome(error: &AuthError) -> &'static str {
+    match error {
+        AuthError::InvalidCredentials => "invalid_credentials",
+        AuthError::InvalidMfaCode => "invalid_code",
+        AuthError::InvalidMfaToken => "invalid_mfa_token",
+        AuthError::RateLimited { .. } => "rate_limited",
+        AuthError::Validation { .. } => "invalid_request",
+        _ => "error",
+    }
+}
+
 /// Responses carrying tokens must not be cached (RFC 6749 §5.1).
 fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);
@@ -63,6 +75,7 @@ fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     responses(
         (status = 201, description = "Accepted; the same answer whether or not the email was free", body = RegisterResponse),
         (status = 422, description = "Invalid email or password (length, too common)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this IP; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/auth/register")]
@@ -108,8 +121,13 @@ pub async fn login(
     meta: RequestMeta,
     body: web::Json<Credentials>,
 ) -> Handled {
-    let response = sessions::login(&app, &meta, &body.email, &body.password).await?;
-    Ok(no_store(StatusCode::OK).json(response))
+    let result = sessions::login(&app, &meta, &body.email, &body.password).await;
+    app.metrics.count_login(match &result {
+        Ok(LoginResponse::Tokens(_)) => "ok",
+        Ok(LoginResponse::Mfa(_)) => "mfa_required",
+        Err(error) => error_outcome(error),
+    });
+    Ok(no_store(StatusCode::OK).json(result?))
 }
 
 #[utoipa::path(
@@ -127,8 +145,10 @@ pub async fn verify_mfa(
     meta: RequestMeta,
     body: web::Json<MfaVerifyRequest>,
 ) -> Handled {
-    let pair = sessions::verify_mfa(&app, &meta, &body.mfa_token, &body.code).await?;
-    Ok(no_store(StatusCode::OK).json(pair))
+    let result = sessions::verify_mfa(&app, &meta, &body.mfa_token, &body.code).await;
+    app.metrics
+        .count_mfa_verification(result.as_ref().map_or_else(error_outcome, |_| "ok"));
+    Ok(no_store(StatusCode::OK).json(result?))
 }
 
 #[utoipa::path(
@@ -181,7 +201,10 @@ pub async fn logout_all(app: web::Data<AppState>, meta: RequestMeta, user: AuthU
 #[utoipa::path(
     tag = "auth",
     request_body = EmailRequest,
-    responses((status = 202, description = "Always: an email follows if an account uses this address", body = Accepted))
+    responses(
+        (status = 202, description = "Always: an email follows if an account uses this address", body = Accepted),
+        (status = 429, description = "Too many requests for this address or IP; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[post("/auth/password/forgot")]
 pub async fn forgot_password(
@@ -189,7 +212,7 @@ pub async fn forgot_password(
     meta: RequestMeta,
     body: web::Json<EmailRequest>,
 ) -> Handled {
-    accounts::forgot_password(&app, &meta, &body.email);
+    accounts::forgot_password(&app, &meta, &body.email).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         message: "If an account uses this address, a password reset email is on its way.".into(),
     }))

@@ -138,7 +138,11 @@ async fn process_in(
         .await;
     };
 
-    let outcome = match contradiction(&order, &interpretation) {
+    let reason = match contradiction(&order, &interpretation) {
+        Some(reason) => Some(reason),
+        None => payment_intent_of_another_order(txn, &order, &interpretation).await?,
+    };
+    let outcome = match reason {
         Some(reason) => Outcome::Rejected { reason },
         None => state::transition(order.status()?, interpretation.event),
     };
@@ -229,6 +233,32 @@ fn contradiction(order: &OrderRow, event: &Interpretation) -> Option<&'static st
         return Some("the event is for another payment intent than the order's");
     }
     None
+}
+
+/// A payment intent belongs to one order (unique in `orders`). An event tying this order to another
+/// order's payment intent is contradictory: rejected and kept for review, and answered 200. Applying
+/// it would break the unique constraint, answer 500 and make Stripe retry it forever. (Two such
+/// events racing for one payment intent: the loser fails on the constraint once, and its retry lands
+/// here.)
+async fn payment_intent_of_another_order(
+    txn: &DatabaseTransaction,
+    order: &OrderRow,
+    event: &Interpretation,
+) -> Result<Option<&'static str>, DbErr> {
+    let Some(payment_intent) = &event.payment_intent else {
+        return Ok(None);
+    };
+    if order.stripe_payment_intent_id.is_some() {
+        return Ok(None); // `contradiction` compared it already.
+    }
+    let taken = txn
+        .query_one_raw(sql(
+            "SELECT 1 AS taken FROM orders WHERE stripe_payment_intent_id = $1 AND id <> $2",
+            [payment_intent.clone().into(), order.id.into()],
+        ))
+        .await?
+        .is_some();
+    Ok(taken.then_some("the event's payment intent belongs to another order"))
 }
 
 /// Remembers the session and payment intent the first time an applied event reveals them (the

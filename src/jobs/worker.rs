@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Job, JobContext};
-use crate::{billing, mail::SendEmail, startup::AppState};
+use crate::{auth, billing, mail::SendEmail, startup::AppState};
 
 /// Runs every job kind until `shutdown` fires, then lets running jobs finish (up to the configured
 /// shutdown timeout) and hands back the ones it had fetched but not started.
@@ -23,6 +23,7 @@ pub async fn run(app: AppState, shutdown: CancellationToken) -> Result<(), Monit
         });
     // Every job kind is registered here; a module adding one adds a line.
     let monitor = register::<SendEmail>(monitor, &app);
+    let monitor = register::<auth::jobs::RequestPasswordReset>(monitor, &app);
     let monitor = register::<billing::jobs::DeliverLicense>(monitor, &app);
     let monitor = register::<billing::jobs::SendReceipt>(monitor, &app);
     let monitor = register::<billing::jobs::RestrictLicenses>(monitor, &app);

@@ -158,6 +158,11 @@ async fn a_wrong_password_and_an_unknown_email_look_the_same() {
         .await,
         1
     );
+    let metrics = metrics_text(&app).await;
+    assert!(
+        metrics.contains(r#"ironclad_logins_total{outcome="invalid_credentials"} 2"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -362,6 +367,128 @@ async fn password_reset_is_single_use_and_ends_every_session() {
             .all(|m| !m.to.iter().any(|t| t == "nobody@example.com"))
     );
     assert_eq!(events(&app, "password_reset_requested").await, 1);
+}
+
+#[tokio::test]
+async fn a_reset_request_is_a_queued_job_that_sends_one_email_however_often_it_runs() {
+    let app = TestApp::spawn().await;
+    register(&app, "ada@example.com").await;
+    for email in ["ada@example.com", "nobody@example.com"] {
+        let r = post(&app, "/auth/password/forgot", None, json!({"email": email})).await;
+        assert_eq!(r.status, 202);
+    }
+    // Both requests are durable jobs, known account or not: the request did nothing else.
+    assert_eq!(
+        app.count("SELECT count(*) FROM apalis.jobs WHERE job_type = 'auth_password_reset'")
+            .await,
+        2
+    );
+    mail_to(&app, "ada@example.com", "Reset your password").await;
+    let job_id: String = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT id FROM apalis.jobs WHERE job_type = 'auth_password_reset' \
+             AND convert_from(job, 'UTF8')::jsonb ->> 'email' = 'ada@example.com'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+
+    // The queue runs a job at least once: a rerun of the same request adds no token and no email.
+    use ironclad::{
+        auth::jobs::RequestPasswordReset,
+        jobs::{Job, JobContext},
+    };
+    for attempt in 2..=3 {
+        let rerun = RequestPasswordReset {
+            email: "ada@example.com".into(),
+            ip: None,
+            user_agent: None,
+        };
+        let ctx = JobContext {
+            app: app.state.clone(),
+            job_id: job_id.clone(),
+            attempt,
+        };
+        rerun.run(ctx).await.expect("the rerun succeeds");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resets = |app: &TestApp| {
+        app.sink
+            .messages()
+            .iter()
+            .filter(|m| {
+                m.subject
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("Reset your password")
+            })
+            .count()
+    };
+    assert_eq!(resets(&app), 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM email_tokens WHERE purpose = 'password_reset'")
+            .await,
+        1
+    );
+    assert_eq!(events(&app, "password_reset_requested").await, 1);
+    let mail = mail_to(&app, "ada@example.com", "Reset your password").await;
+    assert_eq!(
+        mail.message_id.as_deref(),
+        Some(format!("<password-reset-{job_id}@ironclad.localhost>").as_str())
+    );
+}
+
+#[tokio::test]
+async fn registrations_and_reset_requests_are_limited_with_retry_after() {
+    let app = TestApp::spawn_with(&[
+        ("AUTH_REGISTER_MAX_PER_IP", "2"),
+        ("AUTH_FORGOT_PASSWORD_MAX_PER_IP", "6"),
+        ("AUTH_FORGOT_PASSWORD_MAX_PER_ACCOUNT", "2"),
+    ])
+    .await;
+    register(&app, "ada@example.com").await;
+    register(&app, "bob@example.com").await;
+    let third = post(
+        &app,
+        "/auth/register",
+        None,
+        json!({"email": "eve@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert_eq!(third.problem_type(), "urn:ironclad:problem:rate-limited");
+    let retry: u64 = third.header("retry-after").parse().unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE email = 'eve@example.com'")
+            .await,
+        0
+    );
+
+    // Per address: a mailbox cannot be flooded with reset links, known or unknown alike.
+    let forgot = |email: &'static str| {
+        let app = &app;
+        async move { post(app, "/auth/password/forgot", None, json!({"email": email})).await }
+    };
+    for email in ["ada@example.com", "nobody@example.com"] {
+        assert_eq!(forgot(email).await.status, 202);
+        assert_eq!(forgot(email).await.status, 202);
+        let limited = forgot(email).await;
+        assert_eq!(limited.status, 429, "{email}");
+        assert!(limited.headers.contains_key("retry-after"));
+    }
+    // Per IP: the six requests above, refused ones included, used up this IP's allowance.
+    assert_eq!(forgot("bob@example.com").await.status, 429);
+    assert_eq!(
+        app.count("SELECT count(*) FROM apalis.jobs WHERE job_type = 'auth_password_reset'")
+            .await,
+        4
+    );
+    assert!(events(&app, "rate_limited").await >= 4);
 }
 
 #[tokio::test]

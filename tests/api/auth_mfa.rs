@@ -181,6 +181,17 @@ async fn a_totp_code_is_accepted_once() {
         "the same code is refused in another login"
     );
     assert!(events(&app, "mfa_failed").await >= 2);
+
+    // The outcomes are counted for monitoring.
+    let metrics = metrics_text(&app).await;
+    for line in [
+        r#"ironclad_logins_total{outcome="ok"} 1"#,
+        r#"ironclad_logins_total{outcome="mfa_required"} 2"#,
+        r#"ironclad_mfa_verifications_total{outcome="ok"} 1"#,
+        r#"ironclad_mfa_verifications_total{outcome="invalid_code"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 }
 
 #[tokio::test]

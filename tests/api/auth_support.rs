@@ -226,3 +226,10 @@ pub async fn events(app: &TestApp, event: &str) -> i64 {
     ))
     .await
 }
+
+/// The text of `GET /metrics`.
+pub async fn metrics_text(app: &TestApp) -> String {
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}

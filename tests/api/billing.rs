@@ -2,14 +2,18 @@
 //! full happy path to the licence and receipt emails. Shared helpers for the billing test files.
 use std::{ops::Deref, time::Duration};
 
-use ironclad::billing::{
-    BillingError, orders,
-    orders::{CheckoutRequest, CheckoutResponse},
+use ironclad::{
+    billing::{
+        BillingError, orders,
+        orders::{CheckoutRequest, CheckoutResponse},
+    },
+    mail::CapturedMail,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
+    auth_support,
     fake_stripe::{self, FakeStripe},
     helpers::TestApp,
 };
@@ -17,6 +21,10 @@ use crate::{
 pub const SECRET: &str = "whsec_test_current";
 pub const PRO: Uuid = Uuid::from_u128(0x0193a4c0_0000_7000_8000_000000000001);
 pub const TEAM: Uuid = Uuid::from_u128(0x0193a4c0_0000_7000_8000_000000000002);
+
+/// Counts the jobs billing queued: every job but the sign-ups' verification emails.
+pub const BILLING_JOBS: &str = "SELECT count(*) FROM apalis.jobs WHERE job_type <> 'email' \
+     OR convert_from(job, 'UTF8')::jsonb ->> 'template' <> 'verify_email'";
 
 /// The app, wired to a fake Stripe started first.
 pub struct BillingApp {
@@ -29,6 +37,12 @@ impl Deref for BillingApp {
     fn deref(&self) -> &TestApp {
         &self.app
     }
+}
+
+/// A signed-in customer: their user id and access token.
+pub struct Shopper {
+    pub id: Uuid,
+    pub token: String,
 }
 
 /// An order whose Checkout Session exists, with what its events need.
@@ -55,14 +69,48 @@ impl BillingApp {
         Self { app, stripe }
     }
 
-    /// A user row, as the auth layer would create it.
+    /// A customer signed up and signed in through the real auth routes.
+    pub async fn customer(&self, email: &str) -> Shopper {
+        let (token, _) = auth_support::signed_in(&self.app, email).await;
+        let id = auth_support::claims(&token)["sub"]
+            .as_str()
+            .expect("sub")
+            .parse()
+            .expect("a user id");
+        Shopper { id, token }
+    }
+
+    /// The id of a fresh signed-in customer (for tests calling the billing services directly).
     pub async fn user(&self, email: &str) -> Uuid {
-        let id = Uuid::now_v7();
-        self.sql(&format!(
-            "INSERT INTO users (id, email, password_hash) VALUES ('{id}', '{email}', 'x')"
-        ))
-        .await;
-        id
+        self.customer(email).await.id
+    }
+
+    /// `POST /api/v1/billing/checkout` as `token`, with `key` as the `Idempotency-Key` when given.
+    pub async fn post_checkout(
+        &self,
+        token: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> auth_support::Response {
+        let mut request = self
+            .client
+            .post(self.url("/api/v1/billing/checkout"))
+            .bearer_auth(token)
+            .json(body);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.expect("checkout sent");
+        auth_support::Response {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.json().await.unwrap_or(Value::Null),
+        }
+    }
+
+    /// `GET /api/v1{path}` as `token`.
+    pub async fn get_as(&self, token: &str, path: &str) -> auth_support::Response {
+        auth_support::call(&self.app, "GET", path, Some(token), None).await
     }
 
     pub async fn sql(&self, sql: &str) {
@@ -85,23 +133,33 @@ impl BillingApp {
         orders::checkout(&self.state, user, key, &request).await
     }
 
-    /// A fresh user's pending order for one Pro licence, with its session.
+    /// A fresh customer's pending order for one Pro licence (checked out over HTTP), with its session.
     pub async fn pending_order(&self, email: &str) -> Order {
-        let user = self.user(email).await;
-        let (response, _) = self
-            .checkout(user, &format!("key-{email}"), PRO, 1)
-            .await
-            .expect("checkout");
+        let shopper = self.customer(email).await;
+        self.order_for(&shopper, &format!("key-{email}")).await
+    }
+
+    /// `shopper`'s new pending order for one Pro licence, checked out over HTTP with `key`.
+    pub async fn order_for(&self, shopper: &Shopper, key: &str) -> Order {
+        let response = self
+            .post_checkout(
+                &shopper.token,
+                Some(key),
+                &json!({"product_id": PRO, "quantity": 1}),
+            )
+            .await;
+        assert_eq!(response.status, 201, "{}", response.body);
+        let id: Uuid = response.body["order_id"].as_str().unwrap().parse().unwrap();
         let session = self
             .stripe
             .sessions()
             .into_iter()
-            .find(|s| s["client_reference_id"] == response.order_id.to_string())
+            .find(|s| s["client_reference_id"] == id.to_string())
             .expect("the fake saw the session");
         Order {
-            id: response.order_id,
+            id,
             session,
-            payment_intent: format!("pi_for_{}", response.order_id.simple()),
+            payment_intent: format!("pi_for_{}", id.simple()),
         }
     }
 
@@ -143,6 +201,28 @@ impl BillingApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("{sql} never reached {expected}: {}", self.count(sql).await);
+    }
+
+    /// The billing emails in the sink (leaving out the sign-ups' verification emails), once at least
+    /// `count` arrived or `timeout` passed.
+    pub async fn billing_mail(&self, count: usize, timeout: Duration) -> Vec<CapturedMail> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mail: Vec<CapturedMail> = self
+                .sink
+                .messages()
+                .into_iter()
+                .filter(|m| {
+                    m.message_id
+                        .as_deref()
+                        .is_some_and(|id| id.starts_with("<order-"))
+                })
+                .collect();
+            if mail.len() >= count || tokio::time::Instant::now() >= deadline {
+                return mail;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Waits for the job queue to be idle (nothing pending, queued or running).
@@ -329,7 +409,7 @@ async fn happy_path_checkout_webhook_licence_and_receipt_emails() {
     let ack: Value = response.json().await.unwrap();
     assert_eq!(ack["outcome"], "applied");
 
-    let mail = app.sink.wait_for(2, Duration::from_secs(15)).await;
+    let mail = app.billing_mail(2, Duration::from_secs(15)).await;
     assert_eq!(mail.len(), 2, "{mail:?}");
     let id = order.id;
     let receipt = mail

@@ -6,13 +6,16 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::{billing::BillingApp, billing::SECRET, fake_stripe};
+use crate::{
+    billing::{BILLING_JOBS, BillingApp, SECRET},
+    fake_stripe,
+};
 
 const NOTHING_WRITTEN: [&str; 4] = [
     "SELECT count(*) FROM stripe_events",
     "SELECT count(*) FROM order_events WHERE source = 'stripe'",
     "SELECT count(*) FROM licenses",
-    "SELECT count(*) FROM apalis.jobs",
+    BILLING_JOBS,
 ];
 
 async fn assert_nothing_written(app: &BillingApp) {
@@ -185,7 +188,7 @@ async fn fifty_identical_events_at_once_make_one_transition_one_licence_one_rece
             .await;
         assert_eq!(jobs, 1, "{queue}");
     }
-    let mail = app.sink.wait_for(3, Duration::from_secs(2)).await;
+    let mail = app.billing_mail(3, Duration::from_secs(2)).await;
     assert_eq!(mail.len(), 2, "one receipt and one licence email: {mail:?}");
     assert_eq!(app.order_status(id).await, "fulfilled");
 }
@@ -229,7 +232,7 @@ async fn completed_and_async_payment_succeeded_together_pay_once() {
     );
     app.jobs_idle().await;
     assert_eq!(app.count("SELECT count(*) FROM licenses").await, 1);
-    let mail = app.sink.wait_for(3, Duration::from_secs(2)).await;
+    let mail = app.billing_mail(3, Duration::from_secs(2)).await;
     assert_eq!(mail.len(), 2, "{mail:?}");
 }
 
@@ -308,7 +311,7 @@ async fn expired_after_paid_is_ignored_and_refunded_before_paid_wins() {
         .await,
         0
     );
-    let mail = app.sink.wait_for(3, Duration::from_secs(10)).await;
+    let mail = app.billing_mail(3, Duration::from_secs(10)).await;
     let refund_mail = mail
         .iter()
         .find(|m| {
@@ -371,7 +374,7 @@ async fn a_refund_revokes_and_a_dispute_suspends_delivered_licences() {
     )
     .await;
     app.jobs_idle().await;
-    let mail = app.sink.wait_for(6, Duration::from_secs(10)).await;
+    let mail = app.billing_mail(6, Duration::from_secs(10)).await;
     let kinds: Vec<String> = mail.iter().filter_map(|m| m.message_id.clone()).collect();
     assert_eq!(
         mail.len(),
@@ -416,7 +419,7 @@ async fn unknown_orders_and_unhandled_types_are_kept_for_review_and_acknowledged
             .await;
         assert_eq!(stored, 1);
     }
-    assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 0);
+    assert_eq!(app.count(BILLING_JOBS).await, 0);
 }
 
 #[tokio::test]
@@ -441,7 +444,59 @@ async fn a_payment_for_another_amount_is_rejected_and_delivers_nothing() {
         app.count("SELECT count(*) FROM order_events WHERE outcome = 'rejected' AND reason LIKE '%amount%'").await,
         1
     );
-    assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 0);
+    assert_eq!(app.count(BILLING_JOBS).await, 0);
+}
+
+#[tokio::test]
+async fn an_event_with_another_orders_payment_intent_is_rejected_with_200_not_retried_forever() {
+    let app = BillingApp::spawn().await;
+    let first = app.pending_order("ada@example.com").await;
+    let second = app.pending_order("bob@example.com").await;
+    let paid = app
+        .post_event(&fake_stripe::event(
+            "evt_first_paid",
+            "checkout.session.completed",
+            fake_stripe::completed(&first.session, &first.payment_intent, true),
+        ))
+        .await;
+    assert_eq!(paid.status(), 200);
+
+    // The second order's session, claiming the first order's payment intent.
+    let confused = fake_stripe::event(
+        "evt_confused",
+        "checkout.session.completed",
+        fake_stripe::completed(&second.session, &first.payment_intent, true),
+    );
+    for expected in ["rejected", "duplicate"] {
+        let response = app.post_event(&confused).await;
+        assert_eq!(response.status(), 200);
+        let ack: Value = response.json().await.unwrap();
+        assert_eq!(ack["outcome"], expected);
+    }
+    assert_eq!(app.order_status(second.id).await, "pending_payment");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM order_events WHERE order_id = '{}' AND outcome = 'rejected' \
+             AND reason LIKE '%belongs to another order%'",
+            second.id
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM stripe_events WHERE event_id = 'evt_confused' AND outcome = 'rejected'")
+            .await,
+        1
+    );
+    app.jobs_idle().await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM licenses WHERE order_id = '{}'",
+            second.id
+        ))
+        .await,
+        0
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! A fake Stripe API for the tests, started before the app so its URL goes into `STRIPE_API_BASE`.
 //! It records every request with its `Idempotency-Key`, answers Checkout Session creation with
 //! complete objects (async-stripe parses strictly), and honours idempotency keys as Stripe does: the
-//! same key returns the same response. It can be told to fail the next requests, like an outage.
+//! same key returns the same response. It can be told to fail the next requests, like an outage, or to
+//! hold requests (recorded, unanswered) until released, like a slow network.
 use std::{
     collections::HashMap,
     net::TcpListener,
@@ -10,6 +11,7 @@ use std::{
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -26,6 +28,8 @@ struct State {
     replies: HashMap<String, (u16, Value)>,
     sessions: Vec<Value>,
     fail_next: usize,
+    /// While set, each request is recorded and then waits for this gate to close before answering.
+    hold: Option<Arc<Semaphore>>,
 }
 
 pub struct FakeStripe {
@@ -69,6 +73,18 @@ impl FakeStripe {
     pub fn fail_next(&self, n: usize) {
         self.state.lock().unwrap().fail_next = n;
     }
+
+    /// Requests from now on are recorded at once but not answered until [`FakeStripe::release`].
+    pub fn hold(&self) {
+        self.state.lock().unwrap().hold = Some(Arc::new(Semaphore::new(0)));
+    }
+
+    /// Answers the held requests, and the next ones without waiting.
+    pub fn release(&self) {
+        if let Some(gate) = self.state.lock().unwrap().hold.take() {
+            gate.close();
+        }
+    }
 }
 
 impl Drop for FakeStripe {
@@ -89,13 +105,21 @@ async fn handle(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let hold = {
+        let mut state = state.lock().unwrap();
+        state.requests.push(Recorded {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            idempotency_key: key.clone(),
+            form: form.clone(),
+        });
+        state.hold.clone()
+    };
+    if let Some(gate) = hold {
+        // Closed by `release`: the wait ends with an error, which is the signal to go on.
+        let _ = gate.acquire().await;
+    }
     let mut state = state.lock().unwrap();
-    state.requests.push(Recorded {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
-        idempotency_key: key.clone(),
-        form: form.clone(),
-    });
     let authorized = req
         .headers()
         .get("authorization")

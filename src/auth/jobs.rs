@@ -1,0 +1,34 @@
+//! Background work of the auth layer.
+use serde::{Deserialize, Serialize};
+
+use super::{accounts, guard::RequestMeta};
+use crate::jobs::{Job, JobContext, JobError};
+
+/// Job: someone asked for a password reset link for `email` (`POST /auth/password/forgot`).
+///
+/// The request only enqueues this, so its answer and timing are the same whether or not an account
+/// uses the address; the lookup, the token and the email happen here. Safe to rerun: see
+/// [`accounts::send_reset_link`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestPasswordReset {
+    pub email: String,
+    /// Who asked, for the audit trail.
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+impl Job for RequestPasswordReset {
+    const QUEUE: &'static str = "auth_password_reset";
+
+    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+        let meta = RequestMeta {
+            ip: self.ip,
+            user_agent: self.user_agent,
+        };
+        accounts::send_reset_link(&ctx.app, &meta, &self.email, &ctx.job_id)
+            .await
+            .map_err(|error| JobError::Other(format!("password reset request: {error:#}")))
+    }
+}
