@@ -293,8 +293,8 @@ pub async fn forgot_password(
     email: &str,
 ) -> Result<(), AuthError> {
     let cfg = &app.config.auth.throttle;
-    // The raw (normalised) string, so unparsable and unknown emails are limited like real ones.
-    let account_key: String = email.trim().to_lowercase().chars().take(320).collect();
+    // Whatever was typed, so unparsable and unknown emails are limited like real ones.
+    let account_key = throttle::account_key(email);
     throttled(
         app,
         meta,
@@ -314,8 +314,11 @@ pub async fn forgot_password(
         &account_key,
     )
     .await?;
+    // A malformed address can belong to no account: say so (422) rather than queue work for it.
+    // Whether a well-formed one has an account is the job's business, out of the answer's reach.
+    let email = parse_email(email)?;
     let job = RequestPasswordReset {
-        email: account_key,
+        email: email.as_str().to_owned(),
         ip: meta.ip.clone(),
         user_agent: meta.user_agent.clone(),
     };

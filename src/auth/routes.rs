@@ -202,7 +202,8 @@ pub async fn logout_all(app: web::Data<AppState>, meta: RequestMeta, user: AuthU
     tag = "auth",
     request_body = EmailRequest,
     responses(
-        (status = 202, description = "Always: an email follows if an account uses this address", body = Accepted),
+        (status = 202, description = "For any well-formed address: an email follows if an account uses it", body = Accepted),
+        (status = 422, description = "Not an email address", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests for this address or IP; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]

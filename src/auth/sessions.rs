@@ -90,21 +90,6 @@ fn token_pair(
     }
 }
 
-/// A storable, bounded key for any typed email: the normalised text when it is plausible, else its
-/// digest (Postgres refuses NUL in text and jsonb, and a 100 KB "email" must not reach an index).
-fn throttle_key(raw: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let normalised = raw.trim().to_lowercase();
-    if normalised.len() <= 254 && !normalised.chars().any(char::is_control) {
-        normalised
-    } else {
-        format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest(normalised.as_bytes()))
-        )
-    }
-}
-
 /// `POST /auth/login`. Unknown emails and wrong passwords cost the same work and get the same answer.
 pub async fn login(
     app: &AppState,
@@ -114,7 +99,7 @@ pub async fn login(
 ) -> Result<LoginResponse, AuthError> {
     let cfg = &app.config.auth;
     // Whatever was typed, so unparsable and unknown emails are throttled like real ones.
-    let account_key = throttle_key(email);
+    let account_key = throttle::account_key(email);
     let account = Limit::account("login", &account_key, cfg.throttle.login_per_account);
     let ip = Limit::ip("login", meta.ip.as_deref(), cfg.throttle.login_per_ip);
     if let Err(error) =
@@ -552,25 +537,5 @@ impl UserRow {
         self.role
             .parse()
             .map_err(|e: String| AuthError::Unexpected(anyhow::anyhow!(e)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::throttle_key;
-
-    #[test]
-    fn throttle_keys_are_storable_whatever_was_typed() {
-        assert_eq!(throttle_key("  Ada@Example.COM "), "ada@example.com");
-        // NUL is refused by Postgres text and jsonb; a huge value must not reach an index.
-        for hostile in ["a\0b@example.com".to_owned(), "x".repeat(100_000)] {
-            let key = throttle_key(&hostile);
-            assert!(key.starts_with("sha256:") && key.len() == 71, "{key}");
-        }
-        assert_eq!(
-            throttle_key("a\0b"),
-            throttle_key("A\0B"),
-            "still normalised first"
-        );
     }
 }

@@ -98,3 +98,38 @@ pub async fn succeeded(
     .await?;
     Ok(())
 }
+
+/// A storable, bounded key for any typed email: the normalised text when it is plausible, else its
+/// digest (Postgres refuses NUL in text and jsonb, and a 100 KB "email" must not reach an index).
+pub fn account_key(raw: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let normalised = raw.trim().to_lowercase();
+    if normalised.len() <= 254 && !normalised.chars().any(char::is_control) {
+        normalised
+    } else {
+        format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(normalised.as_bytes()))
+        )
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::account_key;
+
+    #[test]
+    fn account_keys_are_storable_whatever_was_typed() {
+        assert_eq!(account_key("  Ada@Example.COM "), "ada@example.com");
+        // NUL is refused by Postgres text and jsonb; a huge value must not reach an index.
+        for hostile in ["a\0b@example.com".to_owned(), "x".repeat(100_000)] {
+            let key = account_key(&hostile);
+            assert!(key.starts_with("sha256:") && key.len() == 71, "{key}");
+        }
+        assert_eq!(
+            account_key("a\0b"),
+            account_key("A\0B"),
+            "still normalised first"
+        );
+    }
+}

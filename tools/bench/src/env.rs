@@ -116,22 +116,26 @@ impl Server {
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates"),
             )
             .env("JOBS_POLL_INTERVAL_MS", "200")
+            .envs(app_env())
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         let child = command.spawn()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let server = Self { addr, child };
+        let mut server = Self { addr, child };
         if args.first() == Some(&"serve") {
             server.wait_healthy().await?;
         }
         Ok(server)
     }
 
-    async fn wait_healthy(&self) -> anyhow::Result<()> {
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                anyhow::bail!("server exited at start-up ({status}); its error is above");
+            }
             if let Ok(stream) = tokio::net::TcpStream::connect(self.addr).await {
                 drop(stream);
                 return Ok(());
