@@ -279,6 +279,7 @@ pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, 
         let previous = EventOutcome::parse(&stored.outcome)
             .ok_or_else(|| BillingError::Internal(format!("outcome {:?}", stored.outcome)))?;
         if !previous.is_replayable() {
+            txn.rollback().await?;
             return Ok(Some(Replayed {
                 event_id: event_id.to_owned(),
                 previous_outcome: Some(previous),
@@ -302,7 +303,7 @@ pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, 
             replayed: true,
         }));
     }
-    drop(txn);
+    txn.rollback().await?;
     let failed = app
         .db
         .query_one_raw(sql(
