@@ -1,4 +1,5 @@
 //! Ironclad: a SaaS backend starter. See README.md for the tour.
+pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod config;

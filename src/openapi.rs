@@ -22,6 +22,7 @@ use utoipa::{
         (name = "auth", description = "Accounts, sessions and MFA"),
         (name = "billing", description = "Checkout, orders, licences and Stripe webhooks"),
         (name = "ops", description = "Operations: Prometheus metrics"),
+        (name = "admin", description = "Operator tools (admin role and a recent second factor): dead jobs, webhook events to review, stuck orders"),
         (name = "dev", description = "Development-only helpers (absent in production)"),
     ),
     components(schemas(crate::http::Problem)),

@@ -13,7 +13,7 @@ use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    auth, billing,
+    admin, auth, billing,
     config::{Config, Environment, MailTransport},
     db,
     http::{errors, health, request_id},
@@ -72,7 +72,8 @@ fn routes(cfg: &mut ServiceConfig, dev_mail: bool) {
         .service(
             scope("/api/v1")
                 .configure(auth::routes)
-                .configure(billing::routes),
+                .configure(billing::routes)
+                .configure(admin::routes),
         );
     if dev_mail {
         cfg.service(mail::routes::list_mail);

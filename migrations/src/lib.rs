@@ -9,6 +9,7 @@ mod m20261123_000010_billing;
 mod m20261123_000011_idempotency_keys;
 mod m20261123_000012_demo_products;
 mod m20261123_000013_sent_emails;
+mod m20261123_000020_admin;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000011_idempotency_keys::Migration),
             Box::new(m20261123_000012_demo_products::Migration),
             Box::new(m20261123_000013_sent_emails::Migration),
+            Box::new(m20261123_000020_admin::Migration),
         ]
     }
 }

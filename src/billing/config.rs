@@ -26,6 +26,11 @@ pub struct BillingConfig {
     pub cancel_url: String,
     /// The currency checkout sells in (ISO 4217, lower case): each product's price in it is used.
     pub currency: String,
+    /// An order still `pending_payment` this long after checkout is "stuck": reconciliation asks
+    /// Stripe what became of its Checkout Session. Webhooks normally land within seconds.
+    pub reconcile_after: Duration,
+    /// How often the worker process sweeps stuck orders; zero turns the sweep off.
+    pub reconcile_interval: Duration,
 }
 
 const DEV_SECRET_KEY: &str = "sk_test_ironclad_development";
@@ -95,6 +100,12 @@ impl BillingConfig {
                 "http://localhost:3000/billing/canceled",
             )?,
             currency,
+            reconcile_after: Duration::from_secs(
+                vars.parse_or("BILLING_RECONCILE_AFTER_SECS", 1800)?,
+            ),
+            reconcile_interval: Duration::from_secs(
+                vars.parse_or("BILLING_RECONCILE_INTERVAL_SECS", 300)?,
+            ),
         })
     }
 }

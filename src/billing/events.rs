@@ -62,8 +62,25 @@ pub const HANDLED_TYPES: [&str; 7] = [
 
 /// `None` for an event type we do not handle.
 pub fn interpret(envelope: &Envelope) -> Option<Interpretation> {
-    let object = &envelope.data.object;
-    let event = match envelope.event_type.as_str() {
+    interpret_object(&envelope.event_type, &envelope.data.object)
+}
+
+/// What a Checkout Session fetched from Stripe says, as the event a webhook would have carried:
+/// `complete` → `checkout.session.completed`, `expired` → `checkout.session.expired`. `None` while
+/// the session is still open (the customer may yet pay). Reconciliation uses this, so an order whose
+/// webhook never came moves exactly as the webhook would have moved it.
+pub fn interpret_session(session: &Value) -> Option<Interpretation> {
+    let event_type = match session["status"].as_str()? {
+        "complete" => "checkout.session.completed",
+        "expired" => "checkout.session.expired",
+        _ => return None,
+    };
+    interpret_object(event_type, session)
+}
+
+/// `None` for an event type we do not handle; `object` is the event's `data.object`.
+pub fn interpret_object(event_type: &str, object: &Value) -> Option<Interpretation> {
+    let event = match event_type {
         "checkout.session.completed" => OrderEvent::CheckoutCompleted {
             // `no_payment_required` (a 100% discount) is as good as paid.
             paid: matches!(
@@ -82,7 +99,7 @@ pub fn interpret(envelope: &Envelope) -> Option<Interpretation> {
         "charge.dispute.created" => OrderEvent::DisputeOpened,
         _ => return None,
     };
-    let is_session = envelope.event_type.starts_with("checkout.session.");
+    let is_session = event_type.starts_with("checkout.session.");
     let order_id = [
         object["metadata"]["order_id"].as_str(),
         is_session
@@ -92,7 +109,7 @@ pub fn interpret(envelope: &Envelope) -> Option<Interpretation> {
     .into_iter()
     .flatten()
     .find_map(|s| Uuid::parse_str(s).ok());
-    let payment_intent = if envelope.event_type.starts_with("payment_intent.") {
+    let payment_intent = if event_type.starts_with("payment_intent.") {
         object["id"].as_str().map(str::to_owned)
     } else {
         expandable_id(&object["payment_intent"])
@@ -227,6 +244,26 @@ mod tests {
         assert_eq!(failed.event, OrderEvent::PaymentAttemptFailed);
         assert_eq!(failed.payment_intent.as_deref(), Some("pi_4"));
         assert_eq!(failed.order_id, Some(ORDER.parse().unwrap()));
+    }
+
+    #[test]
+    fn a_fetched_session_reads_as_the_event_a_webhook_would_carry() {
+        let session = |status: &str, payment: &str| {
+            json!({"id": "cs_1", "status": status, "payment_status": payment,
+                   "metadata": {"order_id": ORDER}, "payment_intent": "pi_1",
+                   "amount_total": 4900, "currency": "usd"})
+        };
+        let paid = interpret_session(&session("complete", "paid")).unwrap();
+        assert_eq!(paid.event, OrderEvent::CheckoutCompleted { paid: true });
+        assert_eq!(paid.order_id, Some(ORDER.parse().unwrap()));
+        assert_eq!(paid.payment_intent.as_deref(), Some("pi_1"));
+        assert_eq!(paid.session.unwrap().amount_total, Some(4900));
+        let delayed = interpret_session(&session("complete", "unpaid")).unwrap();
+        assert_eq!(delayed.event, OrderEvent::CheckoutCompleted { paid: false });
+        let expired = interpret_session(&session("expired", "unpaid")).unwrap();
+        assert_eq!(expired.event, OrderEvent::SessionExpired);
+        assert_eq!(interpret_session(&session("open", "unpaid")), None);
+        assert_eq!(interpret_session(&json!({"id": "cs_1"})), None);
     }
 
     #[test]

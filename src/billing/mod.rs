@@ -5,6 +5,7 @@
 //! - `state.rs` (the order state machine), `signature.rs` (Stripe's signing scheme), `events.rs`
 //!   (what a Stripe event means for an order), `money.rs`: pure, unit-tested without a database.
 //! - `jobs.rs`: licence delivery, receipts, licence revocation/suspension.
+//! - `reconcile.rs`: stuck orders brought in line with their Checkout Session (and its periodic job).
 //! - `stripe_api.rs`: the Stripe calls (async-stripe), pointed at `STRIPE_API_BASE`.
 pub mod catalogue;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod events;
 pub mod jobs;
 pub mod money;
 pub mod orders;
+pub mod reconcile;
 pub mod routes;
 pub mod signature;
 pub mod state;

@@ -166,9 +166,13 @@ pub async fn lock_by_payment_intent(
 /// Who reported an event, for the audit trail.
 #[derive(Debug, Clone, Copy)]
 pub enum Source<'a> {
-    Stripe { event_id: &'a str },
+    Stripe {
+        event_id: &'a str,
+    },
     Job,
     Api,
+    /// Read from Stripe by reconciliation (a webhook that never arrived).
+    Reconcile,
 }
 
 /// Records `outcome` of `event` on the locked `order` in the audit trail and, when applied, moves the
@@ -185,6 +189,7 @@ pub async fn record_outcome(
         Source::Stripe { event_id } => ("stripe", Some(event_id.to_owned())),
         Source::Job => ("job", None),
         Source::Api => ("api", None),
+        Source::Reconcile => ("reconcile", None),
     };
     let to = match outcome {
         Outcome::Applied { to, .. } => Some(to.as_str()),

@@ -10,7 +10,7 @@ use stripe_checkout::{
     checkout_session::{
         CreateCheckoutSession, CreateCheckoutSessionLineItems,
         CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionPaymentIntentData,
-        ProductData,
+        ProductData, RetrieveCheckoutSession,
     },
 };
 use uuid::Uuid;
@@ -116,6 +116,27 @@ impl StripeApi {
             id: session.id.to_string(),
             url,
         })
+    }
+}
+
+impl StripeApi {
+    /// Fetches a Checkout Session, as the JSON subset [`super::events::interpret_session`] reads
+    /// (the same fields its webhook events carry).
+    pub async fn retrieve_checkout_session(
+        &self,
+        id: &str,
+    ) -> Result<serde_json::Value, BillingError> {
+        let session = RetrieveCheckoutSession::new(id).send(&self.client).await?;
+        Ok(serde_json::json!({
+            "id": session.id.as_str(),
+            "status": session.status.as_ref().map(|s| s.as_str()),
+            "payment_status": session.payment_status.as_str(),
+            "amount_total": session.amount_total,
+            "currency": session.currency.as_ref().map(ToString::to_string),
+            "client_reference_id": session.client_reference_id,
+            "metadata": session.metadata,
+            "payment_intent": session.payment_intent.as_ref().map(|pi| pi.id().as_str()),
+        }))
     }
 }
 

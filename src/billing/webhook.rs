@@ -8,9 +8,13 @@
 //! 3. Run the state machine, append to `order_events`, move the order, enqueue follow-up jobs (with
 //!    idempotency keys derived from the order).
 //! 4. Commit, then answer 200. Any failure rolls all of it back and answers 500: Stripe retries, and
-//!    the retry starts from a clean slate.
+//!    the retry starts from a clean slate. The failure itself is noted in `stripe_event_failures`
+//!    (outside the rolled-back transaction) so operators see it and can [`replay`] it.
+//!
+//! Steps 2–3 ([`apply_to_order`]) are shared with reconciliation (`reconcile.rs`), which reads the
+//! same facts from the Checkout Session instead of an event.
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -53,6 +57,28 @@ impl EventOutcome {
             Self::Duplicate => "duplicate",
         }
     }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::Applied,
+            Self::Ignored,
+            Self::Rejected,
+            Self::UnhandledType,
+            Self::UnknownOrder,
+            Self::Duplicate,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == value)
+    }
+
+    /// Outcomes an operator may replay: the event did nothing, and might now (the order exists, the
+    /// type is handled, the contradiction was fixed). Applied and ignored events are final.
+    pub fn is_replayable(self) -> bool {
+        matches!(
+            self,
+            Self::UnknownOrder | Self::UnhandledType | Self::Rejected
+        )
+    }
 }
 
 /// The webhook's answer. Stripe only looks at the status; the body helps whoever reads the
@@ -81,9 +107,20 @@ pub async fn process(
     envelope: &Envelope,
     raw: &Value,
 ) -> Result<WebhookAck, BillingError> {
-    let txn = app.db.begin().await?;
-    let outcome = process_in(app, &txn, envelope, raw).await?;
-    txn.commit().await?;
+    let processed = async {
+        let txn = app.db.begin().await?;
+        let outcome = process_in(app, &txn, envelope, raw).await?;
+        txn.commit().await?;
+        Ok::<_, DbErr>(outcome)
+    }
+    .await;
+    let outcome = match processed {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            record_failure(app, envelope, raw, &error).await;
+            return Err(error.into());
+        }
+    };
     tracing::info!(
         event_id = %envelope.id,
         event_type = %envelope.event_type,
@@ -122,7 +159,15 @@ async fn process_in(
     if recorded == 0 {
         return Ok(EventOutcome::Duplicate);
     }
+    apply_recorded(app, txn, envelope).await
+}
 
+/// Steps 2–3 for an event recorded in `stripe_events` within `txn`: a new delivery, or a replay.
+async fn apply_recorded(
+    app: &AppState,
+    txn: &DatabaseTransaction,
+    envelope: &Envelope,
+) -> Result<EventOutcome, DbErr> {
     let Some(interpretation) = events::interpret(envelope) else {
         return finish(txn, envelope, None, EventOutcome::UnhandledType, None).await;
     };
@@ -138,34 +183,151 @@ async fn process_in(
         .await;
     };
 
-    let reason = match contradiction(&order, &interpretation) {
-        Some(reason) => Some(reason),
-        None => payment_intent_of_another_order(txn, &order, &interpretation).await?,
+    let source = Source::Stripe {
+        event_id: &envelope.id,
     };
-    let outcome = match reason {
-        Some(reason) => Outcome::Rejected { reason },
-        None => state::transition(order.status()?, interpretation.event),
-    };
-    if let Outcome::Applied { .. } = outcome {
-        link_stripe_ids(txn, &order, &interpretation).await?;
-    }
-    orders::record_outcome(
-        app,
-        txn,
-        &order,
-        interpretation.event,
-        &outcome,
-        Source::Stripe {
-            event_id: &envelope.id,
-        },
-    )
-    .await?;
+    let outcome = apply_to_order(app, txn, &order, &interpretation, source).await?;
     let event_outcome = match outcome {
         Outcome::Applied { .. } => EventOutcome::Applied,
         Outcome::Ignored { .. } => EventOutcome::Ignored,
         Outcome::Rejected { .. } => EventOutcome::Rejected,
     };
     finish(txn, envelope, Some(&order), event_outcome, outcome.reason()).await
+}
+
+/// Applies what Stripe reported to the `order` locked in `txn`: checked against what we know, run
+/// through the state machine, recorded in the audit trail and, when applied, the order moved and its
+/// jobs enqueued. Webhooks and reconciliation both come through here.
+pub(crate) async fn apply_to_order(
+    app: &AppState,
+    txn: &DatabaseTransaction,
+    order: &OrderRow,
+    interpretation: &Interpretation,
+    source: Source<'_>,
+) -> Result<Outcome, DbErr> {
+    let reason = match contradiction(order, interpretation) {
+        Some(reason) => Some(reason),
+        None => payment_intent_of_another_order(txn, order, interpretation).await?,
+    };
+    let outcome = match reason {
+        Some(reason) => Outcome::Rejected { reason },
+        None => state::transition(order.status()?, interpretation.event),
+    };
+    if let Outcome::Applied { .. } = outcome {
+        link_stripe_ids(txn, order, interpretation).await?;
+    }
+    orders::record_outcome(app, txn, order, interpretation.event, &outcome, source).await?;
+    Ok(outcome)
+}
+
+/// Notes a delivery whose processing failed (and rolled back), on its own connection. Best effort:
+/// if the database is what failed, this fails too, and Stripe's retry is the record.
+async fn record_failure(app: &AppState, envelope: &Envelope, raw: &Value, error: &DbErr) {
+    let noted = app
+        .db
+        .execute_raw(sql(
+            "INSERT INTO stripe_event_failures (event_id, event_type, payload, error) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, \
+                 failures = stripe_event_failures.failures + 1, last_failed_at = now()",
+            [
+                envelope.id.clone().into(),
+                envelope.event_type.clone().into(),
+                raw.clone().into(),
+                error.to_string().into(),
+            ],
+        ))
+        .await;
+    if let Err(note_error) = noted {
+        tracing::warn!(event_id = %envelope.id, %note_error, "could not note the failed event");
+    }
+}
+
+/// The result of an operator's replay.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"event_id": "evt_1QxYz2AbCdEfGh", "previous_outcome": "unknown_order",
+                          "outcome": "applied", "replayed": true}))]
+pub struct Replayed {
+    pub event_id: String,
+    /// What the event had come to before the replay; absent when its processing had failed (it was
+    /// never recorded).
+    pub previous_outcome: Option<EventOutcome>,
+    pub outcome: EventOutcome,
+    /// False when the event was already final (applied or ignored): nothing was run again.
+    pub replayed: bool,
+}
+
+#[derive(FromQueryResult)]
+struct StoredEvent {
+    payload: Value,
+    outcome: String,
+}
+
+/// Runs a stored event through processing again. `None` if no such event was received.
+///
+/// - Recorded with a replayable outcome (unknown order, unhandled type, rejected): steps 2–3 run
+///   again under a lock on the `stripe_events` row, so concurrent replays take turns and the second
+///   finds the first's outcome. An applied or ignored event is final and left alone, so replaying
+///   can never apply an event twice.
+/// - Failed (never recorded): the stored payload goes through [`process`], exactly as Stripe's
+///   retry would, gate included.
+pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, BillingError> {
+    let txn = app.db.begin().await?;
+    let stored = StoredEvent::find_by_statement(sql(
+        "SELECT payload, outcome FROM stripe_events WHERE event_id = $1 FOR UPDATE",
+        [event_id.into()],
+    ))
+    .one(&txn)
+    .await?;
+    if let Some(stored) = stored {
+        let previous = EventOutcome::parse(&stored.outcome)
+            .ok_or_else(|| BillingError::Internal(format!("outcome {:?}", stored.outcome)))?;
+        if !previous.is_replayable() {
+            txn.rollback().await?;
+            return Ok(Some(Replayed {
+                event_id: event_id.to_owned(),
+                previous_outcome: Some(previous),
+                outcome: previous,
+                replayed: false,
+            }));
+        }
+        let envelope: Envelope = serde_json::from_value(stored.payload)
+            .map_err(|e| BillingError::Internal(format!("stored event {event_id}: {e}")))?;
+        let outcome = apply_recorded(app, &txn, &envelope).await?;
+        txn.commit().await?;
+        tracing::info!(
+            event_id,
+            outcome = outcome.as_str(),
+            "stripe event replayed"
+        );
+        return Ok(Some(Replayed {
+            event_id: event_id.to_owned(),
+            previous_outcome: Some(previous),
+            outcome,
+            replayed: true,
+        }));
+    }
+    txn.rollback().await?;
+    let failed = app
+        .db
+        .query_one_raw(sql(
+            "SELECT payload FROM stripe_event_failures WHERE event_id = $1",
+            [event_id.into()],
+        ))
+        .await?;
+    let Some(row) = failed else {
+        return Ok(None);
+    };
+    let raw: Value = row.try_get("", "payload")?;
+    let envelope: Envelope = serde_json::from_value(raw.clone())
+        .map_err(|e| BillingError::Internal(format!("stored event {event_id}: {e}")))?;
+    let ack = process(app, &envelope, &raw).await?;
+    Ok(Some(Replayed {
+        event_id: ack.event_id,
+        previous_outcome: None,
+        outcome: ack.outcome,
+        replayed: true,
+    }))
 }
 
 async fn finish(

@@ -15,7 +15,7 @@ use std::future::Future;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use queue::{Enqueued, JobOptions, JobQueue, JobRecord, JobStatus};
+pub use queue::{DeadJob, Enqueued, JobOptions, JobQueue, JobRecord, JobStatus};
 
 use crate::startup::AppState;
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::Job;
 use crate::{config::JobsConfig, http::RequestId};
@@ -186,5 +187,124 @@ impl JobQueue {
         .into_iter()
         .map(JobRecord::try_from)
         .collect()
+    }
+}
+
+/// A dead job as operators see it: what it was asked to do, how often it ran, why it last failed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "01JDQ4M8K9X2V7T3N5R6P8W0YZ",
+    "queue": "email",
+    "args": {"to": "ada@example.com", "template": "receipt", "context": {}, "message_key": null},
+    "attempts": 8,
+    "max_attempts": 8,
+    "last_error": "template receipt: not found",
+    "failed_at": "2026-11-23T12:00:00Z"
+}))]
+pub struct DeadJob {
+    pub id: String,
+    pub queue: String,
+    /// The job's arguments (its JSON payload).
+    #[schema(value_type = Object)]
+    pub args: serde_json::Value,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub last_error: Option<String>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromQueryResult)]
+struct DeadRow {
+    id: String,
+    job_type: String,
+    job: Vec<u8>,
+    attempts: i32,
+    max_attempts: i32,
+    last_result: Option<serde_json::Value>,
+    done_at: Option<DateTime<Utc>>,
+}
+
+impl From<DeadRow> for DeadJob {
+    fn from(row: DeadRow) -> Self {
+        // apalis stores a failure as `{"Err": "<message>"}`.
+        let last_error = row.last_result.map(|r| match r.get("Err") {
+            Some(serde_json::Value::String(message)) => message.clone(),
+            _ => r.to_string(),
+        });
+        Self {
+            id: row.id,
+            queue: row.job_type,
+            args: serde_json::from_slice(&row.job).unwrap_or(serde_json::Value::Null),
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            last_error,
+            failed_at: row.done_at,
+        }
+    }
+}
+
+// Retrying makes a dead job new again: `Pending` with a fresh budget of attempts, due now, unlocked.
+// The retry-policy trigger leaves it alone (it only acts on jobs leaving a worker). The job keeps its
+// id, arguments and idempotency key; its last error stays in `last_result` until the next run
+// overwrites it (callers also get it back, for the audit trail). `dead` carries the pre-update values
+// out (RETURNING sees the new row), and the NOTIFY wakes idle workers as a new job would.
+const RETRY_DEAD: &str = r#"
+WITH dead AS (
+    SELECT id, job_type, job, attempts, max_attempts, last_result, done_at FROM apalis.jobs
+    WHERE status = 'Killed' AND ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR job_type = $2)
+    ORDER BY done_at NULLS FIRST, id
+    LIMIT $3
+    FOR UPDATE
+), retried AS (
+    UPDATE apalis.jobs j SET status = 'Pending', attempts = 0, run_at = now(),
+        lock_by = NULL, lock_at = NULL, done_at = NULL
+    FROM dead WHERE j.id = dead.id
+    RETURNING dead.*
+)
+SELECT retried.*, pg_notify('apalis::job::insert',
+        json_build_object('job_type', job_type, 'id', id, 'run_at', now())::text)::text AS notified
+FROM retried
+"#;
+
+impl JobQueue {
+    /// Dead jobs with their arguments and last error, most recently dead first.
+    pub async fn dead_jobs(
+        conn: &impl ConnectionTrait,
+        queue: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<DeadJob>, DbErr> {
+        let rows = DeadRow::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id, job_type, job, attempts, max_attempts, last_result, done_at FROM apalis.jobs \
+             WHERE status = 'Killed' AND ($1::text IS NULL OR job_type = $1) \
+             ORDER BY done_at DESC NULLS LAST, id LIMIT $2",
+            [queue.map(str::to_owned).into(), (limit as i64).into()],
+        ))
+        .all(conn)
+        .await?;
+        Ok(rows.into_iter().map(DeadJob::from).collect())
+    }
+
+    /// Retries dead jobs — the one with `id`, or up to `limit` of them (of `queue`, when given) — and
+    /// returns them as they were when dead. A job that is not dead (any more) is not touched, so two
+    /// operators retrying at once retry it once.
+    pub async fn retry_dead(
+        conn: &impl ConnectionTrait,
+        id: Option<&str>,
+        queue: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<DeadJob>, DbErr> {
+        let rows = DeadRow::find_by_statement(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            RETRY_DEAD,
+            [
+                id.map(str::to_owned).into(),
+                queue.map(str::to_owned).into(),
+                (limit as i64).into(),
+            ],
+        ))
+        .all(conn)
+        .await?;
+        Ok(rows.into_iter().map(DeadJob::from).collect())
     }
 }

@@ -27,6 +27,8 @@ pub async fn run(app: AppState, shutdown: CancellationToken) -> Result<(), Monit
     let monitor = register::<billing::jobs::DeliverLicense>(monitor, &app);
     let monitor = register::<billing::jobs::SendReceipt>(monitor, &app);
     let monitor = register::<billing::jobs::RestrictLicenses>(monitor, &app);
+    let monitor = register::<billing::reconcile::ReconcileStuckOrders>(monitor, &app);
+    tokio::spawn(billing::reconcile::schedule(app.clone(), shutdown.clone()));
     monitor
         .run_with_signal(async move {
             shutdown.cancelled().await;

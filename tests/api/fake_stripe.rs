@@ -68,6 +68,19 @@ impl FakeStripe {
         self.state.lock().unwrap().sessions.clone()
     }
 
+    /// Changes a session as Stripe would once the customer pays or it expires; later retrievals
+    /// (`GET /v1/checkout/sessions/{id}`) see the change. Returns the updated session.
+    pub fn update_session(&self, id: &str, edit: impl FnOnce(&mut Value)) -> Value {
+        let mut state = self.state.lock().unwrap();
+        let session = state
+            .sessions
+            .iter_mut()
+            .find(|s| s["id"] == id)
+            .expect("a session the fake created");
+        edit(session);
+        session.clone()
+    }
+
     /// The next `n` requests fail with a 500, and are not remembered under their key (the request
     /// "never reached" Stripe's processing), as in an outage.
     pub fn fail_next(&self, n: usize) {
@@ -147,6 +160,19 @@ async fn handle(
             let session = checkout_session(&format!("cs_test_{n:04}"), &form);
             state.sessions.push(session.clone());
             (200, session)
+        }
+        ("GET", path) if path.starts_with("/v1/checkout/sessions/") => {
+            let id = path.trim_start_matches("/v1/checkout/sessions/");
+            match state.sessions.iter().find(|s| s["id"] == id) {
+                Some(session) => (200, session.clone()),
+                None => (
+                    404,
+                    error(
+                        "invalid_request_error",
+                        &format!("No such checkout.session: '{id}'"),
+                    ),
+                ),
+            }
         }
         _ => (
             404,

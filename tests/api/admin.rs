@@ -1,0 +1,569 @@
+//! Operator tools: who may use them, and that each repairs what it promises — dead jobs run again,
+//! a webhook event replayed applies once, a stuck order ends where its Checkout Session says.
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    auth_support::{
+        PASSWORD, Response, call, enable_mfa, login, now, resign, signed_in, tokens_of,
+    },
+    billing::{BillingApp, PRO},
+    fake_stripe,
+    helpers::TestApp,
+};
+
+/// An admin's first session, stepped up with a fresh second factor (aal2).
+async fn admin_token(app: &TestApp) -> String {
+    let password = secrecy::SecretString::from(PASSWORD.to_owned());
+    ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
+        .await
+        .unwrap();
+    let (access, _) = tokens_of(&login(app, "root@example.com", PASSWORD).await);
+    enable_mfa(app, &access).await.access_token
+}
+
+async fn eventually(app: &TestApp, sql: &str, expected: i64) {
+    for _ in 0..300 {
+        if app.count(sql).await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{sql} never reached {expected}: {}", app.count(sql).await);
+}
+
+async fn jobs_idle(app: &TestApp) {
+    eventually(
+        app,
+        "SELECT count(*) FROM apalis.jobs WHERE status NOT IN ('Done', 'Killed')",
+        0,
+    )
+    .await;
+}
+
+async fn admin(app: &TestApp, method: &str, path: &str, token: &str) -> Response {
+    let r = call(app, method, &format!("/admin{path}"), Some(token), None).await;
+    assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+    r
+}
+
+const ROUTES: [(&str, &str); 6] = [
+    ("GET", "/admin/jobs/dead"),
+    ("POST", "/admin/jobs/dead/retry"),
+    ("GET", "/admin/webhook-events"),
+    ("POST", "/admin/webhook-events/evt_nope/replay"),
+    ("GET", "/admin/stuck-orders"),
+    ("POST", "/admin/stuck-orders/reconcile"),
+];
+
+#[tokio::test]
+async fn operator_tools_need_the_admin_role_and_a_fresh_second_factor() {
+    let app = BillingApp::spawn().await;
+    let password = secrecy::SecretString::from(PASSWORD.to_owned());
+    ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
+        .await
+        .unwrap();
+    let (no_mfa, _) = tokens_of(&login(&app, "root@example.com", PASSWORD).await);
+    let fresh = enable_mfa(&app, &no_mfa).await.access_token;
+    let stale = resign(&fresh, |c| c["mfa_time"] = (now() - 301).into());
+    // A user with a fresh second factor is still not an admin.
+    let (user, _) = signed_in(&app, "ada@example.com").await;
+    let user = enable_mfa(&app, &user).await.access_token;
+
+    for (method, path) in ROUTES {
+        let anonymous = call(&app, method, path, None, None).await;
+        assert_eq!(anonymous.status, 401, "{method} {path}");
+        let r = call(&app, method, path, Some(&user), None).await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+        assert_eq!(r.problem_type(), "urn:ironclad:problem:forbidden");
+        let r = call(&app, method, path, Some(&stale), None).await;
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+        assert_eq!(r.problem_type(), "urn:ironclad:problem:mfa-required");
+        let r = call(&app, method, path, Some(&fresh), None).await;
+        let expected = if path.contains("evt_nope") { 404 } else { 200 };
+        assert_eq!(r.status, expected, "{method} {path}: {}", r.body);
+    }
+    // The admin's token from before MFA was enabled: aal1, so a step-up is asked for.
+    let r = call(&app, "GET", "/admin/jobs/dead", Some(&no_mfa), None).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+
+    // An admin who never enrolled is told to enrol first.
+    ironclad::auth::accounts::create_admin(&app.db, "ops@example.com", &password)
+        .await
+        .unwrap();
+    let (unenrolled, _) = tokens_of(&login(&app, "ops@example.com", PASSWORD).await);
+    let r = call(&app, "GET", "/admin/jobs/dead", Some(&unenrolled), None).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        r.problem_type(),
+        "urn:ironclad:problem:mfa-enrolment-required"
+    );
+    // Refused requests did nothing.
+    // Only the admitted requests left a trace (the two POSTs that found something to do, or not).
+    assert_eq!(app.count("SELECT count(*) FROM admin_actions").await, 2);
+}
+
+fn welcome(to: &str) -> ironclad::mail::SendEmail {
+    ironclad::mail::SendEmail {
+        to: to.into(),
+        template: "welcome".into(),
+        context: json!({"name": "Ada", "app_url": "https://app.example.com"}),
+        message_key: None,
+    }
+}
+
+#[tokio::test]
+async fn dead_jobs_are_listed_with_their_error_and_retried_one_or_all() {
+    let app = TestApp::spawn_with(&[("JOBS_MAX_ATTEMPTS", "1")]).await;
+    let token = admin_token(&app).await;
+    jobs_idle(&app).await;
+    let sent_before = app.sink.messages().len();
+    // A mail outage: every send fails (sending claims its sent_emails row first).
+    app.db
+        .execute_unprepared(
+            "CREATE FUNCTION outage() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'mail provider down'; END $$;
+             CREATE TRIGGER outage BEFORE INSERT ON sent_emails FOR EACH ROW EXECUTE FUNCTION outage();",
+        )
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for to in ["a@example.com", "b@example.com", "c@example.com"] {
+        let queued = app
+            .state
+            .jobs
+            .push(&app.db, &welcome(to), Default::default())
+            .await
+            .unwrap();
+        let ironclad::jobs::Enqueued::New(id) = queued else {
+            panic!("a new job")
+        };
+        ids.push(id);
+    }
+    eventually(
+        &app,
+        "SELECT count(*) FROM apalis.jobs WHERE status = 'Killed'",
+        3,
+    )
+    .await;
+
+    let dead = admin(&app, "GET", "/jobs/dead?queue=email", &token)
+        .await
+        .body;
+    let dead = dead.as_array().unwrap();
+    assert_eq!(dead.len(), 3);
+    for job in dead {
+        assert_eq!(job["queue"], "email");
+        assert_eq!(
+            (job["attempts"].as_i64(), job["max_attempts"].as_i64()),
+            (Some(1), Some(1))
+        );
+        let error = job["last_error"].as_str().unwrap();
+        assert!(error.contains("mail provider down"), "{error}");
+        assert!(job["failed_at"].is_string());
+    }
+    assert_eq!(
+        admin(&app, "GET", "/jobs/dead?queue=other", &token)
+            .await
+            .body,
+        json!([])
+    );
+
+    // The outage ends; one job is retried by hand and runs again.
+    app.db
+        .execute_unprepared("DROP TRIGGER outage ON sent_emails")
+        .await
+        .unwrap();
+    let retried = admin(
+        &app,
+        "POST",
+        &format!("/jobs/dead/{}/retry", ids[0]),
+        &token,
+    )
+    .await;
+    assert_eq!(retried.body["id"], ids[0].as_str());
+    assert!(
+        retried.body["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("mail provider down")
+    );
+    eventually(
+        &app,
+        &format!(
+            "SELECT count(*) FROM apalis.jobs WHERE id = '{}' AND status = 'Done' AND attempts = 1",
+            ids[0]
+        ),
+        1,
+    )
+    .await;
+    // Not dead any more: a second retry finds nothing to do.
+    let again = call(
+        &app,
+        "POST",
+        &format!("/admin/jobs/dead/{}/retry", ids[0]),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(again.status, 404, "{}", again.body);
+
+    // The rest, all at once.
+    let all = admin(&app, "POST", "/jobs/dead/retry", &token).await.body;
+    assert_eq!(all["retried"], 2);
+    jobs_idle(&app).await;
+    let mut recipients: Vec<String> = app.sink.messages()[sent_before..]
+        .iter()
+        .flat_map(|m| m.to.clone())
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        ["a@example.com", "b@example.com", "c@example.com"]
+    );
+    assert_eq!(
+        admin(&app, "GET", "/jobs/dead", &token).await.body,
+        json!([])
+    );
+    // What each retry found is kept in the audit trail.
+    assert_eq!(
+        app.count("SELECT count(*) FROM admin_actions WHERE action LIKE 'dead_job%' AND details::text LIKE '%mail provider down%'")
+            .await,
+        2
+    );
+}
+
+/// A session for an order that does not exist (yet): its amount and currency are the Pro licence's.
+fn session_for(order_id: Uuid, session_id: &str) -> Value {
+    json!({
+        "id": session_id, "object": "checkout.session", "status": "complete",
+        "payment_status": "paid", "amount_total": 4900, "currency": "usd",
+        "client_reference_id": order_id, "metadata": {"order_id": order_id},
+        "payment_intent": format!("pi_for_{session_id}"),
+    })
+}
+
+#[tokio::test]
+async fn webhook_events_to_review_are_listed_and_a_replay_applies_once() {
+    let app = BillingApp::spawn().await;
+    let token = admin_token(&app).await;
+
+    // Unhandled: a type we do not act on.
+    let other = fake_stripe::event("evt_other", "customer.created", json!({"id": "cus_1"}));
+    assert_eq!(app.post_event(&other).await.status(), 200);
+    // Unknown order: paid for an order this database does not have (yet).
+    let late_order = Uuid::now_v7();
+    let unknown = fake_stripe::event(
+        "evt_unknown",
+        "checkout.session.completed",
+        session_for(late_order, "cs_late"),
+    );
+    let ack: Value = app.post_event(&unknown).await.json().await.unwrap();
+    assert_eq!(ack["outcome"], "unknown_order");
+    // Failed: processing this one breaks, so it rolls back and answers 500.
+    let order = app.pending_order("ada@example.com").await;
+    app.sql(
+        "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+         CREATE TRIGGER boom BEFORE INSERT ON stripe_events FOR EACH ROW
+             WHEN (NEW.event_id = 'evt_boom') EXECUTE FUNCTION boom();",
+    )
+    .await;
+    let boom = fake_stripe::event(
+        "evt_boom",
+        "checkout.session.completed",
+        fake_stripe::completed(&order.session, &order.payment_intent, true),
+    );
+    assert_eq!(app.post_event(&boom).await.status(), 500);
+    assert_eq!(app.post_event(&boom).await.status(), 500);
+
+    let listed = admin(&app, "GET", "/webhook-events", &token).await.body;
+    let reasons: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event_id"].as_str().unwrap(),
+                e["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3, "{listed}");
+    for expected in [
+        ("evt_other", "unhandled_type"),
+        ("evt_unknown", "unknown_order"),
+        ("evt_boom", "failed"),
+    ] {
+        assert!(reasons.contains(&expected), "{expected:?} in {reasons:?}");
+    }
+    let failed = admin(&app, "GET", "/webhook-events?reason=failed", &token)
+        .await
+        .body;
+    assert_eq!(failed[0]["failures"], 2);
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("injected failure")
+    );
+
+    // The failure is fixed: the replay runs the stored delivery as Stripe's retry would.
+    app.sql("DROP TRIGGER boom ON stripe_events").await;
+    let replayed = admin(&app, "POST", "/webhook-events/evt_boom/replay", &token)
+        .await
+        .body;
+    assert_eq!(replayed["outcome"], "applied");
+    assert_eq!(replayed["previous_outcome"], Value::Null);
+    app.eventually(
+        &format!(
+            "SELECT count(*) FROM orders WHERE id = '{}' AND status = 'fulfilled'",
+            order.id
+        ),
+        1,
+    )
+    .await;
+
+    // The late order appears (say, restored from a backup); several replays race to apply its event.
+    let user = app.user("late@example.com").await;
+    app.sql(&format!(
+        "INSERT INTO orders (id, user_id, checkout_key, currency, amount_total)
+             VALUES ('{late_order}', '{user}', 'late', 'usd', 4900);
+         INSERT INTO order_lines (id, order_id, product_id, product_name, unit_amount, quantity, seats)
+             VALUES (gen_random_uuid(), '{late_order}', '{PRO}', 'Ironclad Pro', 4900, 1, 1);"
+    ))
+    .await;
+    let replays = join_all((0..3).map(|_| {
+        call(
+            &app,
+            "POST",
+            "/admin/webhook-events/evt_unknown/replay",
+            Some(&token),
+            None,
+        )
+    }))
+    .await;
+    let mut replayed = 0;
+    for r in &replays {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["outcome"], "applied");
+        if r.body["replayed"] == true {
+            assert_eq!(r.body["previous_outcome"], "unknown_order");
+            replayed += 1;
+        }
+    }
+    assert_eq!(replayed, 1, "exactly one replay ran it");
+    let again = admin(&app, "POST", "/webhook-events/evt_unknown/replay", &token)
+        .await
+        .body;
+    assert_eq!(
+        (again["replayed"].as_bool(), again["outcome"].as_str()),
+        (Some(false), Some("applied"))
+    );
+    app.jobs_idle().await;
+    let late = format!("order_id = '{late_order}'");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM order_events WHERE {late} AND to_status = 'paid'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!("SELECT count(*) FROM licenses WHERE {late}"))
+            .await,
+        1
+    );
+    assert_eq!(app.order_status(late_order).await, "fulfilled");
+
+    // What is left to review: the unhandled type.
+    let listed = admin(&app, "GET", "/webhook-events", &token).await.body;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["event_id"], "evt_other");
+    let missing = call(
+        &app,
+        "POST",
+        "/admin/webhook-events/evt_never/replay",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+}
+
+fn pay(app: &BillingApp, session: &Value, payment_intent: &str) {
+    let id = session["id"].as_str().unwrap();
+    app.stripe
+        .update_session(id, |s| *s = fake_stripe::completed(s, payment_intent, true));
+}
+
+fn expire(app: &BillingApp, session: &Value) {
+    let id = session["id"].as_str().unwrap();
+    app.stripe
+        .update_session(id, |s| s["status"] = json!("expired"));
+}
+
+#[tokio::test]
+async fn stuck_orders_are_reconciled_with_their_checkout_session() {
+    let app = BillingApp::spawn().await;
+    let token = admin_token(&app).await;
+    let paid = app.pending_order("paid@example.com").await;
+    let expired = app.pending_order("expired@example.com").await;
+    let open = app.pending_order("open@example.com").await;
+    // At Stripe, one was paid and one expired; their webhooks never arrived.
+    pay(&app, &paid.session, &paid.payment_intent);
+    expire(&app, &expired.session);
+
+    // Younger than BILLING_RECONCILE_AFTER_SECS (30 min by default): not stuck yet.
+    assert_eq!(
+        admin(&app, "GET", "/stuck-orders", &token).await.body,
+        json!([])
+    );
+    let stuck = admin(&app, "GET", "/stuck-orders?older_than_secs=0", &token)
+        .await
+        .body;
+    assert_eq!(stuck.as_array().unwrap().len(), 3, "{stuck}");
+
+    let r = admin(
+        &app,
+        "POST",
+        &format!("/stuck-orders/{}/reconcile", paid.id),
+        &token,
+    )
+    .await
+    .body;
+    assert_eq!(r["result"], "applied", "{r}");
+    assert_eq!(r["status"], "paid");
+    assert_eq!(r["session_status"], "complete");
+    // Exactly what the webhook would have done: licence, licence email and receipt.
+    crate::auth_support::mail_to(&app, "paid@example.com", "Your Ironclad receipt").await;
+    crate::auth_support::mail_to(&app, "paid@example.com", "Your Ironclad licence").await;
+    app.eventually(
+        &format!(
+            "SELECT count(*) FROM licenses WHERE order_id = '{}'",
+            paid.id
+        ),
+        1,
+    )
+    .await;
+
+    let all = admin(
+        &app,
+        "POST",
+        "/stuck-orders/reconcile?older_than_secs=0",
+        &token,
+    )
+    .await
+    .body;
+    let results: Vec<(String, &str, &str)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["order_id"].as_str().unwrap().to_owned(),
+                r["result"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(results.len(), 2, "{all}");
+    assert!(
+        results.contains(&(expired.id.to_string(), "applied", "expired")),
+        "{all}"
+    );
+    assert!(
+        results.contains(&(open.id.to_string(), "still_open", "pending_payment")),
+        "{all}"
+    );
+
+    // Again: nothing changes.
+    let r = admin(
+        &app,
+        "POST",
+        &format!("/stuck-orders/{}/reconcile", paid.id),
+        &token,
+    )
+    .await
+    .body;
+    assert_eq!(r["result"], "not_pending");
+    let all = admin(
+        &app,
+        "POST",
+        "/stuck-orders/reconcile?older_than_secs=0",
+        &token,
+    )
+    .await
+    .body;
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        1,
+        "only the open one is left: {all}"
+    );
+    app.jobs_idle().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM order_events WHERE source = 'reconcile'")
+            .await,
+        2,
+        "one transition each for the paid and the expired order"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM licenses").await, 1);
+    assert_eq!(app.order_status(paid.id).await, "fulfilled");
+    assert_eq!(app.order_status(expired.id).await, "expired");
+    assert_eq!(app.order_status(open.id).await, "pending_payment");
+    let receipts = app
+        .sink
+        .messages()
+        .iter()
+        .filter(|m| m.subject.as_deref().unwrap_or("").contains("receipt"))
+        .count();
+    assert_eq!(receipts, 1);
+    let missing = call(
+        &app,
+        "POST",
+        &format!("/admin/stuck-orders/{}/reconcile", Uuid::now_v7()),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test]
+async fn the_periodic_sweep_reconciles_without_anyone_asking() {
+    let app = BillingApp::spawn_with(&[
+        ("BILLING_RECONCILE_AFTER_SECS", "0"),
+        ("BILLING_RECONCILE_INTERVAL_SECS", "1"),
+    ])
+    .await;
+    let order = app.pending_order("ada@example.com").await;
+    pay(&app, &order.session, &order.payment_intent);
+    app.eventually(
+        &format!(
+            "SELECT count(*) FROM orders WHERE id = '{}' AND status = 'fulfilled'",
+            order.id
+        ),
+        1,
+    )
+    .await;
+    crate::auth_support::mail_to(&app, "ada@example.com", "Your Ironclad receipt").await;
+    // Later sweeps find nothing to do: still one transition, one licence.
+    app.eventually(
+        "SELECT least(count(*), 3) FROM apalis.jobs WHERE job_type = 'billing_reconcile_stuck_orders' AND status = 'Done'",
+        3,
+    )
+    .await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM order_events WHERE order_id = '{}' AND to_status = 'paid'",
+            order.id
+        ))
+        .await,
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) FROM licenses").await, 1);
+}
