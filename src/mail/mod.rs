@@ -56,13 +56,16 @@ impl Mailer {
     ) -> Result<Self, MailError> {
         let transport = match (&config.transport, sink) {
             (MailTransport::Smtp(url), _) => {
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())?.build()
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build()
             }
             (MailTransport::Sink, Some(sink)) => {
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
                     sink.addr().ip().to_string(),
                 )
                 .port(sink.addr().port())
+                .timeout(Some(SMTP_TIMEOUT))
                 .build()
             }
             (MailTransport::Sink, None) => {
@@ -125,6 +128,8 @@ impl Job for SendEmail {
 
 /// How long one run may take to send before another run of the same email may try.
 const SEND_LEASE_SECS: i64 = 60;
+/// A send gives up well inside its lease, so a slow server cannot let a second run in beside it.
+const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Sends `email` unless an email with this Message-ID key was already sent.
 ///

@@ -202,7 +202,10 @@ pub async fn kill_workers(orders: usize, kills: usize) -> anyhow::Result<Section
         ("JOBS_HEARTBEAT_MS", "500".to_owned()),
         ("JOBS_MISSED_HEARTBEATS", "4".to_owned()),
         ("JOBS_CONCURRENCY", "8".to_owned()),
-        ("JOBS_RETRY_BASE_MS", "200".to_owned()),
+        // A killed run's email lease (60 s) must be able to expire within the retries: the
+        // default schedule (2 s base, 8 attempts) outlasts it; so does this faster one.
+        ("JOBS_RETRY_BASE_MS", "1000".to_owned()),
+        ("JOBS_MAX_ATTEMPTS", "10".to_owned()),
     ]);
     let ids = pending_orders(&db, 5_000_000, orders).await?;
     let http = Server::start(&db, &sink, &["serve", "--no-workers"], &env).await?;
