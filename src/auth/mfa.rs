@@ -347,6 +347,33 @@ pub async fn confirm_enrolment(
     })
 }
 
+/// Counts an attempt, then checks `code` in a new transaction, handed back with the proven factor
+/// and the limits to credit once the caller commits. A wrong code is audited (as `step`) and refused.
+async fn prove_factor(
+    app: &AppState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+    code: &str,
+    step: &str,
+) -> Result<(DatabaseTransaction, Factor, (Limit, Limit)), AuthError> {
+    let limits = throttle_attempt(app, meta, user.user_id).await?;
+    let txn = app.db.begin().await?;
+    let Some(factor) = verify_code(&txn, app, user.user_id, code).await? else {
+        txn.rollback().await?;
+        audit::record(
+            &app.db,
+            Event::MfaFailed,
+            Some(user.user_id),
+            Some(user.session_id),
+            meta,
+            json!({"step": step}),
+        )
+        .await?;
+        return Err(AuthError::InvalidMfaCode);
+    };
+    Ok((txn, factor, limits))
+}
+
 /// `POST /auth/step-up`: proves the second factor again; the new access token's MFA time is now.
 pub async fn step_up(
     app: &AppState,
@@ -358,21 +385,7 @@ pub async fn step_up(
     if !live.mfa_enabled {
         return Err(AuthError::MfaEnrolmentRequired);
     }
-    let (account, ip) = throttle_attempt(app, meta, user.user_id).await?;
-    let txn = app.db.begin().await?;
-    let Some(factor) = verify_code(&txn, app, user.user_id, code).await? else {
-        txn.rollback().await?;
-        audit::record(
-            &app.db,
-            Event::MfaFailed,
-            Some(user.user_id),
-            Some(user.session_id),
-            meta,
-            json!({"step": "step_up"}),
-        )
-        .await?;
-        return Err(AuthError::InvalidMfaCode);
-    };
+    let (txn, factor, (account, ip)) = prove_factor(app, meta, user, code, "step_up").await?;
     let token = raise_session(&txn, app, user, role_of(&live.role)?).await?;
     let row = accounts::find_by_id(&txn, user.user_id)
         .await?
@@ -400,21 +413,7 @@ pub async fn disable(
     user: &AuthUser,
     code: &str,
 ) -> Result<(), AuthError> {
-    let (account, ip) = throttle_attempt(app, meta, user.user_id).await?;
-    let txn = app.db.begin().await?;
-    let Some(factor) = verify_code(&txn, app, user.user_id, code).await? else {
-        txn.rollback().await?;
-        audit::record(
-            &app.db,
-            Event::MfaFailed,
-            Some(user.user_id),
-            Some(user.session_id),
-            meta,
-            json!({"step": "disable"}),
-        )
-        .await?;
-        return Err(AuthError::InvalidMfaCode);
-    };
+    let (txn, factor, (account, ip)) = prove_factor(app, meta, user, code, "disable").await?;
     txn.execute_raw(stmt(
         "DELETE FROM user_totp WHERE user_id = $1",
         [user.user_id.into()],
