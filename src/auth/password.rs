@@ -25,6 +25,25 @@ fn hasher() -> Argon2<'static> {
 
 /// A hash of a random password with the current parameters. Verifying against it costs exactly
 /// what verifying a real user's hash costs, so an unknown email answers no faster than a known one.
+/// At most one Argon2 computation per core at a time. Each needs 19 MiB; sixty-four of them at once
+/// on the blocking pool would thrash the caches and slow every login down, so the rest queue here.
+static HASHING_SLOTS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+});
+
+/// Runs `work` on the blocking pool once a hashing slot is free.
+async fn on_hashing_slot<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PasswordError> {
+    let _slot = HASHING_SLOTS
+        .acquire()
+        .await
+        .map_err(|e| PasswordError::Join(e.to_string()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| PasswordError::Join(e.to_string()))
+}
+
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     let random = super::tokens::random_token();
     hash_now(&random).expect("hashing a random password")
@@ -40,9 +59,7 @@ fn hash_now(password: &str) -> Result<String, PasswordError> {
 /// Hashes `password` (PHC string) on the blocking pool.
 pub async fn hash(password: &SecretString) -> Result<String, PasswordError> {
     let password = password.clone();
-    tokio::task::spawn_blocking(move || hash_now(password.expose_secret()))
-        .await
-        .map_err(|e| PasswordError::Join(e.to_string()))?
+    on_hashing_slot(move || hash_now(password.expose_secret())).await?
 }
 
 /// The outcome of checking a password.
@@ -62,7 +79,7 @@ pub async fn verify(
     stored: Option<String>,
 ) -> Result<Verified, PasswordError> {
     let password = password.clone();
-    tokio::task::spawn_blocking(move || {
+    on_hashing_slot(move || {
         let (hash, real) = match stored {
             Some(hash) => (hash, true),
             None => (DUMMY_HASH.clone(), false),
@@ -85,8 +102,7 @@ pub async fn verify(
             Err(e) => Err(PasswordError::Hash(e.to_string())),
         }
     })
-    .await
-    .map_err(|e| PasswordError::Join(e.to_string()))?
+    .await?
 }
 
 /// Whether a stored hash was made with other settings than the current ones.
