@@ -107,6 +107,10 @@ pub fn document(command: &str, machine: &Machine, sections: &[Section]) -> Strin
         "Machine: {} cores, {}, {}; PostgreSQL {}.\n",
         machine.cores, machine.cpu, machine.os, machine.postgres
     );
+    let _ = writeln!(
+        out,
+        "Targets are the ones Ironclad promises (issue #5); a FAIL line is open work, not a flaky test. `--quick` runs a tenth of the load, so its figures are noisier than a full run's.\n"
+    );
     for section in sections {
         out.push_str(&section.render());
     }
