@@ -172,22 +172,6 @@ impl JobQueue {
         .map(JobRecord::try_from)
         .transpose()
     }
-
-    /// Jobs that ran out of attempts, newest first.
-    pub async fn dead(conn: &impl ConnectionTrait, limit: u64) -> Result<Vec<JobRecord>, DbErr> {
-        let sql =
-            format!("{SELECT} WHERE status = 'Killed' ORDER BY done_at DESC NULLS LAST LIMIT $1");
-        JobRow::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            [(limit as i64).into()],
-        ))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(JobRecord::try_from)
-        .collect()
-    }
 }
 
 /// A dead job as operators see it: what it was asked to do, how often it ran, why it last failed.

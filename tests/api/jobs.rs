@@ -163,7 +163,7 @@ async fn a_failing_job_is_retried_then_kept_as_dead() {
         .to_string();
     assert!(error.contains("no-such-template"), "{error}");
     // Dead jobs are kept (not deleted) and listed for operators.
-    let listed = JobQueue::dead(&app.db, 10).await.unwrap();
+    let listed = JobQueue::dead_jobs(&app.db, None, 10).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, id);
     assert!(app.sink.messages().is_empty());

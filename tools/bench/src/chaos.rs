@@ -197,8 +197,7 @@ pub async fn kill_workers(orders: usize, kills: usize) -> anyhow::Result<Section
     let db = BenchDb::create().await?;
     // 20 ms per message: a licence delivery "takes a moment", so kills land mid-job.
     let sink = MailSink::start_with_latency(Duration::from_millis(20)).await?;
-    let mut env = crate::env::app_env();
-    env.extend([
+    let env = [
         ("JOBS_HEARTBEAT_MS", "500".to_owned()),
         ("JOBS_MISSED_HEARTBEATS", "4".to_owned()),
         ("JOBS_CONCURRENCY", "8".to_owned()),
@@ -206,7 +205,7 @@ pub async fn kill_workers(orders: usize, kills: usize) -> anyhow::Result<Section
         // default schedule (2 s base, 8 attempts) outlasts it; so does this faster one.
         ("JOBS_RETRY_BASE_MS", "1000".to_owned()),
         ("JOBS_MAX_ATTEMPTS", "10".to_owned()),
-    ]);
+    ];
     let ids = pending_orders(&db, 5_000_000, orders).await?;
     let http = Server::start(&db, &sink, &["serve", "--no-workers"], &env).await?;
     let deliveries: Arc<Vec<_>> = Arc::new(
@@ -311,7 +310,7 @@ pub async fn kill_server_mid_storm(orders: usize) -> anyhow::Result<Section> {
     use std::sync::Arc;
     let db = BenchDb::create().await?;
     let sink = MailSink::start().await?;
-    let env = crate::env::app_env();
+    let env: [(&str, String); 0] = [];
     let ids = pending_orders(&db, 7_000_000, orders).await?;
     let deliveries: Arc<Vec<_>> = Arc::new(
         ids.iter()

@@ -180,8 +180,9 @@ fn free_port() -> anyhow::Result<u16> {
 
 pub const WEBHOOK_SECRET: &str = "whsec_bench_secret";
 
-/// Production-mode settings every bench server gets (production refuses the development keys).
-pub fn app_env() -> Vec<(&'static str, String)> {
+/// Production-mode settings every bench server starts with (production refuses the development
+/// keys); a scenario's own settings come after them and win.
+fn app_env() -> Vec<(&'static str, String)> {
     vec![
         ("STRIPE_SECRET_KEY", "sk_test_bench".into()),
         ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.into()),

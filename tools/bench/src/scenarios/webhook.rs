@@ -95,13 +95,7 @@ pub fn webhook_request(delivery: &(Bytes, String)) -> hyper::Request<Full<Bytes>
 /// queued jobs are counted, not run).
 pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Section, f64)> {
     let sink = MailSink::start().await?;
-    let server = Server::start(
-        db,
-        &sink,
-        &["serve", "--no-workers"],
-        &crate::env::app_env(),
-    )
-    .await?;
+    let server = Server::start(db, &sink, &["serve", "--no-workers"], &[]).await?;
     let mut rows = Vec::new();
     let mut first = 0;
     let mut best_64 = None::<LoadResult>;
@@ -170,7 +164,7 @@ pub async fn duplicate_storm(db: &BenchDb, orders: usize) -> anyhow::Result<Sect
     const COPIES: usize = 10;
     let sink = MailSink::start().await?;
     let ids = pending_orders(db, 1_000_000, orders).await?;
-    let env = crate::env::app_env();
+    let env: [(&str, String); 0] = [];
     let a = Server::start(db, &sink, &["serve"], &env).await?;
     let b = Server::start(db, &sink, &["serve"], &env).await?;
     let deliveries: Arc<Vec<(Bytes, String)>> = Arc::new(
