@@ -19,9 +19,10 @@ pub struct Limit {
 }
 
 impl Limit {
+    /// `account` may be anything a client typed: it is stored through [`account_key`].
     pub fn account(action: &str, account: &str, max: u32) -> Self {
         Self {
-            key: format!("{action}:account:{account}"),
+            key: format!("{action}:account:{}", account_key(account)),
             max,
         }
     }
