@@ -174,7 +174,7 @@ impl Config {
             },
             database: DatabaseConfig {
                 url: vars.required("DATABASE_URL")?.into(),
-                max_connections: vars.parse_or("DATABASE_MAX_CONNECTIONS", 20)?,
+                max_connections: vars.parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
                 acquire_timeout: Duration::from_secs(
                     vars.parse_or("DATABASE_ACQUIRE_TIMEOUT_SECS", 5)?,
                 ),

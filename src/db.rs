@@ -15,6 +15,10 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
         .acquire_timeout(config.acquire_timeout)
         .connect_timeout(config.acquire_timeout)
         .idle_timeout(Duration::from_secs(300))
+        // A connection that sat idle may have been dropped (a restarted server, a proxy's timeout):
+        // ping it before use. A busy one is not pinged: the default pings on every checkout, an
+        // extra round trip per query or transaction.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false);
     Database::connect(options).await
 }

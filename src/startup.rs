@@ -3,7 +3,12 @@
 use std::{net::TcpListener, sync::Arc};
 
 use actix_web::{
-    App, HttpResponse, HttpServer, dev::Server, http::header, middleware::from_fn, web,
+    App, HttpResponse, HttpServer,
+    body::MessageBody,
+    dev::{Server, ServiceRequest, ServiceResponse},
+    http::header,
+    middleware::{Next, from_fn},
+    web,
 };
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
@@ -53,9 +58,9 @@ impl AppState {
         let stripe =
             billing::StripeApi::new(&config.billing).context("building the Stripe client")?;
         let state = Self {
+            jobs: JobQueue::new(config.jobs.clone(), db.clone()),
             db,
             stripe,
-            jobs: JobQueue::new(config.jobs.clone()),
             config: Arc::new(config),
             mailer,
             metrics: Arc::default(),
@@ -88,6 +93,17 @@ pub fn openapi_spec(dev_mail: bool) -> utoipa::openapi::OpenApi {
         .configure(|cfg| routes(cfg, dev_mail))
         .split_for_parts()
         .1
+}
+
+/// Jobs a request queued are announced to the workers once it has been handled.
+async fn announce_queued_jobs(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    match req.app_data::<web::Data<AppState>>() {
+        Some(app) => app.jobs.clone().announce_after(next.call(req)).await,
+        None => next.call(req).await,
+    }
 }
 
 /// Swagger UI lives at `/docs/`; its relative asset links need the trailing slash.
@@ -141,6 +157,7 @@ impl Application {
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", spec.clone()))
                 .route("/docs", web::get().to(redirect_to_docs))
                 .default_service(web::to(errors::no_route))
+                .wrap(from_fn(announce_queued_jobs))
                 .wrap(from_fn(errors::problem_responses))
                 .wrap(from_fn(metrics::middleware))
                 .wrap(from_fn(request_id::middleware))

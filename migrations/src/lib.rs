@@ -10,6 +10,7 @@ mod m20261123_000011_idempotency_keys;
 mod m20261123_000012_demo_products;
 mod m20261123_000013_sent_emails;
 mod m20261123_000020_admin;
+mod m20261123_000030_jobs_wake_after_commit;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000012_demo_products::Migration),
             Box::new(m20261123_000013_sent_emails::Migration),
             Box::new(m20261123_000020_admin::Migration),
+            Box::new(m20261123_000030_jobs_wake_after_commit::Migration),
         ]
     }
 }

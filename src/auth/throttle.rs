@@ -37,37 +37,43 @@ impl Limit {
 
 #[derive(FromQueryResult)]
 struct Counted {
+    key: String,
     attempts: i32,
     retry_after_secs: f64,
 }
 
+// Keys in a fixed order, so two requests upserting the same keys lock them in the same order.
 const COUNT: &str = r#"
-INSERT INTO auth_throttle AS t (key, attempts, window_started_at) VALUES ($1, 1, now())
+INSERT INTO auth_throttle AS t (key, attempts, window_started_at)
+SELECT key, 1, now() FROM json_array_elements_text($1::json) AS key ORDER BY key
 ON CONFLICT (key) DO UPDATE SET
     attempts = CASE WHEN t.window_started_at <= now() - make_interval(secs => $2)
                     THEN 1 ELSE t.attempts + 1 END,
     window_started_at = CASE WHEN t.window_started_at <= now() - make_interval(secs => $2)
                     THEN now() ELSE t.window_started_at END
-RETURNING attempts,
+RETURNING key, attempts,
           extract(epoch FROM t.window_started_at + make_interval(secs => $2) - now())::float8
               AS retry_after_secs
 "#;
 
-/// Counts one attempt on every limit; refuses with 429 if any is now over its maximum.
+/// Counts one attempt on every limit (one statement); refuses with 429 if any is now over its
+/// maximum.
 pub async fn attempt(
     conn: &impl ConnectionTrait,
     limits: &[Limit],
     window: Duration,
 ) -> Result<(), AuthError> {
+    let keys = serde_json::Value::from_iter(limits.iter().map(|l| l.key.clone()));
+    let counted =
+        Counted::find_by_statement(stmt(COUNT, [keys.into(), window.as_secs_f64().into()]))
+            .all(conn)
+            .await?;
     let mut retry_after: Option<Duration> = None;
     for limit in limits {
-        let counted = Counted::find_by_statement(stmt(
-            COUNT,
-            [limit.key.clone().into(), window.as_secs_f64().into()],
-        ))
-        .one(conn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("throttle upsert returned nothing".into()))?;
+        let counted = counted
+            .iter()
+            .find(|c| c.key == limit.key)
+            .ok_or_else(|| DbErr::RecordNotFound(format!("throttle key {}", limit.key)))?;
         if counted.attempts > limit.max as i32 {
             let wait = Duration::from_secs_f64(counted.retry_after_secs.max(1.0).ceil());
             tracing::warn!(key = %limit.key, attempts = counted.attempts, "rate limited");
@@ -88,13 +94,9 @@ pub async fn succeeded(
     ip: &Limit,
 ) -> Result<(), DbErr> {
     conn.execute_raw(stmt(
-        "DELETE FROM auth_throttle WHERE key = $1",
-        [account.key.clone().into()],
-    ))
-    .await?;
-    conn.execute_raw(stmt(
-        "UPDATE auth_throttle SET attempts = greatest(attempts - 1, 0) WHERE key = $1",
-        [ip.key.clone().into()],
+        "WITH account AS (DELETE FROM auth_throttle WHERE key = $1) \
+         UPDATE auth_throttle SET attempts = greatest(attempts - 1, 0) WHERE key = $2",
+        [account.key.clone().into(), ip.key.clone().into()],
     ))
     .await?;
     Ok(())

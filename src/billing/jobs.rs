@@ -11,12 +11,12 @@ use super::{
     state::{self, Effect, OrderEvent, OrderStatus},
 };
 use crate::{
-    jobs::{Job, JobContext, JobError, JobOptions},
+    jobs::{Job, JobContext, JobError, JobOptions, NewJob},
     mail::SendEmail,
     startup::AppState,
 };
 
-/// Enqueues the jobs an applied transition calls for, in the caller's transaction.
+/// Enqueues the jobs an applied transition calls for, in the caller's transaction (one statement).
 pub async fn enqueue_effects(
     app: &AppState,
     txn: &DatabaseTransaction,
@@ -24,34 +24,23 @@ pub async fn enqueue_effects(
     effects: &[Effect],
 ) -> Result<(), DbErr> {
     let key = |kind: &str| JobOptions::idempotency_key(format!("order:{order_id}:{kind}"));
-    for effect in effects {
-        match effect {
+    let restrict = |action| RestrictLicenses { order_id, action };
+    let jobs = effects
+        .iter()
+        .map(|effect| match effect {
             Effect::DeliverLicense => {
-                app.jobs
-                    .push(txn, &DeliverLicense { order_id }, key("deliver_license"))
-                    .await?
+                NewJob::new(&DeliverLicense { order_id }, key("deliver_license"))
             }
-            Effect::SendReceipt => {
-                app.jobs
-                    .push(txn, &SendReceipt { order_id }, key("send_receipt"))
-                    .await?
-            }
+            Effect::SendReceipt => NewJob::new(&SendReceipt { order_id }, key("send_receipt")),
             Effect::RevokeLicenses => {
-                let job = RestrictLicenses {
-                    order_id,
-                    action: Restriction::Revoke,
-                };
-                app.jobs.push(txn, &job, key("revoke_licenses")).await?
+                NewJob::new(&restrict(Restriction::Revoke), key("revoke_licenses"))
             }
             Effect::SuspendLicenses => {
-                let job = RestrictLicenses {
-                    order_id,
-                    action: Restriction::Suspend,
-                };
-                app.jobs.push(txn, &job, key("suspend_licenses")).await?
+                NewJob::new(&restrict(Restriction::Suspend), key("suspend_licenses"))
             }
-        };
-    }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    app.jobs.push_all(txn, jobs).await?;
     Ok(())
 }
 
@@ -118,7 +107,9 @@ impl Job for DeliverLicense {
         if status == OrderStatus::Paid {
             let event = OrderEvent::LicenseDelivered;
             let outcome = state::transition(status, event);
-            orders::record_outcome(app, &txn, &order, event, &outcome, orders::Source::Job).await?;
+            let source = orders::Source::Job;
+            let revealed = orders::StripeIds::default();
+            orders::record_outcome(app, &txn, &order, event, &outcome, source, revealed).await?;
         }
         let licenses = DeliveredLicense::find_by_statement(sql(
             "SELECT ol.product_name, l.license_key, l.seats FROM licenses l \

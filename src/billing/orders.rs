@@ -149,18 +149,56 @@ pub async fn lock(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<OrderRow
     .await
 }
 
-pub async fn lock_by_payment_intent(
+/// How to find the order Stripe reports on.
+#[derive(Debug, Clone, Copy)]
+pub enum OrderKey<'a> {
+    Id(Uuid),
+    /// Charge and dispute events name no order, only the payment intent recorded at payment.
+    PaymentIntent(&'a str),
+}
+
+/// An order locked for a payment fact from Stripe (an event, a reconciled session).
+#[derive(Debug, FromQueryResult)]
+pub struct PaymentLock {
+    #[sea_orm(nested)]
+    pub order: OrderRow,
+    /// Another order already holds the fact's payment intent. Intents are unique in `orders`, so
+    /// such a fact must be rejected, not applied (applying it would fail on the constraint, answer
+    /// 500 and make Stripe retry it forever).
+    pub payment_intent_taken: bool,
+}
+
+/// [`lock`], by `key`, also learning in the same round trip whether `payment_intent` belongs to
+/// another order.
+pub async fn lock_for_payment(
     txn: &DatabaseTransaction,
-    payment_intent: &str,
-) -> Result<Option<OrderRow>, DbErr> {
-    OrderRow::find_by_statement(sql(
+    key: OrderKey<'_>,
+    payment_intent: Option<&str>,
+) -> Result<Option<PaymentLock>, DbErr> {
+    let (condition, key): (_, sea_orm::Value) = match key {
+        OrderKey::Id(id) => ("id = $1", id.into()),
+        OrderKey::PaymentIntent(pi) => ("stripe_payment_intent_id = $1", pi.into()),
+    };
+    PaymentLock::find_by_statement(sql(
         &format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE stripe_payment_intent_id = $1 FOR UPDATE"
+            "SELECT {ORDER_COLUMNS}, \
+                 EXISTS (SELECT 1 FROM orders other \
+                         WHERE other.stripe_payment_intent_id = $2 AND other.id <> orders.id) \
+                     AS payment_intent_taken \
+             FROM orders WHERE {condition} FOR UPDATE"
         ),
-        [payment_intent.into()],
+        [key, payment_intent.map(str::to_owned).into()],
     ))
     .one(txn)
     .await
+}
+
+/// Stripe ids an applied event reveals about its order. The first ones seen are kept (the session id
+/// may arrive in an event before checkout's own update stores it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StripeIds<'a> {
+    pub checkout_session: Option<&'a str>,
+    pub payment_intent: Option<&'a str>,
 }
 
 /// Who reported an event, for the audit trail.
@@ -175,6 +213,9 @@ pub enum Source<'a> {
     Reconcile,
 }
 
+const AUDIT: &str = "INSERT INTO order_events \
+    (order_id, source, stripe_event_id, event, from_status, to_status, outcome, reason)";
+
 /// Records `outcome` of `event` on the locked `order` in the audit trail and, when applied, moves the
 /// order and enqueues the follow-up jobs — all in `txn`, so either all of it happens or none.
 pub async fn record_outcome(
@@ -184,6 +225,7 @@ pub async fn record_outcome(
     event: OrderEvent,
     outcome: &Outcome,
     source: Source<'_>,
+    revealed: StripeIds<'_>,
 ) -> Result<(), DbErr> {
     let (source_name, stripe_event_id) = match source {
         Source::Stripe { event_id } => ("stripe", Some(event_id.to_owned())),
@@ -191,37 +233,39 @@ pub async fn record_outcome(
         Source::Api => ("api", None),
         Source::Reconcile => ("reconcile", None),
     };
-    let to = match outcome {
-        Outcome::Applied { to, .. } => Some(to.as_str()),
-        _ => None,
-    };
-    txn.execute_raw(sql(
-        "INSERT INTO order_events (order_id, source, stripe_event_id, event, from_status, to_status, outcome, reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        [
-            order.id.into(),
-            source_name.into(),
-            stripe_event_id.into(),
-            event.name().into(),
-            order.status.clone().into(),
-            to.map(str::to_owned).into(),
-            outcome.label().into(),
-            outcome.reason().map(str::to_owned).into(),
-        ],
-    ))
-    .await?;
+    let audit: Vec<sea_orm::Value> = vec![
+        order.id.into(),
+        source_name.into(),
+        stripe_event_id.into(),
+        event.name().into(),
+        order.status.clone().into(),
+        outcome.label().into(),
+        outcome.reason().map(str::to_owned).into(),
+    ];
     let Outcome::Applied { to, effects } = outcome else {
+        let insert = format!("{AUDIT} VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)");
+        txn.execute_raw(sql(&insert, audit)).await?;
         return Ok(());
     };
-    txn.execute_raw(sql(
-        "UPDATE orders SET status = $2, \
-             paid_at = CASE WHEN $2 = 'paid' THEN now() ELSE paid_at END, \
-             fulfilled_at = CASE WHEN $2 = 'fulfilled' THEN now() ELSE fulfilled_at END, \
-             closed_at = CASE WHEN $3 THEN now() ELSE closed_at END \
-         WHERE id = $1",
-        [order.id.into(), to.as_str().into(), to.is_terminal().into()],
-    ))
-    .await?;
+    // The audit row and the move, in one statement (one round trip on the hottest path).
+    let mut values = audit;
+    values.extend([
+        to.as_str().into(),
+        to.is_terminal().into(),
+        revealed.checkout_session.map(str::to_owned).into(),
+        revealed.payment_intent.map(str::to_owned).into(),
+    ]);
+    let audit_and_move = format!(
+        "WITH audit AS ({AUDIT} VALUES ($1, $2, $3, $4, $5, $8, $6, $7)) \
+         UPDATE orders SET status = $8, \
+             paid_at = CASE WHEN $8 = 'paid' THEN now() ELSE paid_at END, \
+             fulfilled_at = CASE WHEN $8 = 'fulfilled' THEN now() ELSE fulfilled_at END, \
+             closed_at = CASE WHEN $9 THEN now() ELSE closed_at END, \
+             stripe_checkout_session_id = COALESCE(stripe_checkout_session_id, $10), \
+             stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, $11) \
+         WHERE id = $1"
+    );
+    txn.execute_raw(sql(&audit_and_move, values)).await?;
     jobs::enqueue_effects(app, txn, order.id, effects).await
 }
 

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::{
     BillingError, events, orders,
-    orders::Source,
+    orders::{OrderKey, Source},
     sql,
     state::{OrderStatus, Outcome},
     webhook,
@@ -144,11 +144,13 @@ pub async fn reconcile_order(
     };
 
     let txn = app.db.begin().await?;
-    let order = orders::lock(&txn, order_id)
+    let payment_intent = interpretation.payment_intent.as_deref();
+    let locked = orders::lock_for_payment(&txn, OrderKey::Id(order_id), payment_intent)
         .await?
         .ok_or(BillingError::OrderNotFound)?;
     let outcome =
-        webhook::apply_to_order(app, &txn, &order, &interpretation, Source::Reconcile).await?;
+        webhook::apply_to_order(app, &txn, &locked, &interpretation, Source::Reconcile).await?;
+    let order = locked.order;
     txn.commit().await?;
     let (kind, status) = match &outcome {
         Outcome::Applied { to, .. } => (Reconciliation::Applied, *to),

@@ -1,17 +1,20 @@
 //! Stripe webhook processing: one database transaction per event.
 //!
-//! 1. Record the event in `stripe_events` (primary key = Stripe's event id). A duplicate delivery —
-//!    a retry, or the same event arriving on several connections at once — blocks on that key until
-//!    the first transaction ends, then finds it recorded and does nothing. If the first one rolled
-//!    back, the duplicate simply becomes the first.
-//! 2. Lock the order (`SELECT … FOR UPDATE`), so different events for one order apply one at a time.
-//! 3. Run the state machine, append to `order_events`, move the order, enqueue follow-up jobs (with
+//! 1. Decide what the event means ([`decide`]): find the order and lock it (`SELECT … FOR UPDATE`),
+//!    so different events for one order apply one at a time, then check the event against the order
+//!    and run the state machine. Nothing is written yet.
+//! 2. Record the event in `stripe_events` with that outcome (primary key = Stripe's event id). A
+//!    duplicate delivery — a retry, or the same event arriving on several connections at once —
+//!    waits on the order's lock or on that key until the first transaction ends, then finds the
+//!    event recorded and writes nothing. If the first one rolled back, the duplicate simply becomes
+//!    the first.
+//! 3. Carry the decision out: append to `order_events`, move the order, enqueue follow-up jobs (with
 //!    idempotency keys derived from the order).
 //! 4. Commit, then answer 200. Any failure rolls all of it back and answers 500: Stripe retries, and
 //!    the retry starts from a clean slate. The failure itself is noted in `stripe_event_failures`
 //!    (outside the rolled-back transaction) so operators see it and can [`replay`] it.
 //!
-//! Steps 2–3 ([`apply_to_order`]) are shared with reconciliation (`reconcile.rs`), which reads the
+//! Steps 1 and 3 ([`apply_to_order`]) are shared with reconciliation (`reconcile.rs`), which reads the
 //! same facts from the Checkout Session instead of an event.
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, TransactionTrait};
@@ -22,7 +25,7 @@ use utoipa::ToSchema;
 use super::{
     BillingError,
     events::{self, Envelope, Interpretation},
-    orders::{self, OrderRow, Source},
+    orders::{self, OrderKey, OrderRow, PaymentLock, Source, StripeIds},
     sql,
     state::{self, OrderEvent, Outcome},
 };
@@ -94,8 +97,8 @@ pub struct WebhookAck {
 pub fn parse(payload: &[u8]) -> Result<(Envelope, Value), BillingError> {
     let raw: Value =
         serde_json::from_slice(payload).map_err(|e| BillingError::InvalidEvent(e.to_string()))?;
-    let envelope: Envelope = serde_json::from_value(raw.clone())
-        .map_err(|e| BillingError::InvalidEvent(e.to_string()))?;
+    let envelope =
+        Envelope::deserialize(&raw).map_err(|e| BillingError::InvalidEvent(e.to_string()))?;
     if envelope.id.is_empty() || envelope.event_type.is_empty() {
         return Err(BillingError::InvalidEvent("empty id or type".into()));
     }
@@ -139,12 +142,14 @@ async fn process_in(
     envelope: &Envelope,
     raw: &Value,
 ) -> Result<EventOutcome, DbErr> {
+    let decision = decide(txn, envelope).await?;
     let created = DateTime::<Utc>::from_timestamp(envelope.created, 0).unwrap_or_else(Utc::now);
-    // The gate. `outcome` is provisional and set below, in this same transaction.
+    // The gate: written before anything else, so a duplicate stops here having changed nothing.
     let recorded = txn
         .execute_raw(sql(
-            "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, payload, outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'ignored') ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO stripe_events \
+                 (event_id, event_type, livemode, api_version, stripe_created, payload, outcome, order_id, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
             [
                 envelope.id.clone().into(),
                 envelope.event_type.clone().into(),
@@ -152,6 +157,9 @@ async fn process_in(
                 envelope.api_version.clone().into(),
                 created.into(),
                 raw.clone().into(),
+                decision.event_outcome().as_str().into(),
+                decision.order_id().into(),
+                decision.detail().map(str::to_owned).into(),
             ],
         ))
         .await?
@@ -159,65 +167,136 @@ async fn process_in(
     if recorded == 0 {
         return Ok(EventOutcome::Duplicate);
     }
-    apply_recorded(app, txn, envelope).await
-}
-
-/// Steps 2–3 for an event recorded in `stripe_events` within `txn`: a new delivery, or a replay.
-async fn apply_recorded(
-    app: &AppState,
-    txn: &DatabaseTransaction,
-    envelope: &Envelope,
-) -> Result<EventOutcome, DbErr> {
-    let Some(interpretation) = events::interpret(envelope) else {
-        return finish(txn, envelope, None, EventOutcome::UnhandledType, None).await;
-    };
-    let Some(order) = find_order(txn, &interpretation).await? else {
-        let detail = "no order matches the event's metadata, client_reference_id or payment intent";
-        return finish(
-            txn,
-            envelope,
-            None,
-            EventOutcome::UnknownOrder,
-            Some(detail),
-        )
-        .await;
-    };
-
     let source = Source::Stripe {
         event_id: &envelope.id,
     };
-    let outcome = apply_to_order(app, txn, &order, &interpretation, source).await?;
-    let event_outcome = match outcome {
-        Outcome::Applied { .. } => EventOutcome::Applied,
-        Outcome::Ignored { .. } => EventOutcome::Ignored,
-        Outcome::Rejected { .. } => EventOutcome::Rejected,
-    };
-    finish(txn, envelope, Some(&order), event_outcome, outcome.reason()).await
+    decision.carry_out(app, txn, source).await?;
+    Ok(decision.event_outcome())
 }
 
-/// Applies what Stripe reported to the `order` locked in `txn`: checked against what we know, run
+/// What an event means for us, decided with its order locked and nothing written yet.
+enum Decision {
+    UnhandledType,
+    UnknownOrder,
+    ForOrder {
+        order: Box<OrderRow>,
+        interpretation: Interpretation,
+        outcome: Outcome,
+    },
+}
+
+impl Decision {
+    fn event_outcome(&self) -> EventOutcome {
+        match self {
+            Self::UnhandledType => EventOutcome::UnhandledType,
+            Self::UnknownOrder => EventOutcome::UnknownOrder,
+            Self::ForOrder { outcome, .. } => match outcome {
+                Outcome::Applied { .. } => EventOutcome::Applied,
+                Outcome::Ignored { .. } => EventOutcome::Ignored,
+                Outcome::Rejected { .. } => EventOutcome::Rejected,
+            },
+        }
+    }
+
+    fn order_id(&self) -> Option<uuid::Uuid> {
+        match self {
+            Self::ForOrder { order, .. } => Some(order.id),
+            _ => None,
+        }
+    }
+
+    fn detail(&self) -> Option<&'static str> {
+        match self {
+            Self::UnhandledType => None,
+            Self::UnknownOrder => {
+                Some("no order matches the event's metadata, client_reference_id or payment intent")
+            }
+            Self::ForOrder { outcome, .. } => outcome.reason(),
+        }
+    }
+
+    async fn carry_out(
+        &self,
+        app: &AppState,
+        txn: &DatabaseTransaction,
+        source: Source<'_>,
+    ) -> Result<(), DbErr> {
+        match self {
+            Self::ForOrder {
+                order,
+                interpretation,
+                outcome,
+            } => record(app, txn, order, interpretation, outcome, source).await,
+            Self::UnhandledType | Self::UnknownOrder => Ok(()),
+        }
+    }
+}
+
+/// Step 1: interprets the event, finds and locks its order, and judges the event against it.
+async fn decide(txn: &DatabaseTransaction, envelope: &Envelope) -> Result<Decision, DbErr> {
+    let Some(interpretation) = events::interpret(envelope) else {
+        return Ok(Decision::UnhandledType);
+    };
+    let Some(locked) = find_order(txn, &interpretation).await? else {
+        return Ok(Decision::UnknownOrder);
+    };
+    let outcome = judge(&locked, &interpretation)?;
+    Ok(Decision::ForOrder {
+        order: Box::new(locked.order),
+        interpretation,
+        outcome,
+    })
+}
+
+/// Applies what Stripe reported to the order locked in `txn`: checked against what we know, run
 /// through the state machine, recorded in the audit trail and, when applied, the order moved and its
-/// jobs enqueued. Webhooks and reconciliation both come through here.
+/// jobs enqueued. Reconciliation comes through here; webhooks take the same two steps with the event
+/// recorded in between.
 pub(crate) async fn apply_to_order(
+    app: &AppState,
+    txn: &DatabaseTransaction,
+    locked: &PaymentLock,
+    interpretation: &Interpretation,
+    source: Source<'_>,
+) -> Result<Outcome, DbErr> {
+    let outcome = judge(locked, interpretation)?;
+    record(app, txn, &locked.order, interpretation, &outcome, source).await?;
+    Ok(outcome)
+}
+
+/// The event checked against the order, then run through the state machine.
+fn judge(locked: &PaymentLock, interpretation: &Interpretation) -> Result<Outcome, DbErr> {
+    let reason = contradiction(locked, interpretation);
+    Ok(match reason {
+        Some(reason) => Outcome::Rejected { reason },
+        None => state::transition(locked.order.status()?, interpretation.event),
+    })
+}
+
+/// Writes what [`judge`] decided: the audit row and, when applied, the order's move (remembering the
+/// session and payment intent the event reveals) and its jobs.
+async fn record(
     app: &AppState,
     txn: &DatabaseTransaction,
     order: &OrderRow,
     interpretation: &Interpretation,
+    outcome: &Outcome,
     source: Source<'_>,
-) -> Result<Outcome, DbErr> {
-    let reason = match contradiction(order, interpretation) {
-        Some(reason) => Some(reason),
-        None => payment_intent_of_another_order(txn, order, interpretation).await?,
+) -> Result<(), DbErr> {
+    let revealed = StripeIds {
+        checkout_session: interpretation.session.as_ref().map(|s| s.id.as_str()),
+        payment_intent: interpretation.payment_intent.as_deref(),
     };
-    let outcome = match reason {
-        Some(reason) => Outcome::Rejected { reason },
-        None => state::transition(order.status()?, interpretation.event),
-    };
-    if let Outcome::Applied { .. } = outcome {
-        link_stripe_ids(txn, order, interpretation).await?;
-    }
-    orders::record_outcome(app, txn, order, interpretation.event, &outcome, source).await?;
-    Ok(outcome)
+    orders::record_outcome(
+        app,
+        txn,
+        order,
+        interpretation.event,
+        outcome,
+        source,
+        revealed,
+    )
+    .await
 }
 
 /// Notes a delivery whose processing failed (and rolled back), on its own connection. Best effort:
@@ -293,7 +372,12 @@ pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, 
         }
         let envelope: Envelope = serde_json::from_value(stored.payload)
             .map_err(|e| BillingError::Internal(format!("stored event {event_id}: {e}")))?;
-        let outcome = apply_recorded(app, &txn, &envelope).await?;
+        let decision = decide(&txn, &envelope).await?;
+        let source = Source::Stripe {
+            event_id: &envelope.id,
+        };
+        decision.carry_out(app, &txn, source).await?;
+        let outcome = finish(&txn, &envelope, &decision).await?;
         txn.commit().await?;
         tracing::info!(
             event_id,
@@ -330,20 +414,20 @@ pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, 
     }))
 }
 
+/// A replayed event's new outcome, on its `stripe_events` row.
 async fn finish(
     txn: &DatabaseTransaction,
     envelope: &Envelope,
-    order: Option<&OrderRow>,
-    outcome: EventOutcome,
-    detail: Option<&str>,
+    decision: &Decision,
 ) -> Result<EventOutcome, DbErr> {
+    let outcome = decision.event_outcome();
     txn.execute_raw(sql(
         "UPDATE stripe_events SET outcome = $2, order_id = $3, detail = $4 WHERE event_id = $1",
         [
             envelope.id.clone().into(),
             outcome.as_str().into(),
-            order.map(|o| o.id).into(),
-            detail.map(str::to_owned).into(),
+            decision.order_id().into(),
+            decision.detail().map(str::to_owned).into(),
         ],
     ))
     .await?;
@@ -355,21 +439,26 @@ async fn finish(
 async fn find_order(
     txn: &DatabaseTransaction,
     event: &Interpretation,
-) -> Result<Option<OrderRow>, DbErr> {
+) -> Result<Option<PaymentLock>, DbErr> {
+    let payment_intent = event.payment_intent.as_deref();
     if let Some(id) = event.order_id
-        && let Some(order) = orders::lock(txn, id).await?
+        && let Some(locked) =
+            orders::lock_for_payment(txn, OrderKey::Id(id), payment_intent).await?
     {
-        return Ok(Some(order));
+        return Ok(Some(locked));
     }
-    match &event.payment_intent {
-        Some(pi) => orders::lock_by_payment_intent(txn, pi).await,
+    match payment_intent {
+        Some(pi) => {
+            orders::lock_for_payment(txn, OrderKey::PaymentIntent(pi), payment_intent).await
+        }
         None => Ok(None),
     }
 }
 
 /// Facts in the event that contradict the order: such an event is rejected for review rather than
 /// applied (a paid event for another amount must never deliver a licence).
-fn contradiction(order: &OrderRow, event: &Interpretation) -> Option<&'static str> {
+fn contradiction(locked: &PaymentLock, event: &Interpretation) -> Option<&'static str> {
+    let order = &locked.order;
     if let Some(session) = &event.session {
         if order
             .stripe_checkout_session_id
@@ -394,54 +483,8 @@ fn contradiction(order: &OrderRow, event: &Interpretation) -> Option<&'static st
     {
         return Some("the event is for another payment intent than the order's");
     }
-    None
-}
-
-/// A payment intent belongs to one order (unique in `orders`). An event tying this order to another
-/// order's payment intent is contradictory: rejected and kept for review, and answered 200. Applying
-/// it would break the unique constraint, answer 500 and make Stripe retry it forever. (Two such
-/// events racing for one payment intent: the loser fails on the constraint once, and its retry lands
-/// here.)
-async fn payment_intent_of_another_order(
-    txn: &DatabaseTransaction,
-    order: &OrderRow,
-    event: &Interpretation,
-) -> Result<Option<&'static str>, DbErr> {
-    let Some(payment_intent) = &event.payment_intent else {
-        return Ok(None);
-    };
-    if order.stripe_payment_intent_id.is_some() {
-        return Ok(None); // `contradiction` compared it already.
+    if locked.payment_intent_taken {
+        return Some("the event's payment intent belongs to another order");
     }
-    let taken = txn
-        .query_one_raw(sql(
-            "SELECT 1 AS taken FROM orders WHERE stripe_payment_intent_id = $1 AND id <> $2",
-            [payment_intent.clone().into(), order.id.into()],
-        ))
-        .await?
-        .is_some();
-    Ok(taken.then_some("the event's payment intent belongs to another order"))
-}
-
-/// Remembers the session and payment intent the first time an applied event reveals them (the
-/// session id may land here before checkout's own update does).
-async fn link_stripe_ids(
-    txn: &DatabaseTransaction,
-    order: &OrderRow,
-    event: &Interpretation,
-) -> Result<(), DbErr> {
-    let session = event.session.as_ref().map(|s| s.id.clone());
-    txn.execute_raw(sql(
-        "UPDATE orders SET \
-             stripe_checkout_session_id = COALESCE(stripe_checkout_session_id, $2), \
-             stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, $3) \
-         WHERE id = $1",
-        [
-            order.id.into(),
-            session.into(),
-            event.payment_intent.clone().into(),
-        ],
-    ))
-    .await?;
-    Ok(())
+    None
 }

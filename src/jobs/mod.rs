@@ -3,11 +3,14 @@
 //! - [`Job`] is what a module implements to define a kind of background work.
 //! - [`JobQueue::push`] enqueues one on any sea-orm connection *or open transaction*, so a business
 //!   write and the jobs it implies commit or roll back together.
+//! - [`JobQueue::announce_after`] wraps a unit of work (a request, a job run) so the workers are woken
+//!   for the jobs it queued once its transactions have committed (see `announce`).
 //! - [`worker::run`] runs every registered job kind until shutdown.
 //!
 //! Retries back off exponentially and a job out of attempts is kept as dead (`status = 'Killed'`);
 //! both are enforced in the database (see the jobs migration), so they hold across restarts and for
 //! jobs orphaned by a killed worker.
+mod announce;
 mod queue;
 pub mod worker;
 
@@ -15,7 +18,7 @@ use std::future::Future;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use queue::{DeadJob, Enqueued, JobOptions, JobQueue, JobRecord, JobStatus};
+pub use queue::{DeadJob, Enqueued, JobOptions, JobQueue, JobRecord, JobStatus, NewJob};
 
 use crate::startup::AppState;
 

@@ -1,20 +1,26 @@
 //! Enqueueing and inspecting jobs with our own SQL, so it can run inside a caller's transaction
 //! (apalis' own `push_tasks` is private and opens its own). Rows are written exactly as apalis
 //! writes them: same table, JSON codec, `job_type` = queue name, ULID ids.
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement, Value,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Job;
+use super::{
+    Job,
+    announce::{self, Announcer},
+};
 use crate::{config::JobsConfig, http::RequestId};
 
-/// Enqueues jobs with the retry policy from config.
+/// Enqueues jobs with the retry policy from config, and wakes the workers for them.
 #[derive(Debug, Clone)]
 pub struct JobQueue {
     config: JobsConfig,
+    announcer: Announcer,
 }
 
 /// Per-job overrides.
@@ -102,25 +108,57 @@ impl TryFrom<JobRow> for JobRecord {
     }
 }
 
-// `ON CONFLICT DO NOTHING` rather than apalis' plain insert: a duplicate key must not abort the
-// caller's transaction. Metadata carries the retry policy read by the database trigger and the
-// request id that enqueued the job (for tracing); hstore values must never be NULL (apalis unwraps).
-const INSERT: &str = r#"
-INSERT INTO apalis.jobs
-    (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key)
-VALUES
-    ($1, $2, $3, 'Pending', 0, $4, now() + $5 * interval '1 millisecond', $6,
-     hstore(ARRAY['retry_base_ms', 'retry_max_ms', 'request_id'], ARRAY[$7, $8, $9]), $10)
-ON CONFLICT (job_type, idempotency_key) DO NOTHING
-RETURNING id
-"#;
+/// A job serialised for [`JobQueue::push_all`], which queues jobs of any kinds in one statement.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    queue: &'static str,
+    args: Vec<u8>,
+    options: JobOptions,
+}
+
+impl NewJob {
+    pub fn new<J: Job>(job: &J, options: JobOptions) -> Result<Self, DbErr> {
+        let args = serde_json::to_vec(job).map_err(|e| DbErr::Json(e.to_string()))?;
+        Ok(Self {
+            queue: J::QUEUE,
+            args,
+            options,
+        })
+    }
+}
+
+const PARAMS_PER_JOB: usize = 10;
+
+/// One job's row in the INSERT, its parameters numbered from `$first`. Written exactly as apalis
+/// writes a job; the metadata carries the retry policy read by the database trigger and the request
+/// id that enqueued the job (for tracing). hstore values must never be NULL (apalis unwraps).
+fn insert_row(first: usize) -> String {
+    let p: Vec<String> = (first..first + PARAMS_PER_JOB)
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(
+        "({}, {}, {}, 'Pending', 0, {}, now() + {} * interval '1 millisecond', {}, \
+          hstore(ARRAY['retry_base_ms', 'retry_max_ms', 'request_id'], ARRAY[{}, {}, {}]), {})",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
+    )
+}
 
 const SELECT: &str =
     "SELECT id, job_type, status, attempts, max_attempts, run_at, last_result FROM apalis.jobs";
 
 impl JobQueue {
-    pub fn new(config: JobsConfig) -> Self {
-        Self { config }
+    /// Also starts the task that wakes the workers for new jobs (on `db`, the app's pool).
+    pub fn new(config: JobsConfig, db: DatabaseConnection) -> Self {
+        Self {
+            config,
+            announcer: Announcer::start(db),
+        }
+    }
+
+    /// Runs `work` (one request, one job run), then wakes the workers for the jobs it queued: by
+    /// then the transactions that queued them have ended. See [`announce`].
+    pub async fn announce_after<F: Future>(&self, work: F) -> F::Output {
+        self.announcer.after(work).await
     }
 
     /// Enqueues `job` on `conn`, which may be an open transaction: the job then exists only if that
@@ -131,33 +169,77 @@ impl JobQueue {
         job: &J,
         options: JobOptions,
     ) -> Result<Enqueued, DbErr> {
-        let args = serde_json::to_vec(job).map_err(|e| DbErr::Json(e.to_string()))?;
-        let id = ulid::Ulid::generate().to_string();
-        let millis = |d: Duration| d.as_millis().to_string();
+        let mut new = self
+            .push_all(conn, vec![NewJob::new(job, options)?])
+            .await?;
+        Ok(new.pop().map_or(Enqueued::Duplicate, Enqueued::New))
+    }
+
+    /// Enqueues `jobs` in one statement on `conn` (which may be an open transaction) and returns the
+    /// ids of the new ones. `ON CONFLICT DO NOTHING` rather than apalis' plain insert: a job whose
+    /// idempotency key is already queued is skipped without aborting the caller's transaction.
+    pub async fn push_all(
+        &self,
+        conn: &impl ConnectionTrait,
+        jobs: Vec<NewJob>,
+    ) -> Result<Vec<String>, DbErr> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
         let request_id = RequestId::current().map(|r| r.0).unwrap_or_default();
-        let values: Vec<Value> = vec![
-            id.into(),
-            J::QUEUE.into(),
-            args.into(),
-            (options.max_attempts.unwrap_or(self.config.max_attempts) as i32).into(),
-            (options.delay.unwrap_or_default().as_millis() as i64).into(),
-            options.priority.into(),
-            millis(self.config.retry_base).into(),
-            millis(self.config.retry_max).into(),
-            request_id.into(),
-            options.idempotency_key.into(),
-        ];
-        let row = conn
-            .query_one_raw(Statement::from_sql_and_values(
+        let millis = |d: Duration| d.as_millis().to_string();
+        let mut rows = Vec::with_capacity(jobs.len());
+        let mut values: Vec<Value> = Vec::with_capacity(jobs.len() * PARAMS_PER_JOB);
+        // A delayed job is not due yet, so not announced: the workers' poll finds it when it is.
+        let mut due = HashMap::new();
+        for job in jobs {
+            let id = ulid::Ulid::generate().to_string();
+            let delay = job.options.delay.unwrap_or_default();
+            if delay.is_zero() {
+                due.insert(id.clone(), job.queue);
+            }
+            rows.push(insert_row(values.len() + 1));
+            values.extend([
+                id.into(),
+                job.queue.into(),
+                job.args.into(),
+                (job.options.max_attempts.unwrap_or(self.config.max_attempts) as i32).into(),
+                (delay.as_millis() as i64).into(),
+                job.options.priority.into(),
+                millis(self.config.retry_base).into(),
+                millis(self.config.retry_max).into(),
+                request_id.clone().into(),
+                job.options.idempotency_key.into(),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO apalis.jobs \
+                 (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key) \
+             VALUES {} ON CONFLICT (job_type, idempotency_key) DO NOTHING RETURNING id",
+            rows.join(", ")
+        );
+        let inserted = conn
+            .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                INSERT,
+                sql,
                 values,
             ))
-            .await?;
-        match row {
-            Some(row) => Ok(Enqueued::New(row.try_get("", "id")?)),
-            None => Ok(Enqueued::Duplicate),
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String>("", "id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut unannounced = announce::Queued::new();
+        for id in &inserted {
+            if let Some(queue) = due.get(id)
+                && !announce::note(queue, id)
+            {
+                unannounced.insert(queue, id.clone());
+            }
         }
+        if !unannounced.is_empty() {
+            conn.execute_raw(announce::notify(&unannounced)).await?;
+        }
+        Ok(inserted)
     }
 
     pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<JobRecord>, DbErr> {

@@ -1,5 +1,6 @@
-//! Runs the workers: one apalis worker per job kind, woken by Postgres NOTIFY for new jobs and by a
-//! poll for delayed and retried ones.
+//! Runs the workers: one apalis worker per job kind, woken by Postgres NOTIFY for new jobs (sent by
+//! `announce` once the enqueuing transaction has committed) and by a poll for delayed and retried
+//! ones.
 use std::time::Instant;
 
 use apalis::prelude::*;
@@ -86,7 +87,7 @@ async fn execute<J: Job>(
     };
     async move {
         let started = Instant::now();
-        let result = job.run(ctx).await;
+        let result = app.jobs.announce_after(job.run(ctx)).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
             Ok(()) => tracing::info!(elapsed_ms, "job done"),

@@ -3,13 +3,16 @@
 use std::time::Duration;
 
 use ironclad::{
-    jobs::{Enqueued, JobOptions, JobQueue, JobStatus},
+    jobs::{Enqueued, Job, JobOptions, JobQueue, JobStatus},
     mail::SendEmail,
 };
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::{
+    auth_support::{mail_to, post, register},
+    helpers::TestApp,
+};
 
 fn welcome(to: &str) -> SendEmail {
     SendEmail {
@@ -276,4 +279,109 @@ async fn jobs_of_a_killed_worker_run_again_but_not_forever() {
 
     let recipients: Vec<_> = app.sink.messages().into_iter().flat_map(|m| m.to).collect();
     assert_eq!(recipients, vec!["rescued@example.com"]);
+}
+
+/// Waits until every job kind's worker is listening for announcements (a NOTIFY sent before that
+/// would be missed, and this test's poll is an hour away).
+async fn wait_for_listeners(app: &TestApp) {
+    for _ in 0..200 {
+        let listening = app
+            .count(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+            )
+            .await;
+        if listening >= 6 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the workers never started listening");
+}
+
+#[tokio::test]
+async fn new_jobs_wake_the_workers_once_their_transaction_has_committed() {
+    // With the workers' poll an hour away, each email below arrives only because whoever queued it
+    // announced it: a request, a job run, or (outside both) the enqueuing transaction's commit.
+    let app = TestApp::spawn_with(&[("JOBS_POLL_INTERVAL_MS", "3600000")]).await;
+    wait_for_listeners(&app).await;
+
+    // A request queues an email.
+    register(&app, "ada@example.com").await;
+    mail_to(&app, "ada@example.com", "Verify your email").await;
+
+    // A request queues a job that queues an email.
+    let forgot = post(
+        &app,
+        "/auth/password/forgot",
+        None,
+        json!({"email": "ada@example.com"}),
+    )
+    .await;
+    assert_eq!(forgot.status, 202, "{}", forgot.body);
+    mail_to(&app, "ada@example.com", "Reset your password").await;
+
+    // Outside a request or job: the announcement rides on the transaction, delivered at commit.
+    let txn = app.db.begin().await.unwrap();
+    app.state
+        .jobs
+        .push(&txn, &welcome("grace@example.com"), JobOptions::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        app.sink
+            .messages()
+            .iter()
+            .all(|m| m.to != ["grace@example.com"]),
+        "not before the commit"
+    );
+    txn.commit().await.unwrap();
+    mail_to(&app, "grace@example.com", "Welcome").await;
+}
+
+#[tokio::test]
+async fn jobs_queued_in_a_unit_of_work_are_announced_after_it_not_inside_its_transaction() {
+    let app = TestApp::spawn().await;
+    let mut listener =
+        sea_orm::sqlx::postgres::PgListener::connect_with(app.db.get_postgres_connection_pool())
+            .await
+            .unwrap();
+    listener.listen("apalis::job::insert").await.unwrap();
+
+    let (committed, on_commit) = tokio::sync::oneshot::channel();
+    let (finish, on_finish) = tokio::sync::oneshot::channel::<()>();
+    let (jobs, db) = (app.state.jobs.clone(), app.db.clone());
+    let unit_of_work = tokio::spawn(async move {
+        jobs.clone()
+            .announce_after(async move {
+                let txn = db.begin().await.unwrap();
+                let enqueued = jobs
+                    .push(&txn, &welcome("ada@example.com"), JobOptions::default())
+                    .await
+                    .unwrap();
+                txn.commit().await.unwrap();
+                committed.send(new_id(enqueued)).unwrap();
+                on_finish.await.unwrap();
+            })
+            .await
+    });
+    let id = on_commit.await.unwrap();
+
+    // Committed, but the unit of work goes on: a NOTIFY inside the transaction would be here now.
+    let early = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await;
+    assert!(
+        early.is_err(),
+        "announced inside the transaction: {early:?}"
+    );
+
+    finish.send(()).unwrap();
+    unit_of_work.await.unwrap();
+    let notification = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("announced once the unit of work ended")
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_str(notification.payload()).unwrap();
+    assert_eq!(payload["job_type"], SendEmail::QUEUE);
+    assert_eq!(payload["id"], id.as_str());
 }

@@ -63,15 +63,18 @@ pub async fn postgres_restart(down_for: Duration) -> anyhow::Result<Section> {
     }
 
     // The job workers must be back too: a job enqueued now gets delivered.
-    let queue = JobQueue::new(JobsConfig {
-        concurrency: 1,
-        heartbeat: Duration::from_secs(1),
-        missed_heartbeats: 3,
-        poll_interval: Duration::from_secs(1),
-        retry_base: Duration::from_millis(200),
-        retry_max: Duration::from_secs(2),
-        max_attempts: 5,
-    });
+    let queue = JobQueue::new(
+        JobsConfig {
+            concurrency: 1,
+            heartbeat: Duration::from_secs(1),
+            missed_heartbeats: 3,
+            poll_interval: Duration::from_secs(1),
+            retry_base: Duration::from_millis(200),
+            retry_max: Duration::from_secs(2),
+            max_attempts: 5,
+        },
+        db.db.clone(),
+    );
     let email = SendEmail {
         to: "after-restart@example.com".into(),
         template: "welcome".into(),

@@ -16,15 +16,18 @@ use crate::{
 
 pub async fn run(db: &BenchDb, jobs: usize) -> anyhow::Result<Section> {
     let sink = MailSink::start().await?;
-    let queue = JobQueue::new(JobsConfig {
-        concurrency: 1,
-        heartbeat: Duration::from_secs(5),
-        missed_heartbeats: 6,
-        poll_interval: Duration::from_secs(1),
-        retry_base: Duration::from_secs(2),
-        retry_max: Duration::from_secs(60),
-        max_attempts: 5,
-    });
+    let queue = JobQueue::new(
+        JobsConfig {
+            concurrency: 1,
+            heartbeat: Duration::from_secs(5),
+            missed_heartbeats: 6,
+            poll_interval: Duration::from_secs(1),
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(60),
+            max_attempts: 5,
+        },
+        db.db.clone(),
+    );
 
     // Enqueue everything first (one transaction), then start the workers: a pure drain.
     let enqueue_started = Instant::now();

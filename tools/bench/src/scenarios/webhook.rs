@@ -131,7 +131,7 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
 
     let mut section = Section::new("Webhook ingest");
     section.line(format!(
-        "{events_per_round} distinct, correctly signed `checkout.session.completed` events for distinct pending orders per row; one `ironclad serve --no-workers` process (the follow-up jobs are queued, not run). Each event: signature check, event insert, order row lock, transition, audit row, two job inserts, one transaction."
+        "{events_per_round} distinct, correctly signed `checkout.session.completed` events for distinct pending orders per row; one `ironclad serve --no-workers` process (the follow-up jobs are queued, not run). Each event: signature check, then one transaction of four statements: lock the order, insert the event (the duplicate gate), audit row and order update, both jobs in one insert. Server settings are the production defaults (pool of 10 connections)."
     ));
     section.table(load::HEADER, rows);
     section.line(format!(
