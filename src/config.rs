@@ -167,9 +167,11 @@ impl Config {
                     .unwrap_or_else(|| format!("http://localhost:{port}")),
                 body_limit: vars.parse_or("HTTP_BODY_LIMIT_BYTES", 256 * 1024)?,
                 shutdown_timeout: Duration::from_secs(vars.parse_or("SHUTDOWN_TIMEOUT_SECS", 30)?),
+                // Two per core: a worker is one thread with its own event loop, and while it waits
+                // for a core (Postgres runs on the same ones) its connections wait with it.
                 workers: vars.parse_or(
                     "HTTP_WORKERS",
-                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                    2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
                 )?,
             },
             database: DatabaseConfig {

@@ -2,7 +2,14 @@
 //! takes tens of milliseconds of CPU and 19 MiB; on the async executor it would stall other requests).
 use std::sync::LazyLock;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use argon2::{
+    Algorithm, Argon2, Block, CustomizedPasswordHasher, Params, PasswordHash, PasswordHasher,
+    PasswordVerifier, Version,
+    password_hash::{
+        self,
+        phc::{Output, ParamsString, Salt},
+    },
+};
 use secrecy::{ExposeSecret, SecretString};
 
 /// OWASP Password Storage Cheat Sheet: Argon2id, m = 19 MiB, t = 2, p = 1.
@@ -19,31 +26,101 @@ pub enum PasswordError {
 }
 
 fn hasher() -> Argon2<'static> {
-    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).expect("valid Argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, current_params())
+}
+
+/// At most one Argon2 computation per core at a time, each in the memory of its slot. Sixty-four
+/// hashes at once on the blocking pool would thrash the caches and slow every login down, so the
+/// rest queue here; and a slot keeps its 19 MiB from one hash to the next, where a fresh allocation
+/// per hash costs mapping, faulting in and zeroing it (about a fifth of a login's CPU, measured).
+struct HashingSlots {
+    free: tokio::sync::Semaphore,
+    memory: std::sync::Mutex<Vec<SlotHasher>>,
+}
+
+static HASHING_SLOTS: LazyLock<HashingSlots> = LazyLock::new(|| HashingSlots {
+    free: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    memory: std::sync::Mutex::new(Vec::new()),
+});
+
+/// Runs `work` on the blocking pool once a hashing slot is free, with that slot's memory.
+async fn on_hashing_slot<T: Send + 'static>(
+    work: impl FnOnce(&SlotHasher) -> T + Send + 'static,
+) -> Result<T, PasswordError> {
+    let slots = &*HASHING_SLOTS;
+    let _slot = slots
+        .free
+        .acquire()
+        .await
+        .map_err(|e| PasswordError::Join(e.to_string()))?;
+    let hasher = slots.take_memory();
+    let (result, hasher) = tokio::task::spawn_blocking(move || (work(&hasher), hasher))
+        .await
+        .map_err(|e| PasswordError::Join(e.to_string()))?;
+    slots.return_memory(hasher);
+    Ok(result)
+}
+
+impl HashingSlots {
+    fn take_memory(&self) -> SlotHasher {
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        memory.pop().unwrap_or_default()
+    }
+
+    fn return_memory(&self, hasher: SlotHasher) {
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        memory.push(hasher);
+    }
+}
+
+/// Argon2 computed in memory kept for the current parameters. Verifying goes through the
+/// `password-hash` crate's own [`PasswordVerifier`] (its constant-time comparison included); only
+/// where the blocks live differs. A hash with larger parameters gets memory of its own.
+#[derive(Default)]
+struct SlotHasher {
+    memory: std::cell::RefCell<Vec<Block>>,
+}
+
+impl CustomizedPasswordHasher<PasswordHash> for SlotHasher {
+    type Params = Params;
+
+    fn hash_password_customized(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        algorithm: Option<&str>,
+        version: Option<u32>,
+        params: Params,
+    ) -> password_hash::Result<PasswordHash> {
+        let algorithm = algorithm.map_or(Ok(Algorithm::default()), Algorithm::try_from)?;
+        let version = version.map_or(Ok(Version::default()), Version::try_from)?;
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        let mut output = vec![0; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+        let mut memory = self.memory.borrow_mut();
+        if memory.is_empty() {
+            memory.resize(current_params().block_count(), Block::default());
+        }
+        if params.block_count() <= memory.len() {
+            argon2.hash_password_into_with_memory(password, salt, &mut output, &mut memory[..])?;
+        } else {
+            argon2.hash_password_into(password, salt, &mut output)?;
+        }
+        Ok(PasswordHash {
+            algorithm: algorithm.ident(),
+            version: Some(version.into()),
+            params: ParamsString::try_from(&params)?,
+            salt: Some(Salt::new(salt)?),
+            hash: Some(Output::new(&output)?),
+        })
+    }
+}
+
+fn current_params() -> Params {
+    Params::new(M_COST_KIB, T_COST, P_COST, None).expect("valid Argon2 parameters")
 }
 
 /// A hash of a random password with the current parameters. Verifying against it costs exactly
 /// what verifying a real user's hash costs, so an unknown email answers no faster than a known one.
-/// At most one Argon2 computation per core at a time. Each needs 19 MiB; sixty-four of them at once
-/// on the blocking pool would thrash the caches and slow every login down, so the rest queue here.
-static HASHING_SLOTS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
-});
-
-/// Runs `work` on the blocking pool once a hashing slot is free.
-async fn on_hashing_slot<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, PasswordError> {
-    let _slot = HASHING_SLOTS
-        .acquire()
-        .await
-        .map_err(|e| PasswordError::Join(e.to_string()))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| PasswordError::Join(e.to_string()))
-}
-
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     let random = super::tokens::random_token();
     hash_now(&random).expect("hashing a random password")
@@ -59,7 +136,7 @@ fn hash_now(password: &str) -> Result<String, PasswordError> {
 /// Hashes `password` (PHC string) on the blocking pool.
 pub async fn hash(password: &SecretString) -> Result<String, PasswordError> {
     let password = password.clone();
-    on_hashing_slot(move || hash_now(password.expose_secret())).await?
+    on_hashing_slot(move |_| hash_now(password.expose_secret())).await?
 }
 
 /// The outcome of checking a password.
@@ -79,26 +156,28 @@ pub async fn verify(
     stored: Option<String>,
 ) -> Result<Verified, PasswordError> {
     let password = password.clone();
-    on_hashing_slot(move || {
+    on_hashing_slot(move |slot| {
         let (hash, real) = match stored {
             Some(hash) => (hash, true),
             None => (DUMMY_HASH.clone(), false),
         };
+        let password = password.expose_secret().as_bytes();
         let parsed = match PasswordHash::new(&hash) {
             Ok(parsed) => parsed,
             Err(error) => {
                 // A corrupt stored hash must not become a way in; spend the usual work and refuse.
                 tracing::error!(%error, "unparsable password hash");
-                let _ = hasher()
-                    .verify_password(password.expose_secret().as_bytes(), DUMMY_HASH.as_str());
+                if let Ok(dummy) = PasswordHash::new(&DUMMY_HASH) {
+                    let _ = slot.verify_password(password, &dummy);
+                }
                 return Ok(Verified::No);
             }
         };
-        match hasher().verify_password(password.expose_secret().as_bytes(), &parsed) {
+        match slot.verify_password(password, &parsed) {
             Ok(()) if real => Ok(Verified::Yes {
                 rehash: needs_rehash(&parsed),
             }),
-            Ok(()) | Err(argon2::password_hash::Error::PasswordInvalid) => Ok(Verified::No),
+            Ok(()) | Err(password_hash::Error::PasswordInvalid) => Ok(Verified::No),
             Err(e) => Err(PasswordError::Hash(e.to_string())),
         }
     })

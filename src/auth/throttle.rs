@@ -93,10 +93,16 @@ pub async fn succeeded(
     account: &Limit,
     ip: &Limit,
 ) -> Result<(), DbErr> {
+    // Two statements, each locking one row: one statement locking both could take them in the
+    // other order than a concurrent `attempt` and deadlock (found by `just bench`).
     conn.execute_raw(stmt(
-        "WITH account AS (DELETE FROM auth_throttle WHERE key = $1) \
-         UPDATE auth_throttle SET attempts = greatest(attempts - 1, 0) WHERE key = $2",
-        [account.key.clone().into(), ip.key.clone().into()],
+        "DELETE FROM auth_throttle WHERE key = $1",
+        [account.key.clone().into()],
+    ))
+    .await?;
+    conn.execute_raw(stmt(
+        "UPDATE auth_throttle SET attempts = greatest(attempts - 1, 0) WHERE key = $1",
+        [ip.key.clone().into()],
     ))
     .await?;
     Ok(())

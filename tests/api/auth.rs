@@ -796,3 +796,37 @@ async fn require_role_admits_only_admins_by_their_current_role() {
         403
     );
 }
+
+#[tokio::test]
+async fn concurrent_attempts_and_successes_on_the_same_keys_never_deadlock() {
+    // What 64 logins to one account from one address do to the throttle, without the hashing:
+    // counting locks both keys, a success then resets them. A reset locking both rows in one
+    // statement deadlocked against the count under `just bench`.
+    use ironclad::auth::throttle::{self, Limit};
+    let app = TestApp::spawn().await;
+    let window = Duration::from_secs(60);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let db = app.db.clone();
+            tokio::spawn(async move {
+                let account = Limit::account("login", "ada@example.com", 1_000_000);
+                let ip = Limit::ip("login", Some("203.0.113.7"), 1_000_000);
+                for _ in 0..40 {
+                    throttle::attempt(&db, &[account.clone(), ip.clone()], window)
+                        .await
+                        .expect("counted");
+                    throttle::succeeded(&db, &account, &ip)
+                        .await
+                        .expect("reset");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let left = app
+        .count("SELECT coalesce(sum(attempts), 0) FROM auth_throttle WHERE key LIKE 'login:ip:%'")
+        .await;
+    assert_eq!(left, 0, "every attempt was given back");
+}
