@@ -46,6 +46,11 @@ impl BenchDb {
         url.set_path(&name);
         let db = Database::connect(url.as_str()).await?;
         Migrator::up(&db, None).await?;
+        // Flush what earlier scenarios wrote, so this one does not pay for their checkpoint. Needs
+        // superuser or pg_checkpoint; without them the scenario just runs on.
+        if let Err(error) = admin.execute_unprepared("CHECKPOINT").await {
+            eprintln!("note: CHECKPOINT refused ({error}); scenarios may share checkpoint work");
+        }
         Ok(Self {
             url: url.to_string(),
             name,

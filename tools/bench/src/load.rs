@@ -38,6 +38,15 @@ impl LoadResult {
     }
 }
 
+/// Rounds each scenario repeats its headline measurement: this machine is a shared VM whose speed
+/// drifts by a tenth or more from one minute to the next, so verdicts go by the median round.
+pub const ROUNDS: usize = 3;
+
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Sends `total` requests over `connections` keep-alive connections to `addr`.
 /// `ok` decides which status codes count as success (the rest are errors).
 pub async fn run(

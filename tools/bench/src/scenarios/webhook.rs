@@ -98,8 +98,9 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
     let server = Server::start(db, &sink, &["serve", "--no-workers"], &[]).await?;
     let mut rows = Vec::new();
     let mut first = 0;
-    let mut best_64 = None::<LoadResult>;
-    for connections in [16, 64] {
+    let mut at_64 = Vec::<LoadResult>::new();
+    let rounds = std::iter::once(16).chain(std::iter::repeat_n(64, load::ROUNDS));
+    for connections in rounds {
         let ids = pending_orders(db, first, events_per_round).await?;
         let deliveries: Arc<Vec<(Bytes, String)>> = Arc::new(
             ids.iter()
@@ -117,7 +118,7 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
         .await?;
         rows.push(result.row(connections));
         if connections == 64 {
-            best_64 = Some(result);
+            at_64.push(result);
         }
         first += events_per_round;
     }
@@ -127,7 +128,9 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
         .scalar_i64("SELECT count(*) FROM orders WHERE status = 'paid'")
         .await?;
     let jobs = db.scalar_i64("SELECT count(*) FROM apalis.jobs").await?;
-    let at_64 = best_64.expect("ran at 64 connections");
+    let throughput_64 = load::median(at_64.iter().map(LoadResult::throughput).collect());
+    let p99_64 = load::median(at_64.iter().map(|r| r.percentile_ms(0.99)).collect());
+    let errors: usize = at_64.iter().map(|r| r.errors).sum();
 
     let mut section = Section::new("Webhook ingest");
     section.line(format!(
@@ -135,27 +138,22 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
     ));
     section.table(load::HEADER, rows);
     section.line(format!(
-        "Afterwards: {paid} of {total} orders `paid`, {jobs} jobs queued (2 per order expected)."
+        "{} rounds at 64 connections; the verdicts take the median of their throughputs and of their p99s. Afterwards: {paid} of {total} orders `paid`, {jobs} jobs queued (2 per order expected).",
+        load::ROUNDS
     ));
     section.verdict(
-        &format!(
-            "≥ 1,500 events/s at 64 connections (got {:.0})",
-            at_64.throughput()
-        ),
-        at_64.throughput() >= 1500.0,
+        &format!("≥ 1,500 events/s at 64 connections (median {throughput_64:.0})"),
+        throughput_64 >= 1500.0,
     );
     section.verdict(
-        &format!(
-            "p99 < 50 ms at 64 connections (got {:.1} ms)",
-            at_64.percentile_ms(0.99)
-        ),
-        at_64.percentile_ms(0.99) < 50.0,
+        &format!("p99 < 50 ms at 64 connections (median {p99_64:.1} ms)"),
+        p99_64 < 50.0,
     );
     section.verdict(
         "every order paid, every job queued, no errors",
-        paid == total && jobs == 2 * total && at_64.errors == 0,
+        paid == total && jobs == 2 * total && errors == 0,
     );
-    Ok((section, at_64.throughput()))
+    Ok((section, throughput_64))
 }
 
 /// Every event delivered 10 times concurrently, split across two servers sharing the database;
