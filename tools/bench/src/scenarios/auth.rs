@@ -140,10 +140,19 @@ pub async fn run(db: &BenchDb, logins: usize, reads: usize) -> anyhow::Result<Ve
     ));
     login_section.table(
         load::HEADER,
-        login_rounds.iter().map(|(login, _)| login.row(64)).collect(),
+        login_rounds
+            .iter()
+            .map(|(login, _)| login.row(64))
+            .collect(),
     );
     login_section.table(
-        &["round", "login/s", "raw verify/s before", "raw verify/s after", "ratio"],
+        &[
+            "round",
+            "login/s",
+            "raw verify/s before",
+            "raw verify/s after",
+            "ratio",
+        ],
         login_rounds
             .iter()
             .enumerate()
