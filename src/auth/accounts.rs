@@ -37,7 +37,7 @@ pub struct UserRow {
     pub mfa_enabled: bool,
 }
 
-const SELECT_USER: &str = r#"
+pub(super) const SELECT_USER: &str = r#"
 SELECT u.id, u.email, u.password_hash, u.role, u.email_verified_at, u.billing_email, u.created_at,
        EXISTS (SELECT 1 FROM user_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL)
            AS mfa_enabled
@@ -473,15 +473,12 @@ pub async fn change_password(
     current: &SecretString,
     new: &SecretString,
 ) -> Result<(), AuthError> {
-    live_session(&app.db, user).await?;
+    let row = live_session(&app.db, user).await?;
     let new = parse_password("new_password", new)?;
     let cfg = &app.config.auth.throttle;
     let limit = Limit::account("password", &user.user_id.to_string(), cfg.login_per_account);
     let ip = Limit::ip("password", meta.ip.as_deref(), cfg.login_per_ip);
     throttle::attempt(&app.db, &[limit.clone(), ip.clone()], cfg.window).await?;
-    let row = find_by_id(&app.db, user.user_id)
-        .await?
-        .ok_or(AuthError::NotFound)?;
     if password::verify(current, Some(row.password_hash.clone())).await? == Verified::No {
         audit::record(
             &app.db,
@@ -530,19 +527,9 @@ pub async fn change_password(
     Ok(())
 }
 
-/// `GET /me`: the account, if the token's session is still live — one query, as this is the most
-/// frequent authenticated read.
+/// `GET /me`.
 pub async fn me(app: &AppState, user: &AuthUser) -> Result<Me, AuthError> {
-    let row = UserRow::find_by_statement(stmt(
-        &format!(
-            "{SELECT_USER} JOIN sessions s ON s.user_id = u.id \
-             WHERE u.id = $1 AND s.id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()"
-        ),
-        [user.user_id.into(), user.session_id.into()],
-    ))
-    .one(&app.db)
-    .await?
-    .ok_or_else(|| AuthError::Unauthenticated("the session has ended".into()))?;
+    let row = live_session(&app.db, user).await?;
     Ok(Me {
         id: row.id,
         role: row.role()?,

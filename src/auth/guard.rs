@@ -33,6 +33,7 @@ use sea_orm::{ConnectionTrait, FromQueryResult};
 use uuid::Uuid;
 
 use super::{
+    accounts::{SELECT_USER, UserRow},
     domain::{Aal, Role},
     error::AuthError,
     sql::stmt,
@@ -101,26 +102,18 @@ impl FromRequest for AuthUser {
     }
 }
 
-/// The session behind a token, as the database sees it now.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct LiveSession {
-    pub role: String,
-    pub mfa_enabled: bool,
-    pub email: String,
-}
-
-/// The session of `user` if it is still live (not revoked, not expired), with the user's current
-/// role and MFA state; otherwise 401.
+/// The account behind `user`'s token as it stands now (role, MFA state, email, …), if the token's
+/// session is still live (not revoked, not expired); otherwise 401. One query: guards, `/me` and
+/// every account action read the live session through here.
 pub async fn live_session(
     conn: &impl ConnectionTrait,
     user: &AuthUser,
-) -> Result<LiveSession, AuthError> {
-    LiveSession::find_by_statement(stmt(
-        r#"SELECT u.role, u.email,
-                  EXISTS (SELECT 1 FROM user_totp t
-                          WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS mfa_enabled
-           FROM sessions s JOIN users u ON u.id = s.user_id
-           WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()"#,
+) -> Result<UserRow, AuthError> {
+    UserRow::find_by_statement(stmt(
+        &format!(
+            "{SELECT_USER} JOIN sessions s ON s.user_id = u.id \
+             WHERE s.id = $1 AND u.id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()"
+        ),
         [user.session_id.into(), user.user_id.into()],
     ))
     .one(conn)
