@@ -25,10 +25,6 @@ pub enum PasswordError {
     Join(String),
 }
 
-fn hasher() -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, current_params())
-}
-
 /// At most one Argon2 computation per core at a time, each in the memory of its slot. Sixty-four
 /// hashes at once on the blocking pool would thrash the caches and slow every login down, so the
 /// rest queue here; and a slot keeps its 19 MiB from one hash to the next, where a fresh allocation
@@ -73,9 +69,10 @@ impl HashingSlots {
     }
 }
 
-/// Argon2 computed in memory kept for the current parameters. Verifying goes through the
-/// `password-hash` crate's own [`PasswordVerifier`] (its constant-time comparison included); only
-/// where the blocks live differs. A hash with larger parameters gets memory of its own.
+/// Argon2 computed in memory kept for the current parameters, for new hashes and verification alike.
+/// Verifying goes through the `password-hash` crate's own [`PasswordVerifier`] (its constant-time
+/// comparison included); only where the blocks live differs. A hash with larger parameters gets
+/// memory of its own.
 #[derive(Default)]
 struct SlotHasher {
     memory: std::cell::RefCell<Vec<Block>>,
@@ -115,6 +112,25 @@ impl CustomizedPasswordHasher<PasswordHash> for SlotHasher {
     }
 }
 
+/// New hashes: Argon2id, version 0x13, today's parameters, a random salt.
+impl PasswordHasher<PasswordHash> for SlotHasher {
+    fn hash_password_with_salt(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+    ) -> password_hash::Result<PasswordHash> {
+        let algorithm = Algorithm::Argon2id.ident();
+        let version = Version::V0x13.into();
+        self.hash_password_customized(
+            password,
+            salt,
+            Some(algorithm.as_str()),
+            Some(version),
+            current_params(),
+        )
+    }
+}
+
 fn current_params() -> Params {
     Params::new(M_COST_KIB, T_COST, P_COST, None).expect("valid Argon2 parameters")
 }
@@ -123,12 +139,11 @@ fn current_params() -> Params {
 /// what verifying a real user's hash costs, so an unknown email answers no faster than a known one.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     let random = super::tokens::random_token();
-    hash_now(&random).expect("hashing a random password")
+    hash_now(&SlotHasher::default(), &random).expect("hashing a random password")
 });
 
-fn hash_now(password: &str) -> Result<String, PasswordError> {
-    hasher()
-        .hash_password(password.as_bytes())
+fn hash_now(slot: &SlotHasher, password: &str) -> Result<String, PasswordError> {
+    slot.hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
@@ -136,7 +151,7 @@ fn hash_now(password: &str) -> Result<String, PasswordError> {
 /// Hashes `password` (PHC string) on the blocking pool.
 pub async fn hash(password: &SecretString) -> Result<String, PasswordError> {
     let password = password.clone();
-    on_hashing_slot(move |_| hash_now(password.expose_secret())).await?
+    on_hashing_slot(move |slot| hash_now(slot, password.expose_secret())).await?
 }
 
 /// The outcome of checking a password.
@@ -255,6 +270,30 @@ mod tests {
                 .await
                 .unwrap(),
             Verified::Yes { rehash: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_needing_more_memory_than_a_slot_keeps_still_verify() {
+        let heavier = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(32 * 1024, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"correct horse battery")
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            verify(&secret("correct horse battery"), Some(heavier.clone()))
+                .await
+                .unwrap(),
+            Verified::Yes { rehash: true }
+        );
+        assert_eq!(
+            verify(&secret("wrong horse battery"), Some(heavier))
+                .await
+                .unwrap(),
+            Verified::No
         );
     }
 
