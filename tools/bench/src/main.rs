@@ -1,9 +1,10 @@
 //! `just bench`: measures a release build of Ironclad on this machine and writes BENCHMARKS.md.
 //!
-//! Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
-//!        ironclad-bench chaos [--quick]
-//! Scenarios: baseline, webhook, storm, pgbench, auth, jobs. DATABASE_URL names the Postgres server to use (a fresh database is created
+//! Usage: see [`USAGE`]. DATABASE_URL names the Postgres server to use (a fresh database is created
 //! per run and dropped afterwards).
+// `json!` expands recursively, and the bench's Stripe event spells out every field of a session.
+#![recursion_limit = "256"]
+
 mod chaos;
 mod env;
 mod load;
@@ -19,6 +20,10 @@ async fn main() -> anyhow::Result<()> {
     // sqlx's rustls (for Postgres TLS) cannot pick between the ring and aws-lc-rs providers alone.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(problem) = check_args(&args) {
+        eprintln!("{problem}\n\n{USAGE}");
+        std::process::exit(if problem.is_empty() { 0 } else { 2 });
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let only: Vec<&str> = args
         .windows(2)
@@ -98,6 +103,34 @@ async fn main() -> anyhow::Result<()> {
     let failed: Vec<_> = sections.iter().filter(|s| !s.passed).collect();
     if !failed.is_empty() {
         anyhow::bail!("{} scenario(s) failed their targets", failed.len());
+    }
+    Ok(())
+}
+
+const USAGE: &str = "Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
+       ironclad-bench chaos [--quick]
+Scenarios: baseline, webhook, storm, pgbench, auth, jobs.";
+const SCENARIOS: [&str; 6] = ["baseline", "webhook", "storm", "pgbench", "auth", "jobs"];
+
+/// A typo must not start a ten-minute run that ignores it. `Err("")` asks for the usage only.
+fn check_args(args: &[String]) -> Result<(), String> {
+    let mut rest = args.iter().map(String::as_str);
+    let mut position = 0;
+    while let Some(arg) = rest.next() {
+        match arg {
+            "-h" | "--help" => return Err(String::new()),
+            "--quick" => {}
+            "chaos" if position == 0 => {}
+            "--only" => match rest.next() {
+                Some(name) if SCENARIOS.contains(&name) => {}
+                other => return Err(format!("--only needs a scenario name, got {other:?}")),
+            },
+            "--out" => {
+                rest.next().ok_or("--out needs a file name")?;
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+        position += 1;
     }
     Ok(())
 }

@@ -8,11 +8,12 @@ use crate::{env::BenchDb, report::Section};
 // The statements of `webhook::process` for a `checkout.session.completed`, in its order: lock the
 // order, record the event (the duplicate gate), the audit row and the order's move in one statement
 // (changing an indexed column, as recording the payment intent does), both jobs in one insert.
+// @PAYLOAD@ becomes the ingest scenario's event, so both store the same jsonb.
 const SCRIPT: &str = r#"\set n random(1, 100000000)
 BEGIN;
 SELECT id, status FROM orders WHERE user_id = '00000000-0000-7000-8000-0000000000ab' AND checkout_key = 'pgbench-' || :client_id FOR UPDATE;
 INSERT INTO stripe_events (event_id, event_type, livemode, stripe_created, payload, outcome)
-  VALUES ('evt_pgb_' || :client_id || '_' || :n || '_' || txid_current(), 'checkout.session.completed', false, now(), '{"object": "event", "data": {"object": {"object": "checkout.session", "amount_total": 4900, "currency": "usd"}}}', 'applied')
+  VALUES ('evt_pgb_' || :client_id || '_' || :n || '_' || txid_current(), 'checkout.session.completed', false, now(), '@PAYLOAD@', 'applied')
   ON CONFLICT (event_id) DO NOTHING;
 WITH audit AS (
   INSERT INTO order_events (order_id, source, stripe_event_id, event, from_status, outcome)
@@ -46,7 +47,12 @@ pub async fn run(db: &BenchDb, ingest_rate: Option<f64>) -> anyhow::Result<Secti
         )
         .await?;
     let script = std::env::temp_dir().join(format!("ironclad-pgbench-{}.sql", std::process::id()));
-    std::fs::write(&script, SCRIPT)?;
+    // Pretty-printed: pgbench would read compact JSON's `:null` as a variable.
+    let event = serde_json::to_string_pretty(&super::webhook::completion_event(
+        0,
+        "00000000-0000-7000-8000-000000000000",
+    ))?;
+    std::fs::write(&script, SCRIPT.replace("@PAYLOAD@", &event))?;
     let mut rows = Vec::new();
     let mut tps_64 = 0.0;
     for clients in [16, 64] {

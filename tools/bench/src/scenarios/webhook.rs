@@ -56,31 +56,113 @@ pub async fn pending_orders(
 
 /// The signed delivery of the completion event of order `n` (body and Stripe-Signature header).
 pub fn signed_completion(n: usize, order_id: &str) -> (Bytes, String) {
-    let payload = json!({
-        "id": format!("evt_bench_{n}"),
-        "object": "event",
-        "api_version": "2025-10-29.clover",
-        "created": chrono::Utc::now().timestamp(),
-        "livemode": false,
-        "pending_webhooks": 1,
-        "type": "checkout.session.completed",
-        "data": {"object": {
-            "id": format!("cs_bench_{n}"),
-            "object": "checkout.session",
-            "client_reference_id": order_id,
-            "metadata": {"order_id": order_id},
-            "amount_total": 4900,
-            "currency": "usd",
-            "mode": "payment",
-            "status": "complete",
-            "payment_status": "paid",
-            "payment_intent": format!("pi_bench_{n}"),
-        }},
-    })
-    .to_string();
+    let payload = completion_event(n, order_id).to_string();
     let timestamp = chrono::Utc::now().timestamp();
     let v1 = signature::sign(payload.as_bytes(), SECRET.as_bytes(), timestamp);
     (Bytes::from(payload), format!("t={timestamp},v1={v1}"))
+}
+
+/// A `checkout.session.completed` event as Stripe sends it (API 2025-10-29.clover): every field of
+/// the session, most of them empty, about 3.5 KB — the size the webhook parses, verifies and stores
+/// as jsonb (which Postgres compresses past 2 KB) on every delivery.
+pub fn completion_event(n: usize, order_id: &str) -> serde_json::Value {
+    let created = chrono::Utc::now().timestamp();
+    let session = format!("cs_bench_{n}");
+    json!({
+        "id": format!("evt_bench_{n}"),
+        "object": "event",
+        "api_version": "2025-10-29.clover",
+        "created": created,
+        "data": {"object": {
+            "id": session,
+            "object": "checkout.session",
+            "adaptive_pricing": {"enabled": true},
+            "after_expiration": null,
+            "allow_promotion_codes": null,
+            "amount_subtotal": 4900,
+            "amount_total": 4900,
+            "automatic_tax": {"enabled": false, "liability": null, "provider": null, "status": null},
+            "billing_address_collection": null,
+            "branding_settings": {
+                "background_color": "#ffffff", "border_style": "rounded", "button_color": "#0074d4",
+                "display_name": "Ironclad Bench", "font_family": "default", "icon": null, "logo": null
+            },
+            "cancel_url": "https://app.example.com/billing/cancel",
+            "client_reference_id": order_id,
+            "client_secret": null,
+            "collected_information": {"business_name": null, "individual_name": null, "shipping_details": null},
+            "consent": null,
+            "consent_collection": null,
+            "created": created - 120,
+            "currency": "usd",
+            "currency_conversion": null,
+            "custom_fields": [],
+            "custom_text": {
+                "after_submit": null, "shipping_address": null, "submit": null,
+                "terms_of_service_acceptance": null
+            },
+            "customer": null,
+            "customer_creation": "if_required",
+            "customer_details": {
+                "address": {
+                    "city": null, "country": "FR", "line1": null, "line2": null,
+                    "postal_code": null, "state": null
+                },
+                "business_name": null,
+                "email": format!("customer-{n}@example.com"),
+                "individual_name": null,
+                "name": "Ada Lovelace",
+                "phone": null,
+                "tax_exempt": "none",
+                "tax_ids": []
+            },
+            "customer_email": format!("customer-{n}@example.com"),
+            "discounts": [],
+            "expires_at": created + 86_280,
+            "invoice": null,
+            "invoice_creation": {"enabled": false, "invoice_data": {
+                "account_tax_ids": null, "custom_fields": null, "description": null, "footer": null,
+                "issuer": null, "metadata": {}, "rendering_options": null
+            }},
+            "livemode": false,
+            "locale": null,
+            "metadata": {"order_id": order_id},
+            "mode": "payment",
+            "origin_context": null,
+            "payment_intent": format!("pi_bench_{n}"),
+            "payment_link": null,
+            "payment_method_collection": "if_required",
+            "payment_method_configuration_details": {"id": "pmc_1QbEnchConfig0000000000", "parent": null},
+            "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+            "payment_method_types": ["card", "link"],
+            "payment_status": "paid",
+            "permissions": null,
+            "phone_number_collection": {"enabled": false},
+            "presentment_details": {"presentment_amount": 4540, "presentment_currency": "eur"},
+            "recovered_from": null,
+            "saved_payment_method_options": {
+                "allow_redisplay_filters": ["always"], "payment_method_remove": "disabled",
+                "payment_method_save": null
+            },
+            "setup_intent": null,
+            "shipping_address_collection": null,
+            "shipping_cost": null,
+            "shipping_details": null,
+            "shipping_options": [],
+            "status": "complete",
+            "submit_type": null,
+            "subscription": null,
+            "success_url": "https://app.example.com/billing/success?session_id={CHECKOUT_SESSION_ID}",
+            "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+            "ui_mode": "hosted",
+            "url": null,
+            "wallet_options": null
+        }},
+        "livemode": false,
+        "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null},
+        "type": "checkout.session.completed"
+    })
 }
 
 pub fn webhook_request(delivery: &(Bytes, String)) -> hyper::Request<Full<Bytes>> {
@@ -132,9 +214,10 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
     let p99_64 = load::median(at_64.iter().map(|r| r.percentile_ms(0.99)).collect());
     let errors: usize = at_64.iter().map(|r| r.errors).sum();
 
+    let event_bytes = signed_completion(0, &uuid::Uuid::nil().to_string()).0.len();
     let mut section = Section::new("Webhook ingest");
     section.line(format!(
-        "{events_per_round} distinct, correctly signed `checkout.session.completed` events for distinct pending orders per row; one `ironclad serve --no-workers` process (the follow-up jobs are queued, not run). Each event: signature check, then one transaction of four statements: lock the order, insert the event (the duplicate gate), audit row and order update, both jobs in one insert. Server settings are the production defaults (pool of 10 connections)."
+        "{events_per_round} distinct, correctly signed `checkout.session.completed` events ({event_bytes} bytes each, every field Stripe sends) for distinct pending orders per row; one `ironclad serve --no-workers` process (the follow-up jobs are queued, not run). Each event: signature check, then one transaction of four statements: lock the order, insert the event (the duplicate gate), audit row and order update, both jobs in one insert. Server settings are the production defaults (pool of 10 connections)."
     ));
     section.table(load::HEADER, rows);
     section.line(format!(
