@@ -39,6 +39,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub jobs: JobsConfig,
+    pub housekeeping: crate::housekeeping::HousekeepingConfig,
     pub mail: MailConfig,
     /// Folder holding `email/*` templates.
     pub templates_dir: PathBuf,
@@ -182,6 +183,15 @@ impl Config {
                 ),
             },
             jobs,
+            housekeeping: crate::housekeeping::HousekeepingConfig {
+                interval: Duration::from_secs(vars.parse_or("HOUSEKEEPING_INTERVAL_SECS", 3_600)?),
+                keep_done_jobs: Duration::from_secs(
+                    vars.parse_or("HOUSEKEEPING_KEEP_DONE_JOBS_SECS", 7 * 86_400)?,
+                ),
+                keep_ended_sessions: Duration::from_secs(
+                    vars.parse_or("HOUSEKEEPING_KEEP_ENDED_SESSIONS_SECS", 30 * 86_400)?,
+                ),
+            },
             mail: MailConfig {
                 transport: mail_transport,
                 from: vars.parse_or(

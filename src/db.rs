@@ -2,7 +2,10 @@
 //! a business write and the jobs it enqueues can share a transaction.
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+    Value,
+};
 use secrecy::ExposeSecret;
 
 use crate::config::DatabaseConfig;
@@ -21,4 +24,34 @@ pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbEr
         .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false);
     Database::connect(options).await
+}
+
+/// Rows deleted per statement by [`delete_in_batches`]: small enough that each statement holds its
+/// row locks and writes its WAL briefly, however much has piled up.
+pub const DELETE_BATCH: u64 = 1_000;
+
+/// Deletes every row of `table` matching `condition` ($1.. bound to `values`), [`DELETE_BATCH`] rows
+/// per statement, and returns how many went. The condition is checked again on the row being
+/// deleted, so a row that changed since it was picked (a throttle counter counting again, a job
+/// retried) is left alone.
+pub async fn delete_in_batches(
+    conn: &impl ConnectionTrait,
+    table: &str,
+    condition: &str,
+    values: Vec<Value>,
+) -> Result<u64, DbErr> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {condition} \
+         LIMIT {DELETE_BATCH})) AND {condition}"
+    );
+    let mut deleted = 0;
+    loop {
+        let statement =
+            Statement::from_sql_and_values(DbBackend::Postgres, &sql, values.iter().cloned());
+        let batch = conn.execute_raw(statement).await?.rows_affected();
+        deleted += batch;
+        if batch < DELETE_BATCH {
+            return Ok(deleted);
+        }
+    }
 }

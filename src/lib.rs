@@ -4,6 +4,7 @@ pub mod auth;
 pub mod billing;
 pub mod config;
 pub mod db;
+pub mod housekeeping;
 pub mod http;
 pub mod jobs;
 pub mod mail;

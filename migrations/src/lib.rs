@@ -11,6 +11,8 @@ mod m20261123_000012_demo_products;
 mod m20261123_000013_sent_emails;
 mod m20261123_000020_admin;
 mod m20261123_000030_jobs_wake_after_commit;
+mod m20261124_000040_orders_reconciled_at;
+mod m20261124_000041_housekeeping_indexes;
 
 pub struct Migrator;
 
@@ -27,6 +29,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000013_sent_emails::Migration),
             Box::new(m20261123_000020_admin::Migration),
             Box::new(m20261123_000030_jobs_wake_after_commit::Migration),
+            Box::new(m20261124_000040_orders_reconciled_at::Migration),
+            Box::new(m20261124_000041_housekeeping_indexes::Migration),
         ]
     }
 }

@@ -75,7 +75,7 @@ pub struct WebhookEventsQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StuckOrdersQuery {
-    /// Pending for longer than this many seconds (default `BILLING_RECONCILE_AFTER_SECS`).
+    /// Awaiting payment for longer than this many seconds (default `BILLING_RECONCILE_AFTER_SECS`).
     pub older_than_secs: Option<u64>,
 }
 
@@ -250,8 +250,8 @@ pub async fn replay_webhook_event(
     Ok(web::Json(replayed))
 }
 
-/// Orders still `pending_payment` after `older_than_secs`, oldest first: candidates for
-/// reconciliation with Stripe.
+/// Orders still `pending_payment` or `payment_processing` after `older_than_secs`: candidates for
+/// reconciliation with Stripe, in the order the sweep takes them (least recently checked first).
 #[utoipa::path(
     tag = "admin",
     params(StuckOrdersQuery),
@@ -282,8 +282,8 @@ fn older_than(app: &AppState, query: &StuckOrdersQuery) -> Duration {
         .map_or(app.config.billing.reconcile_after, Duration::from_secs)
 }
 
-/// Reconciles every stuck order (up to 100, oldest first) with its Checkout Session at Stripe, as
-/// the periodic sweep does.
+/// Reconciles the stuck orders (up to 100, least recently checked first) with what Stripe knows of
+/// their payment, as the periodic sweep does.
 #[utoipa::path(
     tag = "admin",
     params(StuckOrdersQuery),
@@ -317,8 +317,10 @@ pub async fn reconcile_stuck_orders(
 }
 
 /// Reconciles one order with its Checkout Session at Stripe: a paid session makes it `paid` (licence
-/// and receipt follow), an expired one `expired`; an open one, or an order no longer pending, is
-/// left as it is. Safe to repeat.
+/// and receipt follow), an expired one `expired`. For an order in `payment_processing`, its
+/// PaymentIntent decides: `succeeded` makes it `paid`, a failed debit `payment_failed`. An open
+/// session, a payment still processing, or an order no longer awaiting payment is left as it is.
+/// Safe to repeat.
 #[utoipa::path(
     tag = "admin",
     params(("id" = Uuid, Path, description = "Order id")),

@@ -8,7 +8,8 @@
 //! Layout: `routes.rs` is HTTP only; `accounts.rs`, `sessions.rs` and `mfa.rs` hold the logic;
 //! `domain.rs`, `tokens.rs`, `password.rs` and `totp.rs` are pure and unit-tested; `guard.rs` holds
 //! the extractor and the guards; `throttle.rs` and `audit.rs` the brute-force limits and the audit
-//! trail; `jobs.rs` the background work (password reset requests).
+//! trail; `jobs.rs` the background work (password reset requests); `prune.rs` what housekeeping
+//! deletes once it is of no further use.
 pub mod accounts;
 pub mod audit;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod guard;
 pub mod jobs;
 pub mod mfa;
 pub mod password;
+pub mod prune;
 pub mod routes;
 pub mod sessions;
 mod sql;

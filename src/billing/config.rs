@@ -26,8 +26,9 @@ pub struct BillingConfig {
     pub cancel_url: String,
     /// The currency checkout sells in (ISO 4217, lower case): each product's price in it is used.
     pub currency: String,
-    /// An order still `pending_payment` this long after checkout is "stuck": reconciliation asks
-    /// Stripe what became of its Checkout Session. Webhooks normally land within seconds.
+    /// An order still `pending_payment` or `payment_processing` this long after checkout is
+    /// "stuck": reconciliation asks Stripe what became of its payment. Webhooks normally land within
+    /// seconds.
     pub reconcile_after: Duration,
     /// How often the worker process sweeps stuck orders; zero turns the sweep off.
     pub reconcile_interval: Duration,

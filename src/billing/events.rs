@@ -78,6 +78,21 @@ pub fn interpret_session(session: &Value) -> Option<Interpretation> {
     interpret_object(event_type, session)
 }
 
+/// What a Checkout Session fetched with its PaymentIntent expanded says about a delayed payment
+/// (SEPA, ACH), as the event that would have closed it: `succeeded` →
+/// `checkout.session.async_payment_succeeded`; `requires_payment_method` (the debit bounced, the
+/// customer may pay again) or `canceled` → `checkout.session.async_payment_failed`. `None` while the
+/// money is `processing`, and for any other status: only those two events move a
+/// `payment_processing` order, so nothing short of them is guessed at.
+pub fn interpret_async_payment(session: &Value) -> Option<Interpretation> {
+    let event_type = match session["payment_intent"]["status"].as_str()? {
+        "succeeded" => "checkout.session.async_payment_succeeded",
+        "requires_payment_method" | "canceled" => "checkout.session.async_payment_failed",
+        _ => return None,
+    };
+    interpret_object(event_type, session)
+}
+
 /// `None` for an event type we do not handle; `object` is the event's `data.object`.
 pub fn interpret_object(event_type: &str, object: &Value) -> Option<Interpretation> {
     let event = match event_type {
@@ -264,6 +279,67 @@ mod tests {
         assert_eq!(expired.event, OrderEvent::SessionExpired);
         assert_eq!(interpret_session(&session("open", "unpaid")), None);
         assert_eq!(interpret_session(&json!({"id": "cs_1"})), None);
+    }
+
+    fn delayed_session(payment_intent: Value) -> Value {
+        json!({"id": "cs_1", "status": "complete", "payment_status": "unpaid",
+               "metadata": {"order_id": ORDER}, "payment_intent": payment_intent,
+               "amount_total": 4900, "currency": "usd"})
+    }
+
+    fn with_intent(status: &str) -> Value {
+        delayed_session(json!({"id": "pi_1", "object": "payment_intent", "status": status}))
+    }
+
+    #[test]
+    fn a_succeeded_payment_intent_reads_as_async_payment_succeeded() {
+        let ok = interpret_async_payment(&with_intent("succeeded")).unwrap();
+        assert_eq!(ok.event, OrderEvent::AsyncPaymentSucceeded);
+        assert_eq!(ok.order_id, Some(ORDER.parse().unwrap()));
+        assert_eq!(ok.payment_intent.as_deref(), Some("pi_1"));
+        assert_eq!(
+            ok.session,
+            Some(SessionFacts {
+                id: "cs_1".into(),
+                amount_total: Some(4900),
+                currency: Some("usd".into())
+            })
+        );
+    }
+
+    #[test]
+    fn a_bounced_or_canceled_payment_intent_reads_as_async_payment_failed() {
+        for status in ["requires_payment_method", "canceled"] {
+            let failed = interpret_async_payment(&with_intent(status)).unwrap();
+            assert_eq!(failed.event, OrderEvent::AsyncPaymentFailed, "{status}");
+            assert_eq!(failed.payment_intent.as_deref(), Some("pi_1"), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_processing_payment_intent_or_any_other_status_says_nothing_yet() {
+        for status in [
+            "processing",
+            "requires_action",
+            "requires_confirmation",
+            "requires_capture",
+            "a_status_from_a_future_api_version",
+        ] {
+            assert_eq!(
+                interpret_async_payment(&with_intent(status)),
+                None,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payment_intent_that_is_not_expanded_says_nothing() {
+        assert_eq!(
+            interpret_async_payment(&delayed_session(json!("pi_1"))),
+            None
+        );
+        assert_eq!(interpret_async_payment(&delayed_session(Value::Null)), None);
     }
 
     #[test]

@@ -1,22 +1,33 @@
-//! Reconciliation: orders still `pending_payment` long after checkout — their webhook never came
+//! Reconciliation: orders stuck awaiting payment long after checkout — their webhook never came
 //! (endpoint down past Stripe's retries, a misconfigured secret, an event lost in a deploy) — are
-//! brought in line by asking Stripe what became of their Checkout Session.
+//! brought in line by asking Stripe what became of them. Stuck means older than
+//! `BILLING_RECONCILE_AFTER_SECS` and still:
 //!
-//! The session is read outside any transaction (no lock is held across a network call), turned into
-//! the event a webhook would have carried ([`events::interpret_session`]) and applied through the
-//! webhook's own path ([`webhook::apply_to_order`]) under the order's row lock. The state machine then
-//! makes every race harmless: a webhook landing meanwhile, another instance reconciling the same
-//! order, an admin clicking twice — whoever comes second finds the order moved and is ignored.
+//! - `pending_payment`: the Checkout Session tells ([`events::interpret_session`]): `complete` reads
+//!   as `checkout.session.completed`, `expired` as `checkout.session.expired`, `open` as nothing yet.
+//! - `payment_processing` (checkout completed with a delayed method: SEPA, ACH): the session stays
+//!   `complete` and `unpaid`, and the money's fate is on its PaymentIntent, fetched expanded in the
+//!   same request ([`events::interpret_async_payment`]): `succeeded` or failed reads as
+//!   `checkout.session.async_payment_succeeded` / `_failed`, `processing` as nothing yet.
 //!
-//! The sweep runs as a job ([`ReconcileStuckOrders`]), enqueued by every worker process each
-//! `BILLING_RECONCILE_INTERVAL_SECS` under an idempotency key naming the interval: with several
-//! instances, one job per interval runs.
+//! Stripe is read outside any transaction (no lock is held across a network call), and what it says
+//! is applied through the webhook's own path ([`webhook::apply_to_order`]) under the order's row
+//! lock. The state machine then makes every race harmless: a webhook landing meanwhile, another
+//! instance reconciling the same order, an admin clicking twice — whoever comes second finds the
+//! order moved and is ignored.
+//!
+//! A sweep takes at most [`SWEEP_LIMIT`] orders, the least recently checked first
+//! (`orders.reconciled_at`, set at each check): an order stuck for good reason — a debit taking days,
+//! a session left open — goes to the back of the line each time, so it cannot keep newer stuck orders
+//! from being reached.
+//!
+//! The sweep runs as a job ([`ReconcileStuckOrders`]), queued each `BILLING_RECONCILE_INTERVAL_SECS`
+//! by [`crate::jobs::periodic`]: with several instances, one job per interval runs.
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DbErr, FromQueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -28,49 +39,74 @@ use super::{
     webhook,
 };
 use crate::{
-    jobs::{Job, JobContext, JobError, JobOptions},
+    jobs::{Job, JobContext, JobError},
     startup::AppState,
 };
 
-/// At most this many orders per sweep (oldest first); the next sweep takes the rest.
+/// At most this many orders per sweep (least recently checked first); the next sweep takes the rest.
 pub const SWEEP_LIMIT: u64 = 100;
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, FromQueryResult)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "id": "0193a4c1-5b2e-7c3d-9a4f-2b1c0d9e8f7a",
     "user_id": "0193a4b0-0000-7000-8000-0000000000aa",
+    "status": "payment_processing",
     "currency": "usd",
     "amount_total": 4900,
     "stripe_checkout_session_id": "cs_test_a1b2c3",
-    "created_at": "2026-11-23T12:00:00Z"
+    "created_at": "2026-11-23T12:00:00Z",
+    "reconciled_at": "2026-11-23T13:05:00Z"
 }))]
 pub struct StuckOrder {
     pub id: Uuid,
     pub user_id: Uuid,
+    /// `pending_payment` (the session's outcome is awaited) or `payment_processing` (a delayed
+    /// payment's).
+    pub status: OrderStatus,
     pub currency: String,
     pub amount_total: i64,
     /// Absent when creating the session failed: there is nothing at Stripe to reconcile with.
     pub stripe_checkout_session_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When reconciliation last checked the order; absent if never. The least recently checked come
+    /// first.
+    pub reconciled_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromQueryResult)]
+struct StuckRow {
+    id: Uuid,
+    user_id: Uuid,
+    status: String,
+    currency: String,
+    amount_total: i64,
+    stripe_checkout_session_id: Option<String>,
+    created_at: DateTime<Utc>,
+    reconciled_at: Option<DateTime<Utc>>,
 }
 
 /// What reconciling one order did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reconciliation {
-    /// The session's outcome moved the order.
+    /// What Stripe reports moved the order.
     Applied,
     /// The session is still open: the customer may yet pay. Nothing changed.
     StillOpen,
-    /// The order is no longer pending (a webhook or an earlier reconciliation got there first).
+    /// A delayed payment is still on its way (a bank debit takes up to a few business days): the
+    /// PaymentIntent is `processing`, or in any other state short of an outcome. Nothing changed; a
+    /// later sweep looks again.
+    StillProcessing,
+    /// The order no longer awaits payment (a webhook or an earlier reconciliation got there first).
     NotPending,
     /// The order has no Checkout Session at Stripe.
     NoSession,
-    /// The session's outcome did not move the order (recorded in its audit trail).
+    /// What Stripe reports did not move the order (recorded in its audit trail).
     Ignored,
-    /// The session contradicts the order (another amount, another session): recorded for review.
+    /// What Stripe reports contradicts the order (another amount, another session): recorded for
+    /// review.
     Rejected,
-    /// Stripe could not be asked; the next sweep tries again.
+    /// Stripe could not be asked; a later sweep tries again.
     Failed,
 }
 
@@ -80,6 +116,7 @@ pub enum Reconciliation {
     "result": "applied",
     "status": "paid",
     "session_status": "complete",
+    "payment_intent_status": "succeeded",
     "detail": null
 }))]
 pub struct ReconcileResult {
@@ -89,27 +126,75 @@ pub struct ReconcileResult {
     pub status: OrderStatus,
     /// The Checkout Session's status at Stripe (`open`, `complete`, `expired`), when it was fetched.
     pub session_status: Option<String>,
+    /// The PaymentIntent's status at Stripe (`processing`, `succeeded`...), when it was fetched: for
+    /// an order in `payment_processing`.
+    pub payment_intent_status: Option<String>,
     pub detail: Option<String>,
 }
 
-/// Orders `pending_payment` for longer than `older_than`, oldest first.
+/// The statuses reconciliation settles. Spelled as the partial index `orders_awaiting_payment`'s
+/// predicate, so the planner uses that index.
+const AWAITING_PAYMENT: &str = "status IN ('pending_payment', 'payment_processing')";
+
+fn awaits_payment(status: OrderStatus) -> bool {
+    matches!(
+        status,
+        OrderStatus::PendingPayment | OrderStatus::PaymentProcessing
+    )
+}
+
+/// Orders awaiting payment (`pending_payment` or `payment_processing`) created more than
+/// `older_than` ago, least recently checked first (never checked: oldest first).
 pub async fn stuck_orders(
-    db: &impl sea_orm::ConnectionTrait,
+    db: &impl ConnectionTrait,
     older_than: Duration,
     limit: u64,
 ) -> Result<Vec<StuckOrder>, DbErr> {
-    StuckOrder::find_by_statement(sql(
-        "SELECT id, user_id, currency, amount_total, stripe_checkout_session_id, created_at \
-         FROM orders WHERE status = 'pending_payment' \
-           AND created_at < now() - $1 * interval '1 second' \
-         ORDER BY created_at, id LIMIT $2",
+    let rows = StuckRow::find_by_statement(sql(
+        &format!(
+            "SELECT id, user_id, status, currency, amount_total, stripe_checkout_session_id, \
+                    created_at, reconciled_at \
+             FROM orders WHERE {AWAITING_PAYMENT} \
+               AND created_at < now() - $1 * interval '1 second' \
+             ORDER BY coalesce(reconciled_at, created_at), id LIMIT $2"
+        ),
         [(older_than.as_secs() as i64).into(), (limit as i64).into()],
     ))
     .all(db)
-    .await
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(StuckOrder {
+                status: OrderStatus::parse(&row.status)
+                    .ok_or_else(|| DbErr::Type(format!("unknown order status {:?}", row.status)))?,
+                id: row.id,
+                user_id: row.user_id,
+                currency: row.currency,
+                amount_total: row.amount_total,
+                stripe_checkout_session_id: row.stripe_checkout_session_id,
+                created_at: row.created_at,
+                reconciled_at: row.reconciled_at,
+            })
+        })
+        .collect()
 }
 
-/// Reconciles one order with its Checkout Session. Safe to run any number of times, anywhere.
+/// Notes that reconciliation took the order up, before Stripe is asked, so the sweep moves on to
+/// orders checked less recently. Noted even when Stripe then fails: retrying failures first would
+/// hand every sweep's slots to the orders Stripe keeps failing on (a session it no longer knows),
+/// starving the rest, which is what this column prevents. A passing outage loses nothing by it:
+/// with fewer than [`SWEEP_LIMIT`] stuck orders each sweep visits them all anyway.
+async fn mark_checked(db: &impl ConnectionTrait, order_id: Uuid) -> Result<(), DbErr> {
+    db.execute_raw(sql(
+        "UPDATE orders SET reconciled_at = now() WHERE id = $1",
+        [order_id.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Reconciles one order with what Stripe knows of its payment. Safe to run any number of times,
+/// anywhere.
 pub async fn reconcile_order(
     app: &AppState,
     order_id: Uuid,
@@ -117,30 +202,47 @@ pub async fn reconcile_order(
     let order = orders::find(&app.db, order_id)
         .await?
         .ok_or(BillingError::OrderNotFound)?;
-    let result =
-        |result, status, session_status: Option<&str>, detail: Option<&str>| ReconcileResult {
-            order_id,
-            result,
-            status,
-            session_status: session_status.map(str::to_owned),
-            detail: detail.map(str::to_owned),
-        };
     let status = order.status()?;
-    if status != OrderStatus::PendingPayment {
-        return Ok(result(Reconciliation::NotPending, status, None, None));
-    }
-    let Some(session_id) = order.stripe_checkout_session_id.as_deref() else {
-        return Ok(result(Reconciliation::NoSession, status, None, None));
+    let mut report = ReconcileResult {
+        order_id,
+        result: Reconciliation::NotPending,
+        status,
+        session_status: None,
+        payment_intent_status: None,
+        detail: None,
     };
-    let session = app.stripe.retrieve_checkout_session(session_id).await?;
-    let session_status = session["status"].as_str();
-    let Some(interpretation) = events::interpret_session(&session) else {
-        return Ok(result(
-            Reconciliation::StillOpen,
-            status,
-            session_status,
-            None,
-        ));
+    if !awaits_payment(status) {
+        return Ok(report);
+    }
+    mark_checked(&app.db, order_id).await?;
+    let Some(session_id) = order.stripe_checkout_session_id.as_deref() else {
+        report.result = Reconciliation::NoSession;
+        return Ok(report);
+    };
+    let processing = status == OrderStatus::PaymentProcessing;
+    let (session, interpretation) = if processing {
+        let session = app
+            .stripe
+            .retrieve_checkout_session_with_payment_intent(session_id)
+            .await?;
+        let interpretation = events::interpret_async_payment(&session);
+        (session, interpretation)
+    } else {
+        let session = app.stripe.retrieve_checkout_session(session_id).await?;
+        let interpretation = events::interpret_session(&session);
+        (session, interpretation)
+    };
+    report.session_status = session["status"].as_str().map(str::to_owned);
+    report.payment_intent_status = session["payment_intent"]["status"]
+        .as_str()
+        .map(str::to_owned);
+    let Some(interpretation) = interpretation else {
+        report.result = if processing {
+            Reconciliation::StillProcessing
+        } else {
+            Reconciliation::StillOpen
+        };
+        return Ok(report);
     };
 
     let txn = app.db.begin().await?;
@@ -152,17 +254,19 @@ pub async fn reconcile_order(
         webhook::apply_to_order(app, &txn, &locked, &interpretation, Source::Reconcile).await?;
     let order = locked.order;
     txn.commit().await?;
-    let (kind, status) = match &outcome {
+    (report.result, report.status) = match &outcome {
         Outcome::Applied { to, .. } => (Reconciliation::Applied, *to),
         Outcome::Ignored { .. } => (Reconciliation::Ignored, order.status()?),
         Outcome::Rejected { .. } => (Reconciliation::Rejected, order.status()?),
     };
-    tracing::info!(%order_id, result = ?kind, to = status.as_str(), "order reconciled");
-    Ok(result(kind, status, session_status, outcome.reason()))
+    report.detail = outcome.reason().map(str::to_owned);
+    tracing::info!(%order_id, result = ?report.result, to = report.status.as_str(), "order reconciled");
+    Ok(report)
 }
 
-/// Reconciles the stuck orders (older than `older_than`, at most [`SWEEP_LIMIT`]). One order's failure
-/// (Stripe unreachable) is reported in its result and does not stop the others.
+/// Reconciles the stuck orders (older than `older_than`, at most [`SWEEP_LIMIT`], least recently
+/// checked first). One order's failure (Stripe unreachable) is reported in its result and does not
+/// stop the others.
 pub async fn reconcile_stuck(
     app: &AppState,
     older_than: Duration,
@@ -176,8 +280,9 @@ pub async fn reconcile_stuck(
                 ReconcileResult {
                     order_id: order.id,
                     result: Reconciliation::Failed,
-                    status: OrderStatus::PendingPayment,
+                    status: order.status,
                     session_status: None,
+                    payment_intent_status: None,
                     detail: Some("the payment provider could not be reached".into()),
                 }
             }
@@ -207,26 +312,5 @@ impl Job for ReconcileStuckOrders {
             .count();
         tracing::info!(checked = results.len(), applied, "stuck orders swept");
         Ok(())
-    }
-}
-
-/// Enqueues [`ReconcileStuckOrders`] every `BILLING_RECONCILE_INTERVAL_SECS` until `shutdown`. The
-/// key names the interval (`reconcile:<n>`, n = unix time / interval), so however many processes
-/// run this, each interval's sweep is queued once.
-pub async fn schedule(app: AppState, shutdown: CancellationToken) {
-    let every = app.config.billing.reconcile_interval;
-    if every.is_zero() {
-        return;
-    }
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        let slot = Utc::now().timestamp() as u64 / every.as_secs().max(1);
-        let key = JobOptions::idempotency_key(format!("reconcile:{slot}"));
-        if let Err(error) = app.jobs.push(&app.db, &ReconcileStuckOrders {}, key).await {
-            tracing::warn!(%error, "could not enqueue the stuck-order sweep");
-        }
     }
 }

@@ -6,13 +6,14 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_checkout::{
-    CheckoutSessionMode,
+    CheckoutSession, CheckoutSessionMode,
     checkout_session::{
         CreateCheckoutSession, CreateCheckoutSessionLineItems,
         CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionPaymentIntentData,
         ProductData, RetrieveCheckoutSession,
     },
 };
+use stripe_types::Expandable;
 use uuid::Uuid;
 
 use super::{BillingConfig, BillingError};
@@ -127,17 +128,42 @@ impl StripeApi {
         id: &str,
     ) -> Result<serde_json::Value, BillingError> {
         let session = RetrieveCheckoutSession::new(id).send(&self.client).await?;
-        Ok(serde_json::json!({
-            "id": session.id.as_str(),
-            "status": session.status.as_ref().map(|s| s.as_str()),
-            "payment_status": session.payment_status.as_str(),
-            "amount_total": session.amount_total,
-            "currency": session.currency.as_ref().map(ToString::to_string),
-            "client_reference_id": session.client_reference_id,
-            "metadata": session.metadata,
-            "payment_intent": session.payment_intent.as_ref().map(|pi| pi.id().as_str()),
-        }))
+        Ok(session_json(&session))
     }
+
+    /// Fetches a Checkout Session with its PaymentIntent expanded (one request): `payment_intent`
+    /// is then `{"id", "status"}`, what [`super::events::interpret_async_payment`] reads. A delayed
+    /// payment's outcome lives on the PaymentIntent; the session stays `complete` and `unpaid`.
+    pub async fn retrieve_checkout_session_with_payment_intent(
+        &self,
+        id: &str,
+    ) -> Result<serde_json::Value, BillingError> {
+        let session = RetrieveCheckoutSession::new(id)
+            .expand(["payment_intent".to_owned()])
+            .send(&self.client)
+            .await?;
+        Ok(session_json(&session))
+    }
+}
+
+fn session_json(session: &CheckoutSession) -> serde_json::Value {
+    let payment_intent = session.payment_intent.as_ref().map(|pi| match pi {
+        Expandable::Id(id) => serde_json::json!(id.as_str()),
+        Expandable::Object(pi) => serde_json::json!({
+            "id": pi.id.as_str(),
+            "status": pi.status.as_str(),
+        }),
+    });
+    serde_json::json!({
+        "id": session.id.as_str(),
+        "status": session.status.as_ref().map(|s| s.as_str()),
+        "payment_status": session.payment_status.as_str(),
+        "amount_total": session.amount_total,
+        "currency": session.currency.as_ref().map(ToString::to_string),
+        "client_reference_id": session.client_reference_id,
+        "metadata": session.metadata,
+        "payment_intent": payment_intent,
+    })
 }
 
 /// `checkout-<order id>-<hash of user, amount, currency and lines>`: the same order always yields

@@ -277,7 +277,8 @@ impl Store<'_> {
         fingerprint: &[u8],
         owner: Uuid,
     ) -> Result<Claim, DbErr> {
-        // Keep the table bounded: this caller's expired keys go as it makes new ones.
+        // An expired key must not answer or conflict: this caller's go first (housekeeping's
+        // `prune_expired` clears everyone's on its rounds).
         self.db
             .execute_raw(stmt(
                 "DELETE FROM idempotency_keys WHERE scope = $1 AND expires_at <= now()",
@@ -377,6 +378,12 @@ impl Store<'_> {
             .await?;
         Ok(())
     }
+}
+
+/// Deletes the keys whose stored response has expired: a retry with one of them would run as new
+/// anyway (as it would after the lazy delete a claim does).
+pub async fn prune_expired(conn: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    crate::db::delete_in_batches(conn, "idempotency_keys", "expires_at <= now()", vec![]).await
 }
 
 #[cfg(test)]

@@ -5,12 +5,14 @@
 //!   write and the jobs it implies commit or roll back together.
 //! - [`JobQueue::announce_after`] wraps a unit of work (a request, a job run) so the workers are woken
 //!   for the jobs it queued once its transactions have committed (see `announce`).
-//! - [`worker::run`] runs every registered job kind until shutdown.
+//! - [`worker::run`] runs every registered job kind until shutdown, and [`periodic::schedule`]
+//!   queues the periodic ones (reconciliation, housekeeping) once per interval across processes.
 //!
 //! Retries back off exponentially and a job out of attempts is kept as dead (`status = 'Killed'`);
 //! both are enforced in the database (see the jobs migration), so they hold across restarts and for
 //! jobs orphaned by a killed worker.
 mod announce;
+pub mod periodic;
 mod queue;
 pub mod worker;
 

@@ -373,4 +373,20 @@ impl JobQueue {
         .await?;
         Ok(rows.into_iter().map(DeadJob::from).collect())
     }
+    /// Deletes jobs finished (`Done`) longer than `older_than` ago, with their idempotency keys (a
+    /// key guards against queueing work twice while it can still happen; days after the work is
+    /// done, its cause has long been settled by the state it left, e.g. the order's status). Dead
+    /// jobs are kept: each is a failure an operator has yet to look at.
+    pub async fn prune_done(
+        conn: &impl ConnectionTrait,
+        older_than: Duration,
+    ) -> Result<u64, DbErr> {
+        crate::db::delete_in_batches(
+            conn,
+            "apalis.jobs",
+            "status = 'Done' AND done_at < now() - make_interval(secs => $1)",
+            vec![older_than.as_secs_f64().into()],
+        )
+        .await
+    }
 }

@@ -8,8 +8,8 @@ use apalis_postgres::{PostgresStorage, Pubsub};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Job, JobContext};
-use crate::{auth, billing, mail::SendEmail, startup::AppState};
+use super::{Job, JobContext, periodic};
+use crate::{auth, billing, housekeeping, mail::SendEmail, startup::AppState};
 
 /// Runs every job kind until `shutdown` fires, then lets running jobs finish (up to the configured
 /// shutdown timeout) and hands back the ones it had fetched but not started.
@@ -29,7 +29,20 @@ pub async fn run(app: AppState, shutdown: CancellationToken) -> Result<(), Monit
     let monitor = register::<billing::jobs::SendReceipt>(monitor, &app);
     let monitor = register::<billing::jobs::RestrictLicenses>(monitor, &app);
     let monitor = register::<billing::reconcile::ReconcileStuckOrders>(monitor, &app);
-    tokio::spawn(billing::reconcile::schedule(app.clone(), shutdown.clone()));
+    let monitor = register::<housekeeping::Housekeeping>(monitor, &app);
+    // Periodic jobs, queued once per interval however many processes run this.
+    tokio::spawn(
+        periodic::schedule::<billing::reconcile::ReconcileStuckOrders>(
+            app.clone(),
+            app.config.billing.reconcile_interval,
+            shutdown.clone(),
+        ),
+    );
+    tokio::spawn(periodic::schedule::<housekeeping::Housekeeping>(
+        app.clone(),
+        app.config.housekeeping.interval,
+        shutdown.clone(),
+    ));
     monitor
         .run_with_signal(async move {
             shutdown.cancelled().await;

@@ -131,6 +131,22 @@ const SEND_LEASE_SECS: i64 = 60;
 /// A send gives up well inside its lease, so a slow server cannot let a second run in beside it.
 const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Forgets emails sent longer than `older_than` ago. Their record only has to outlive the jobs that
+/// could send them again (a crash's re-run comes within minutes), so it goes with the finished jobs
+/// (`JobQueue::prune_done`). A claim whose email never went out is kept: its job may yet retry.
+pub async fn prune_sent(
+    conn: &impl sea_orm::ConnectionTrait,
+    older_than: std::time::Duration,
+) -> Result<u64, sea_orm::DbErr> {
+    crate::db::delete_in_batches(
+        conn,
+        "sent_emails",
+        "sent_at < now() - make_interval(secs => $1)",
+        vec![older_than.as_secs_f64().into()],
+    )
+    .await
+}
+
 /// Sends `email` unless an email with this Message-ID key was already sent.
 ///
 /// The queue runs a job at least once: a worker whose heartbeats stop is presumed dead and its jobs

@@ -2,7 +2,8 @@
 //! It records every request with its `Idempotency-Key`, answers Checkout Session creation with
 //! complete objects (async-stripe parses strictly), and honours idempotency keys as Stripe does: the
 //! same key returns the same response. It can be told to fail the next requests, like an outage, or to
-//! hold requests (recorded, unanswered) until released, like a slow network.
+//! hold requests (recorded, unanswered) until released, like a slow network. A session's
+//! PaymentIntent can be expanded (`expand[]=payment_intent`), with a status a test sets.
 use std::{
     collections::HashMap,
     net::TcpListener,
@@ -27,6 +28,8 @@ struct State {
     /// Idempotency key → the response first given for it.
     replies: HashMap<String, (u16, Value)>,
     sessions: Vec<Value>,
+    /// PaymentIntent id → the status a test gave it (see [`FakeStripe::set_payment_intent_status`]).
+    payment_intents: HashMap<String, String>,
     fail_next: usize,
     /// While set, each request is recorded and then waits for this gate to close before answering.
     hold: Option<Arc<Semaphore>>,
@@ -79,6 +82,24 @@ impl FakeStripe {
             .expect("a session the fake created");
         edit(session);
         session.clone()
+    }
+
+    /// Sets the status of the session's PaymentIntent (`processing`, `succeeded`,
+    /// `requires_payment_method`...), as Stripe does once a delayed payment settles. The session must
+    /// have one (see [`completed`]). Until set, it is `succeeded` for a paid session and `processing`
+    /// otherwise.
+    pub fn set_payment_intent_status(&self, session_id: &str, status: &str) {
+        let mut state = self.state.lock().unwrap();
+        let session = state
+            .sessions
+            .iter()
+            .find(|s| s["id"] == session_id)
+            .expect("a session the fake created");
+        let id = session["payment_intent"]
+            .as_str()
+            .expect("the session has a PaymentIntent")
+            .to_owned();
+        state.payment_intents.insert(id, status.to_owned());
     }
 
     /// The next `n` requests fail with a 500, and are not remembered under their key (the request
@@ -163,7 +184,10 @@ async fn handle(
         }
         ("GET", path) if path.starts_with("/v1/checkout/sessions/") => {
             let id = path.trim_start_matches("/v1/checkout/sessions/");
+            let expand = url::form_urlencoded::parse(req.query_string().as_bytes())
+                .any(|(k, v)| k.starts_with("expand") && v == "payment_intent");
             match state.sessions.iter().find(|s| s["id"] == id) {
+                Some(session) if expand => (200, with_payment_intent(session, &state)),
                 Some(session) => (200, session.clone()),
                 None => (
                     404,
@@ -237,6 +261,35 @@ pub fn checkout_session(id: &str, form: &HashMap<String, String>) -> Value {
         "cancel_url": get("cancel_url"),
         "url": format!("https://checkout.stripe.test/c/pay/{id}"),
     })
+}
+
+/// `session` with its `payment_intent` id replaced by the complete PaymentIntent object.
+fn with_payment_intent(session: &Value, state: &State) -> Value {
+    let mut session = session.clone();
+    let Some(id) = session["payment_intent"].as_str().map(str::to_owned) else {
+        return session;
+    };
+    let status = state.payment_intents.get(&id).cloned().unwrap_or_else(|| {
+        let paid = session["payment_status"] == "paid";
+        (if paid { "succeeded" } else { "processing" }).to_owned()
+    });
+    let amount = session["amount_total"].clone();
+    session["payment_intent"] = json!({
+        "id": id,
+        "object": "payment_intent",
+        "status": status,
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_received": if status == "succeeded" { amount } else { json!(0) },
+        "capture_method": "automatic",
+        "confirmation_method": "automatic",
+        "created": session["created"],
+        "currency": session["currency"],
+        "livemode": false,
+        "metadata": session["metadata"],
+        "payment_method_types": session["payment_method_types"],
+    });
+    session
 }
 
 /// A Stripe event envelope around `object`.

@@ -13,6 +13,7 @@ mod errors;
 mod fake_stripe;
 mod health;
 mod helpers;
+mod housekeeping;
 mod jobs;
 mod mail;
 mod metrics;

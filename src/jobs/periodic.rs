@@ -1,0 +1,32 @@
+//! Periodic jobs: every process with workers enqueues the job once per interval, and the queue's
+//! idempotency key names the interval (`every:<n>`, n = unix time / interval), so however many
+//! processes run, each interval's job is queued once and runs on one worker.
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Job, JobOptions};
+use crate::startup::AppState;
+
+/// Enqueues `J::default()` every `every` until `shutdown`; a zero interval turns it off.
+pub async fn schedule<J: Job + Default>(
+    app: AppState,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    if every.is_zero() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let slot = Utc::now().timestamp() as u64 / every.as_secs().max(1);
+        let key = JobOptions::idempotency_key(format!("every:{slot}"));
+        if let Err(error) = app.jobs.push(&app.db, &J::default(), key).await {
+            tracing::warn!(queue = J::QUEUE, %error, "could not enqueue a periodic job");
+        }
+    }
+}

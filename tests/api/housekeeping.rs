@@ -1,0 +1,188 @@
+//! Housekeeping deletes exactly what can no longer be used, however much has piled up, and runs by
+//! itself on the workers.
+use std::time::Duration;
+
+use ironclad::{db::DELETE_BATCH, housekeeping};
+use sea_orm::ConnectionTrait;
+
+use crate::{auth_support::register, helpers::TestApp};
+
+async fn exec(app: &TestApp, sql: &str) {
+    app.db.execute_unprepared(sql).await.expect(sql);
+}
+
+/// Done jobs, `done_days_ago` days ago: `n` of them, numbered from `first`.
+async fn done_jobs(app: &TestApp, first: u64, n: u64, done_days_ago: u32) {
+    exec(
+        app,
+        &format!(
+            "INSERT INTO apalis.jobs (id, job_type, job, status, done_at) \
+             SELECT 'done-' || i, 'email', convert_to('{{}}', 'UTF8'), 'Done', \
+                    now() - interval '{done_days_ago} days' \
+             FROM generate_series({first}, {}) AS i",
+            first + n - 1
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn housekeeping_deletes_only_what_can_no_longer_be_used() {
+    // Defaults: finished jobs kept 7 days, ended sessions 30, the throttle window 15 minutes.
+    let app = TestApp::spawn().await;
+    register(&app, "keeper@example.com").await;
+    // Registering queued a verification email: let its job finish, so only the rows below count.
+    crate::auth_support::mail_to(&app, "keeper@example.com", "Verify").await;
+    let old_done = 2 * DELETE_BATCH + 500;
+    done_jobs(&app, 1, old_done, 8).await;
+    done_jobs(&app, old_done + 1, 1, 1).await;
+    exec(
+        &app,
+        "INSERT INTO apalis.jobs (id, job_type, job, status, done_at, attempts, max_attempts) VALUES
+           ('dead-old', 'email', convert_to('{}', 'UTF8'), 'Killed', now() - interval '60 days', 8, 8),
+           ('pending-old', 'email', convert_to('{}', 'UTF8'), 'Pending', NULL, 0, 8);
+         UPDATE apalis.jobs SET run_at = now() - interval '60 days' WHERE id = 'pending-old';
+
+         INSERT INTO sessions (id, user_id, aal, expires_at, revoked_at)
+         SELECT s.id, u.id, 'aal1', now() + s.expires, s.revoked
+         FROM users u, (VALUES
+           ('00000000-0000-7000-8000-000000000001'::uuid, interval '-40 days', NULL::timestamptz),
+           ('00000000-0000-7000-8000-000000000002'::uuid, interval '-10 days', NULL),
+           ('00000000-0000-7000-8000-000000000003'::uuid, interval '20 days', now() - interval '1 day'),
+           ('00000000-0000-7000-8000-000000000004'::uuid, interval '20 days', NULL)
+         ) AS s (id, expires, revoked)
+         WHERE u.email = 'keeper@example.com';
+         INSERT INTO refresh_tokens (token_hash, session_id) VALUES
+           ('\\x01', '00000000-0000-7000-8000-000000000001'),
+           ('\\x04', '00000000-0000-7000-8000-000000000004');
+
+         INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at)
+         SELECT t.hash, u.id, 'password_reset', now() + t.expires
+         FROM users u, (VALUES ('\\xe1'::bytea, interval '-1 minute'), ('\\xe2'::bytea, interval '1 hour'))
+              AS t (hash, expires)
+         WHERE u.email = 'keeper@example.com';
+         INSERT INTO mfa_challenges (id, token_hash, user_id, expires_at)
+         SELECT c.id, c.hash, u.id, now() + c.expires
+         FROM users u, (VALUES
+           ('00000000-0000-7000-8000-0000000000c1'::uuid, '\\xc1'::bytea, interval '-1 minute'),
+           ('00000000-0000-7000-8000-0000000000c2'::uuid, '\\xc2'::bytea, interval '5 minutes')
+         ) AS c (id, hash, expires)
+         WHERE u.email = 'keeper@example.com';
+
+         INSERT INTO auth_throttle (key, attempts, window_started_at) VALUES
+           ('login:ip:ended', 3, now() - interval '16 minutes'),
+           ('login:ip:current', 3, now() - interval '14 minutes');
+
+         INSERT INTO idempotency_keys (scope, key, fingerprint, owner, locked_until, expires_at) VALUES
+           ('user:a', 'expired', '\\x00', gen_random_uuid(), now() - interval '25 hours', now() - interval '1 hour'),
+           ('user:a', 'live', '\\x00', gen_random_uuid(), now(), now() + interval '1 hour');
+
+         INSERT INTO sent_emails (message_key, lease_until, sent_at) VALUES
+           ('sent-long-ago', now() - interval '8 days', now() - interval '8 days'),
+           ('sent-recently', now() - interval '1 day', now() - interval '1 day'),
+           ('never-sent', now() - interval '8 days', NULL);",
+    )
+    .await;
+    let before = |table: &str| format!("SELECT count(*) FROM {table}");
+    let sessions_before = app.count(&before("sessions")).await;
+    let sent_before = app.count(&before("sent_emails")).await;
+    let jobs_before = app.count(&before("apalis.jobs")).await;
+
+    let deleted = housekeeping::run(&app.state).await.unwrap();
+
+    let deleted_from = |table: &str| {
+        deleted
+            .iter()
+            .find(|(t, _)| *t == table)
+            .unwrap_or_else(|| panic!("{table} is not pruned"))
+            .1
+    };
+    assert_eq!(deleted_from("apalis.jobs"), old_done);
+    assert_eq!(deleted_from("sessions"), 1);
+    assert_eq!(deleted_from("email_tokens"), 1);
+    assert_eq!(deleted_from("mfa_challenges"), 1);
+    assert_eq!(deleted_from("auth_throttle"), 1);
+    assert_eq!(deleted_from("idempotency_keys"), 1);
+    assert_eq!(deleted_from("sent_emails"), 1);
+
+    // What stays: recent, live, dead (for the operator) or not yet due.
+    assert_eq!(
+        app.count(&before("apalis.jobs")).await,
+        jobs_before - old_done as i64
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM apalis.jobs \
+             WHERE id IN ('dead-old', 'pending-old', 'done-2501')"
+        )
+        .await,
+        3
+    );
+    assert_eq!(app.count(&before("sessions")).await, sessions_before - 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM sessions WHERE id = '00000000-0000-7000-8000-000000000001'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM refresh_tokens WHERE token_hash IN ('\\x01', '\\x04')")
+            .await,
+        1,
+        "the pruned session's refresh tokens go with it, the live one's stay"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM email_tokens WHERE token_hash = '\\xe2'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM mfa_challenges WHERE token_hash = '\\xc2'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM auth_throttle WHERE key = 'login:ip:current'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM idempotency_keys WHERE key = 'live'")
+            .await,
+        1
+    );
+    assert_eq!(app.count(&before("sent_emails")).await, sent_before - 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM sent_emails WHERE message_key IN ('sent-recently', 'never-sent')"
+        )
+        .await,
+        2
+    );
+
+    // Nothing left to do: a second run (another instance, a retry) deletes nothing.
+    let again = housekeeping::run(&app.state).await.unwrap();
+    assert!(again.iter().all(|(_, n)| *n == 0), "{again:?}");
+}
+
+#[tokio::test]
+async fn housekeeping_runs_by_itself_on_the_workers() {
+    let app = TestApp::spawn_with(&[("HOUSEKEEPING_INTERVAL_SECS", "1")]).await;
+    done_jobs(&app, 1, 3, 8).await;
+    for _ in 0..100 {
+        let finished = app
+            .count(
+                "SELECT count(*) FROM apalis.jobs WHERE job_type = 'housekeeping' AND status = 'Done'",
+            )
+            .await;
+        let old = app
+            .count("SELECT count(*) FROM apalis.jobs WHERE id LIKE 'done-%'")
+            .await;
+        if finished >= 1 && old == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no housekeeping run deleted the old finished jobs within 10 s");
+}
