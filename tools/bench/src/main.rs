@@ -21,8 +21,12 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Err(problem) = check_args(&args) {
+        if problem.is_empty() {
+            println!("{USAGE}");
+            return Ok(());
+        }
         eprintln!("{problem}\n\n{USAGE}");
-        std::process::exit(if problem.is_empty() { 0 } else { 2 });
+        std::process::exit(2);
     }
     let quick = args.iter().any(|a| a == "--quick");
     let only: Vec<&str> = args
