@@ -61,6 +61,18 @@ const ROUTES: [(&str, &str); 6] = [
     ("POST", "/admin/stuck-orders/reconcile"),
 ];
 
+/// Reconciles every stuck order at once (as the periodic sweep does) and returns the results.
+async fn sweep(app: &TestApp, token: &str) -> Value {
+    admin(
+        app,
+        "POST",
+        "/stuck-orders/reconcile?older_than_secs=0",
+        token,
+    )
+    .await
+    .body
+}
+
 #[tokio::test]
 async fn operator_tools_need_the_admin_role_and_a_fresh_second_factor() {
     let app = BillingApp::spawn().await;
@@ -452,14 +464,7 @@ async fn stuck_orders_are_reconciled_with_their_checkout_session() {
     )
     .await;
 
-    let all = admin(
-        &app,
-        "POST",
-        "/stuck-orders/reconcile?older_than_secs=0",
-        &token,
-    )
-    .await
-    .body;
+    let all = sweep(&app, &token).await;
     let results: Vec<(String, &str, &str)> = all
         .as_array()
         .unwrap()
@@ -492,14 +497,7 @@ async fn stuck_orders_are_reconciled_with_their_checkout_session() {
     .await
     .body;
     assert_eq!(r["result"], "not_pending");
-    let all = admin(
-        &app,
-        "POST",
-        "/stuck-orders/reconcile?older_than_secs=0",
-        &token,
-    )
-    .await
-    .body;
+    let all = sweep(&app, &token).await;
     assert_eq!(
         all.as_array().unwrap().len(),
         1,
@@ -629,14 +627,7 @@ async fn a_delayed_payment_whose_webhook_never_came_is_reconciled_from_its_payme
     }
     assert_eq!(applied, 1, "exactly one reconciliation moved the order");
     // Once more, afterwards: the order is no longer stuck, the sweep leaves it alone.
-    let swept = admin(
-        &app,
-        "POST",
-        "/stuck-orders/reconcile?older_than_secs=0",
-        &token,
-    )
-    .await
-    .body;
+    let swept = sweep(&app, &token).await;
     assert_eq!(swept, json!([]));
 
     crate::auth_support::mail_to(&app, "ach@example.com", "Your Ironclad licence").await;
@@ -676,14 +667,7 @@ async fn a_delayed_payment_that_failed_is_reconciled_to_payment_failed() {
     app.stripe
         .set_payment_intent_status(session_id(&canceled), "canceled");
 
-    let all = admin(
-        &app,
-        "POST",
-        "/stuck-orders/reconcile?older_than_secs=0",
-        &token,
-    )
-    .await
-    .body;
+    let all = sweep(&app, &token).await;
     let results: Vec<(String, &str, &str, &str)> = all
         .as_array()
         .unwrap()
