@@ -93,22 +93,22 @@ pub struct WebhookAck {
     pub outcome: EventOutcome,
 }
 
-/// Parses a verified payload into the envelope and the raw JSON to store.
-pub fn parse(payload: &[u8]) -> Result<(Envelope, Value), BillingError> {
-    let raw: Value =
-        serde_json::from_slice(payload).map_err(|e| BillingError::InvalidEvent(e.to_string()))?;
-    let envelope =
-        Envelope::deserialize(&raw).map_err(|e| BillingError::InvalidEvent(e.to_string()))?;
+/// Parses a verified payload into the envelope. The payload is stored as Stripe sent it: one parse
+/// per delivery, no copy of the JSON tree and no re-serialising it for the database.
+pub fn parse(payload: &[u8]) -> Result<(Envelope, &str), BillingError> {
+    let invalid = |e: &dyn std::fmt::Display| BillingError::InvalidEvent(e.to_string());
+    let text = std::str::from_utf8(payload).map_err(|e| invalid(&e))?;
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| invalid(&e))?;
     if envelope.id.is_empty() || envelope.event_type.is_empty() {
         return Err(BillingError::InvalidEvent("empty id or type".into()));
     }
-    Ok((envelope, raw))
+    Ok((envelope, text))
 }
 
 pub async fn process(
     app: &AppState,
     envelope: &Envelope,
-    raw: &Value,
+    raw: &str,
 ) -> Result<WebhookAck, BillingError> {
     let processed = async {
         let txn = app.db.begin().await?;
@@ -140,7 +140,7 @@ async fn process_in(
     app: &AppState,
     txn: &DatabaseTransaction,
     envelope: &Envelope,
-    raw: &Value,
+    raw: &str,
 ) -> Result<EventOutcome, DbErr> {
     let decision = decide(txn, envelope).await?;
     let created = DateTime::<Utc>::from_timestamp(envelope.created, 0).unwrap_or_else(Utc::now);
@@ -149,14 +149,14 @@ async fn process_in(
         .execute_raw(sql(
             "INSERT INTO stripe_events \
                  (event_id, event_type, livemode, api_version, stripe_created, payload, outcome, order_id, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
             [
                 envelope.id.clone().into(),
                 envelope.event_type.clone().into(),
                 envelope.livemode.into(),
                 envelope.api_version.clone().into(),
                 created.into(),
-                raw.clone().into(),
+                raw.to_owned().into(),
                 decision.event_outcome().as_str().into(),
                 decision.order_id().into(),
                 decision.detail().map(str::to_owned).into(),
@@ -301,18 +301,18 @@ async fn record(
 
 /// Notes a delivery whose processing failed (and rolled back), on its own connection. Best effort:
 /// if the database is what failed, this fails too, and Stripe's retry is the record.
-async fn record_failure(app: &AppState, envelope: &Envelope, raw: &Value, error: &DbErr) {
+async fn record_failure(app: &AppState, envelope: &Envelope, raw: &str, error: &DbErr) {
     let noted = app
         .db
         .execute_raw(sql(
             "INSERT INTO stripe_event_failures (event_id, event_type, payload, error) \
-             VALUES ($1, $2, $3, $4) \
+             VALUES ($1, $2, $3::jsonb, $4) \
              ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, \
                  failures = stripe_event_failures.failures + 1, last_failed_at = now()",
             [
                 envelope.id.clone().into(),
                 envelope.event_type.clone().into(),
-                raw.clone().into(),
+                raw.to_owned().into(),
                 error.to_string().into(),
             ],
         ))
@@ -405,7 +405,7 @@ pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, 
     let raw: Value = row.try_get("", "payload")?;
     let envelope: Envelope = serde_json::from_value(raw.clone())
         .map_err(|e| BillingError::Internal(format!("stored event {event_id}: {e}")))?;
-    let ack = process(app, &envelope, &raw).await?;
+    let ack = process(app, &envelope, &raw.to_string()).await?;
     Ok(Some(Replayed {
         event_id: ack.event_id,
         previous_outcome: None,
