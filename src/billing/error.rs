@@ -27,6 +27,10 @@ pub enum BillingError {
     CheckoutKeyReused,
     #[error("the order is {0} and can no longer be canceled")]
     NotCancelable(&'static str),
+    /// The Checkout Session completed at Stripe before we could expire it; the order learns it from
+    /// its webhook (or reconciliation).
+    #[error("the payment went through at Stripe: the order can no longer be canceled")]
+    PaymentUnderway,
     #[error("stripe: {0}")]
     Stripe(String),
     #[error(transparent)]
@@ -72,7 +76,7 @@ impl BillingError {
                 CHECKOUT_KEY_REUSED,
                 "Idempotency-Key reused for a different checkout",
             ),
-            Self::NotCancelable(_) => detailed(
+            Self::NotCancelable(_) | Self::PaymentUnderway => detailed(
                 StatusCode::CONFLICT,
                 ORDER_NOT_CANCELABLE,
                 "The order cannot be canceled",
@@ -85,7 +89,10 @@ impl BillingError {
                     PAYMENT_PROVIDER,
                     "The payment provider could not be reached",
                 )
-                .with_detail("retry with the same Idempotency-Key: no second payment can result")
+                .with_detail(
+                    "retrying is safe (retry a checkout with the same Idempotency-Key: no second \
+                     payment can result)",
+                )
             }
             Self::Signature(_) => detailed(
                 StatusCode::BAD_REQUEST,
@@ -109,7 +116,7 @@ impl ResponseError for BillingError {
         match self {
             Self::ProductNotFound(_) | Self::OrderNotFound => StatusCode::NOT_FOUND,
             Self::Validation(_) | Self::CheckoutKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotCancelable(_) => StatusCode::CONFLICT,
+            Self::NotCancelable(_) | Self::PaymentUnderway => StatusCode::CONFLICT,
             Self::Stripe(_) => StatusCode::BAD_GATEWAY,
             Self::Signature(_) | Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -2,11 +2,13 @@
 //!
 //! - `routes.rs`: HTTP only (extract, call one function, answer).
 //! - `orders.rs`, `webhook.rs`, `catalogue.rs`: the logic and its SQL.
+//! - `cancel.rs`: the customer cancels an unpaid order (its Checkout Session expired first).
 //! - `state.rs` (the order state machine), `signature.rs` (Stripe's signing scheme), `events.rs`
 //!   (what a Stripe event means for an order), `money.rs`: pure, unit-tested without a database.
 //! - `jobs.rs`: licence delivery, receipts, licence revocation/suspension.
 //! - `reconcile.rs`: stuck orders brought in line with their Checkout Session (and its periodic job).
 //! - `stripe_api.rs`: the Stripe calls (async-stripe), pointed at `STRIPE_API_BASE`.
+pub mod cancel;
 pub mod catalogue;
 pub mod config;
 pub mod customer;

@@ -332,17 +332,39 @@ pub async fn checkout(
             config,
         )
         .await?;
-    app.db
+    // Only while the order still awaits its session: canceled or expired meanwhile (by the customer,
+    // by reconciliation), the new session is never handed out and lapses unpaid at Stripe.
+    let handed_out = app
+        .db
         .execute_raw(sql(
             "UPDATE orders SET stripe_checkout_session_id = $2, checkout_url = $3 \
-             WHERE id = $1 AND stripe_checkout_session_id IS NULL",
+             WHERE id = $1 AND status = 'pending_payment' \
+               AND coalesce(stripe_checkout_session_id, $2) = $2",
             [
                 order.id.into(),
                 session.id.into(),
                 session.url.clone().into(),
             ],
         ))
-        .await?;
+        .await?
+        .rows_affected()
+        == 1;
+    if !handed_out {
+        let current = find(&app.db, order.id)
+            .await?
+            .ok_or(BillingError::OrderNotFound)?;
+        let status = current.status()?;
+        return Ok((
+            CheckoutResponse {
+                order_id: current.id,
+                checkout_url: current
+                    .checkout_url
+                    .filter(|_| status == OrderStatus::PendingPayment),
+                status,
+            },
+            created,
+        ));
+    }
     Ok((
         CheckoutResponse {
             order_id: order.id,

@@ -5,6 +5,8 @@
 //!
 //! - `pending_payment`: the Checkout Session tells ([`events::interpret_session`]): `complete` reads
 //!   as `checkout.session.completed`, `expired` as `checkout.session.expired`, `open` as nothing yet.
+//!   An order that never got a session (creating it failed, the checkout was not retried) expires
+//!   once its checkout's Idempotency-Key has lapsed: no one was ever given a way to pay it.
 //! - `payment_processing` (checkout completed with a delayed method: SEPA, ACH): the session stays
 //!   `complete` and `unpaid`, and the money's fate is on its PaymentIntent, fetched expanded in the
 //!   same request ([`events::interpret_async_payment`]): `succeeded` or failed reads as
@@ -32,13 +34,16 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    BillingError, events, orders,
+    BillingError,
+    events::{self, Interpretation},
+    orders,
     orders::{OrderKey, Source},
     sql,
-    state::{OrderStatus, Outcome},
+    state::{OrderEvent, OrderStatus, Outcome},
     webhook,
 };
 use crate::{
+    http::idempotency,
     jobs::{Job, JobContext, JobError},
     startup::AppState,
 };
@@ -99,7 +104,9 @@ pub enum Reconciliation {
     StillProcessing,
     /// The order no longer awaits payment (a webhook or an earlier reconciliation got there first).
     NotPending,
-    /// The order has no Checkout Session at Stripe.
+    /// The order has no Checkout Session at Stripe (creating it failed) and its checkout may still
+    /// be retried. Past the checkout's Idempotency-Key lifetime (24 h) such an order is expired
+    /// instead (`applied`).
     NoSession,
     /// What Stripe reports did not move the order (recorded in its audit trail).
     Ignored,
@@ -216,8 +223,23 @@ pub async fn reconcile_order(
     }
     mark_checked(&app.db, order_id).await?;
     let Some(session_id) = order.stripe_checkout_session_id.as_deref() else {
-        report.result = Reconciliation::NoSession;
-        return Ok(report);
+        // Creating the session failed and the checkout was not retried, so no one was ever given a
+        // way to pay. A retry (same Idempotency-Key) is still due while its key lives; after that
+        // the order expires, as its session would have. A retry racing this finds the order expired
+        // and hands out no session (see `orders::checkout`).
+        if Utc::now().signed_duration_since(order.created_at)
+            < chrono::Duration::from_std(idempotency::TTL).unwrap_or(chrono::Duration::MAX)
+        {
+            report.result = Reconciliation::NoSession;
+            return Ok(report);
+        }
+        let expired = Interpretation {
+            event: OrderEvent::SessionExpired,
+            order_id: Some(order_id),
+            payment_intent: None,
+            session: None,
+        };
+        return apply(app, order_id, &expired, report).await;
     };
     let processing = status == OrderStatus::PaymentProcessing;
     let (session, interpretation) = if processing {
@@ -245,13 +267,24 @@ pub async fn reconcile_order(
         return Ok(report);
     };
 
+    apply(app, order_id, &interpretation, report).await
+}
+
+/// Applies what Stripe reported (or, for an order without a session, its expiry) through the
+/// webhook's path, under the order's row lock, and completes `report`.
+async fn apply(
+    app: &AppState,
+    order_id: Uuid,
+    interpretation: &Interpretation,
+    mut report: ReconcileResult,
+) -> Result<ReconcileResult, BillingError> {
     let txn = app.db.begin().await?;
     let payment_intent = interpretation.payment_intent.as_deref();
     let locked = orders::lock_for_payment(&txn, OrderKey::Id(order_id), payment_intent)
         .await?
         .ok_or(BillingError::OrderNotFound)?;
     let outcome =
-        webhook::apply_to_order(app, &txn, &locked, &interpretation, Source::Reconcile).await?;
+        webhook::apply_to_order(app, &txn, &locked, interpretation, Source::Reconcile).await?;
     let order = locked.order;
     txn.commit().await?;
     (report.result, report.status) = match &outcome {

@@ -4,7 +4,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::{
-    BillingError, Customer, catalogue,
+    BillingError, Customer, cancel, catalogue,
     catalogue::Product,
     orders::{self, CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
     signature,
@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(checkout)
         .service(list_orders)
         .service(get_order)
+        .service(cancel_order)
         .service(list_licenses)
         .service(stripe_webhook);
 }
@@ -124,6 +125,48 @@ pub async fn get_order(
         .ok_or(BillingError::OrderNotFound)
 }
 
+/// Cancels one of the customer's unpaid orders. Its Stripe Checkout Session is expired first, so
+/// once this answers the order can no longer be paid. Canceling a canceled order answers it again.
+#[utoipa::path(
+    tag = "billing",
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order, canceled", body = OrderView,
+            example = json!({
+                "id": "0193a4c1-5b2e-7c3d-9a4f-2b1c0d9e8f7a",
+                "status": "canceled",
+                "currency": "usd",
+                "amount_total": 4900,
+                "lines": [{"product_id": "0193a4c0-0000-7000-8000-000000000001",
+                           "product_name": "Ironclad Pro", "unit_amount": 4900, "quantity": 1}],
+                "created_at": "2026-11-23T12:00:00Z",
+                "paid_at": null,
+                "fulfilled_at": null
+            })),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order of yours", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The order is paid, being paid, or otherwise closed: it cannot be canceled", body = Problem, content_type = "application/problem+json",
+            example = json!({
+                "type": "urn:ironclad:problem:order-not-cancelable",
+                "title": "The order cannot be canceled",
+                "status": 409,
+                "detail": "the order is paid and can no longer be canceled"
+            })),
+        (status = 502, description = "Stripe could not be reached; nothing was changed, retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+#[post("/billing/orders/{id}/cancel")]
+pub async fn cancel_order(
+    app: web::Data<AppState>,
+    customer: Customer,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<OrderView>, BillingError> {
+    Ok(web::Json(
+        cancel::cancel(&app, customer.user_id, *id).await?,
+    ))
+}
+
 /// The customer's licences (revoked and suspended ones included).
 #[utoipa::path(
     tag = "billing",
@@ -189,7 +232,7 @@ pub async fn stripe_webhook(
     )?;
     let (envelope, raw) = webhook::parse(&body)?;
     let started = std::time::Instant::now();
-    let result = webhook::process(&app, &envelope, &raw).await;
+    let result = webhook::process(&app, &envelope, raw).await;
     let outcome = result.as_ref().map_or("failed", |ack| ack.outcome.as_str());
     app.metrics
         .observe_webhook(&envelope.event_type, outcome, started.elapsed());

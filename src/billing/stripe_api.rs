@@ -6,11 +6,11 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_checkout::{
-    CheckoutSession, CheckoutSessionMode,
+    CheckoutSession, CheckoutSessionMode, CheckoutSessionStatus,
     checkout_session::{
         CreateCheckoutSession, CreateCheckoutSessionLineItems,
         CreateCheckoutSessionLineItemsPriceData, CreateCheckoutSessionPaymentIntentData,
-        ProductData, RetrieveCheckoutSession,
+        ExpireCheckoutSession, ProductData, RetrieveCheckoutSession,
     },
 };
 use stripe_types::Expandable;
@@ -52,6 +52,15 @@ pub struct SessionLine<'a> {
 pub struct CreatedSession {
     pub id: String,
     pub url: String,
+}
+
+/// How a Checkout Session ended once [`StripeApi::expire_checkout_session`] was done with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedSession {
+    /// Expired, by this call or earlier: it can no longer be paid.
+    Expired,
+    /// Completed: the customer paid, or a delayed payment (SEPA, ACH) is under way.
+    Completed,
 }
 
 impl StripeApi {
@@ -129,6 +138,28 @@ impl StripeApi {
     ) -> Result<serde_json::Value, BillingError> {
         let session = RetrieveCheckoutSession::new(id).send(&self.client).await?;
         Ok(session_json(&session))
+    }
+
+    /// Expires the Checkout Session, so the customer can no longer pay in it. Stripe only expires an
+    /// `open` session and refuses any other with a 4xx; the session is then fetched to learn how it
+    /// ended. Anything else (unreachable, 5xx, a session still `open`) is an error: nothing is known
+    /// to be closed.
+    pub async fn expire_checkout_session(&self, id: &str) -> Result<ClosedSession, BillingError> {
+        let refusal = match ExpireCheckoutSession::new(id).send(&self.client).await {
+            Ok(_) => return Ok(ClosedSession::Expired),
+            Err(stripe::StripeError::Stripe(error, status)) if (400..500).contains(&status) => {
+                error.message.unwrap_or_default()
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let session = RetrieveCheckoutSession::new(id).send(&self.client).await?;
+        match session.status {
+            Some(CheckoutSessionStatus::Expired) => Ok(ClosedSession::Expired),
+            Some(CheckoutSessionStatus::Complete) => Ok(ClosedSession::Completed),
+            status => Err(BillingError::Stripe(format!(
+                "session {id} is {status:?} and could not be expired: {refusal}"
+            ))),
+        }
     }
 
     /// Fetches a Checkout Session with its PaymentIntent expanded (one request): `payment_intent`

@@ -802,3 +802,105 @@ async fn a_payment_still_processing_waits_and_goes_to_the_back_of_the_sweep() {
     assert_eq!(r["result"], "still_open", "{r}");
     assert_eq!(stuck_first(&app).await, debit.id);
 }
+
+/// Checks out for `user` under `key` while Stripe is down: the order is left without a session.
+async fn order_without_session(app: &BillingApp, user: Uuid, key: &str) -> Uuid {
+    app.stripe.fail_next(1);
+    app.checkout(user, key, PRO, 1).await.unwrap_err();
+    app.db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT id FROM orders WHERE checkout_key = '{key}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<Uuid>("", "id")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_order_that_never_got_a_session_expires_once_its_checkout_can_no_longer_be_retried() {
+    let app = BillingApp::spawn().await;
+    let token = admin_token(&app).await;
+    let user = app.user("no-session@example.com").await;
+    let old = order_without_session(&app, user, "old").await;
+    let recent = order_without_session(&app, user, "recent").await;
+    app.sql(
+        "UPDATE orders SET created_at = now() - interval '25 hours' WHERE checkout_key = 'old'",
+    )
+    .await;
+
+    let results = sweep(&app, &token).await;
+    let result_for = |id: Uuid| {
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["order_id"] == id.to_string())
+            .unwrap_or_else(|| panic!("{id} not swept: {results}"))
+            .clone()
+    };
+    assert_eq!(result_for(old)["result"], "applied", "{results}");
+    assert_eq!(result_for(old)["status"], "expired", "{results}");
+    assert_eq!(result_for(recent)["result"], "no_session", "{results}");
+    assert_eq!(app.order_status(old).await, "expired");
+    assert_eq!(app.order_status(recent).await, "pending_payment");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM order_events WHERE order_id = '{old}' \
+             AND source = 'reconcile' AND event = 'session_expired' AND outcome = 'applied'"
+        ))
+        .await,
+        1
+    );
+
+    // A late retry of the expired checkout hands out no way to pay; the recent one still can.
+    let (late, _) = app.checkout(user, "old", PRO, 1).await.unwrap();
+    assert_eq!(late.status, ironclad::billing::state::OrderStatus::Expired);
+    assert_eq!(late.checkout_url, None);
+    let (retried, _) = app.checkout(user, "recent", PRO, 1).await.unwrap();
+    assert!(retried.checkout_url.is_some());
+}
+
+#[tokio::test]
+async fn a_checkout_retry_racing_the_expiry_hands_out_no_session() {
+    let app = BillingApp::spawn().await;
+    let token = admin_token(&app).await;
+    let user = app.user("racer@example.com").await;
+    let order = order_without_session(&app, user, "late").await;
+    app.sql(
+        "UPDATE orders SET created_at = now() - interval '25 hours' WHERE checkout_key = 'late'",
+    )
+    .await;
+
+    // The retry reaches Stripe (held there) before the sweep expires the order.
+    app.stripe.hold();
+    let retry = app.checkout(user, "late", PRO, 1);
+    let expire = async {
+        while app.stripe.requests().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let swept = sweep(&app, &token).await;
+        app.stripe.release();
+        swept
+    };
+    let (retried, swept) = tokio::join!(retry, expire);
+    assert_eq!(swept[0]["status"], "expired", "{swept}");
+    let (retried, _) = retried.unwrap();
+    assert_eq!(
+        retried.status,
+        ironclad::billing::state::OrderStatus::Expired
+    );
+    assert_eq!(
+        retried.checkout_url, None,
+        "a session for an expired order must never be handed out"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM orders WHERE id = '{order}' AND stripe_checkout_session_id IS NULL"
+        ))
+        .await,
+        1
+    );
+}

@@ -1,7 +1,8 @@
 //! A fake Stripe API for the tests, started before the app so its URL goes into `STRIPE_API_BASE`.
 //! It records every request with its `Idempotency-Key`, answers Checkout Session creation with
 //! complete objects (async-stripe parses strictly), and honours idempotency keys as Stripe does: the
-//! same key returns the same response. It can be told to fail the next requests, like an outage, or to
+//! same key returns the same response. Sessions can be expired (`POST .../expire`: only an `open`
+//! one, as Stripe). It can be told to fail the next requests, like an outage, or to
 //! hold requests (recorded, unanswered) until released, like a slow network. A session's
 //! PaymentIntent can be expanded (`expand[]=payment_intent`), with a status a test sets.
 use std::{
@@ -102,6 +103,15 @@ impl FakeStripe {
         state.payment_intents.insert(id, status.to_owned());
     }
 
+    /// The `POST /v1/checkout/sessions/{id}/expire` requests received for session `id`.
+    pub fn expire_calls(&self, id: &str) -> usize {
+        let path = format!("/v1/checkout/sessions/{id}/expire");
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .count()
+    }
+
     /// The next `n` requests fail with a 500, and are not remembered under their key (the request
     /// "never reached" Stripe's processing), as in an outage.
     pub fn fail_next(&self, n: usize) {
@@ -181,6 +191,34 @@ async fn handle(
             let session = checkout_session(&format!("cs_test_{n:04}"), &form);
             state.sessions.push(session.clone());
             (200, session)
+        }
+        ("POST", path)
+            if path.starts_with("/v1/checkout/sessions/") && path.ends_with("/expire") =>
+        {
+            let id = path
+                .trim_start_matches("/v1/checkout/sessions/")
+                .trim_end_matches("/expire");
+            match state.sessions.iter_mut().find(|s| s["id"] == id) {
+                Some(session) if session["status"] == "open" => {
+                    session["status"] = json!("expired");
+                    session["url"] = Value::Null;
+                    (200, session.clone())
+                }
+                Some(_) => (
+                    400,
+                    error(
+                        "invalid_request_error",
+                        "Only Checkout Sessions with a status in [\"open\"] can be expired.",
+                    ),
+                ),
+                None => (
+                    404,
+                    error(
+                        "invalid_request_error",
+                        &format!("No such checkout.session: '{id}'"),
+                    ),
+                ),
+            }
         }
         ("GET", path) if path.starts_with("/v1/checkout/sessions/") => {
             let id = path.trim_start_matches("/v1/checkout/sessions/");

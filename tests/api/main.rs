@@ -6,6 +6,7 @@ mod auth_mfa;
 mod auth_support;
 mod bad_input;
 mod billing;
+mod billing_cancel;
 mod billing_http;
 mod billing_idempotency;
 mod billing_webhooks;
