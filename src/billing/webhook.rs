@@ -19,7 +19,6 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{
@@ -338,7 +337,7 @@ pub struct Replayed {
 
 #[derive(FromQueryResult)]
 struct StoredEvent {
-    payload: Value,
+    payload: String,
     outcome: String,
 }
 
@@ -353,7 +352,7 @@ struct StoredEvent {
 pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, BillingError> {
     let txn = app.db.begin().await?;
     let stored = StoredEvent::find_by_statement(sql(
-        "SELECT payload, outcome FROM stripe_events WHERE event_id = $1 FOR UPDATE",
+        "SELECT payload::text AS payload, outcome FROM stripe_events WHERE event_id = $1 FOR UPDATE",
         [event_id.into()],
     ))
     .one(&txn)
@@ -370,8 +369,7 @@ pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, 
                 replayed: false,
             }));
         }
-        let envelope: Envelope = serde_json::from_value(stored.payload)
-            .map_err(|e| BillingError::Internal(format!("stored event {event_id}: {e}")))?;
+        let (envelope, _) = parse_stored(event_id, &stored.payload)?;
         let decision = decide(&txn, &envelope).await?;
         let source = Source::Stripe {
             event_id: &envelope.id,
@@ -395,23 +393,29 @@ pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, 
     let failed = app
         .db
         .query_one_raw(sql(
-            "SELECT payload FROM stripe_event_failures WHERE event_id = $1",
+            "SELECT payload::text AS payload FROM stripe_event_failures WHERE event_id = $1",
             [event_id.into()],
         ))
         .await?;
     let Some(row) = failed else {
         return Ok(None);
     };
-    let raw: Value = row.try_get("", "payload")?;
-    let envelope: Envelope = serde_json::from_value(raw.clone())
-        .map_err(|e| BillingError::Internal(format!("stored event {event_id}: {e}")))?;
-    let ack = process(app, &envelope, &raw.to_string()).await?;
+    let payload: String = row.try_get("", "payload")?;
+    let (envelope, raw) = parse_stored(event_id, &payload)?;
+    let ack = process(app, &envelope, raw).await?;
     Ok(Some(Replayed {
         event_id: ack.event_id,
         previous_outcome: None,
         outcome: ack.outcome,
         replayed: true,
     }))
+}
+
+/// [`parse`] for a payload we stored ourselves: one that no longer parses is our fault, not the
+/// sender's.
+fn parse_stored<'a>(event_id: &str, payload: &'a str) -> Result<(Envelope, &'a str), BillingError> {
+    parse(payload.as_bytes())
+        .map_err(|e| BillingError::Internal(format!("stored event {event_id}: {e}")))
 }
 
 /// A replayed event's new outcome, on its `stripe_events` row.
