@@ -96,6 +96,33 @@ async fn a_pending_order_is_canceled_after_its_session_is_expired_and_again_chan
 }
 
 #[tokio::test]
+async fn concurrent_cancels_all_answer_canceled_and_cancel_once() {
+    let app = BillingApp::spawn().await;
+    let (ada, order) = shopper_with_order(&app, "ada@example.com").await;
+
+    // Four cancels (a double click, a retry) all get past the status check before any expires the
+    // session: Stripe holds them until all four have asked.
+    app.stripe.hold();
+    let cancels =
+        futures_util::future::join_all((0..4).map(|_| cancel(&app, &ada.token, order.id)));
+    let release = async {
+        while app.stripe.expire_calls(session_id(&order)) < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        app.stripe.release();
+    };
+    let (answers, ()) = tokio::join!(cancels, release);
+
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body["status"], "canceled");
+    }
+    assert_eq!(app.order_status(order.id).await, "canceled");
+    assert_eq!(cancel_rows(&app, &order, "applied").await, 1);
+    assert_eq!(app.count(BILLING_JOBS).await, 0);
+}
+
+#[tokio::test]
 async fn a_session_paid_at_stripe_whose_webhook_is_late_is_409_and_the_webhook_then_pays_the_order()
 {
     let app = BillingApp::spawn().await;

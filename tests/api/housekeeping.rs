@@ -2,8 +2,9 @@
 //! itself on the workers.
 use std::time::Duration;
 
-use ironclad::{db::DELETE_BATCH, housekeeping};
+use ironclad::{db::DELETE_BATCH, housekeeping, jobs::periodic};
 use sea_orm::ConnectionTrait;
+use tokio_util::sync::CancellationToken;
 
 use crate::{auth_support::register, helpers::TestApp};
 
@@ -185,4 +186,31 @@ async fn housekeeping_runs_by_itself_on_the_workers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("no housekeeping run deleted the old finished jobs within 10 s");
+}
+
+#[tokio::test]
+async fn a_periodic_job_is_queued_once_per_interval_however_many_processes_schedule_it() {
+    // The app's workers schedule housekeeping every second; three more schedulers stand in for
+    // three more processes.
+    let app = TestApp::spawn_with(&[("HOUSEKEEPING_INTERVAL_SECS", "1")]).await;
+    let others = CancellationToken::new();
+    for _ in 0..3 {
+        tokio::spawn(periodic::schedule::<housekeeping::Housekeeping>(
+            app.state.clone(),
+            Duration::from_secs(1),
+            others.clone(),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    others.cancel();
+
+    // Four schedulers ticked about three times each: twelve runs without the per-interval key. With
+    // it, one per one-second interval the ticks fell in — at most four (three ticks, a boundary).
+    let queued = app
+        .count("SELECT count(*) FROM apalis.jobs WHERE job_type = 'housekeeping'")
+        .await;
+    assert!(
+        (2..=4).contains(&queued),
+        "{queued} runs queued in 3.5 s by four schedulers of a 1 s interval"
+    );
 }
