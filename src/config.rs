@@ -1,5 +1,8 @@
-//! Settings, read once at start-up from the environment (and `.env`). Every variable is listed and
-//! explained in `.env.example`; a bad value stops the process with a message naming the variable.
+//! Settings primitives: [`Vars`] (how every part reads its variables), [`ConfigError`], and the
+//! infrastructure's own settings (HTTP, database, jobs, mail). Each feature layer reads its settings
+//! in its own `config.rs`; the composition root assembles the whole (`startup::Config`). Every
+//! variable is listed and explained in `.env.example`; a bad value stops the process with a message
+//! naming the variable.
 use std::{net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use secrecy::SecretString;
@@ -31,22 +34,6 @@ impl FromStr for Environment {
             )),
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub env: Environment,
-    pub http: HttpConfig,
-    pub database: DatabaseConfig,
-    pub jobs: JobsConfig,
-    pub housekeeping: crate::housekeeping::HousekeepingConfig,
-    pub mail: MailConfig,
-    /// Folder holding `email/*` templates.
-    pub templates_dir: PathBuf,
-    /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
-    pub metrics_token: Option<SecretString>,
-    pub auth: crate::auth::AuthConfig,
-    pub billing: crate::billing::BillingConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +86,8 @@ pub struct MailConfig {
     pub from: lettre::message::Mailbox,
     /// Domain of the deterministic Message-IDs we stamp on every email.
     pub message_id_domain: String,
+    /// Folder holding `email/*` templates.
+    pub templates_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -109,36 +98,42 @@ pub enum MailTransport {
     Sink,
 }
 
-impl Config {
-    /// Reads the process environment (after loading `.env` if present).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let _ = dotenvy::dotenv();
-        Self::from_lookup(|key| std::env::var(key).ok())
-    }
-
-    /// Reads settings through `lookup`, so tests can build a config without touching the environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let vars = Vars(&lookup);
-        let env: Environment = vars.parse_or("APP_ENV", Environment::Development)?;
-        let dev_default = |dev: bool| {
-            if env == Environment::Production {
-                None
-            } else {
-                Some(dev)
-            }
-        };
+impl HttpConfig {
+    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         let port = vars.parse_or("PORT", 8080u16)?;
-        let mail_transport = match (vars.get("SMTP_URL"), dev_default(true)) {
-            (Some(url), _) if url != "sink" => MailTransport::Smtp(url.into()),
-            (Some(_), _) | (None, Some(true)) => MailTransport::Sink,
-            _ => {
-                return Err(ConfigError {
-                    var: "SMTP_URL",
-                    reason: "required in production (smtp:// or smtps:// URL)".into(),
-                });
-            }
-        };
-        let jobs = JobsConfig {
+        Ok(Self {
+            host: vars.parse_or("HOST", IpAddr::from([127, 0, 0, 1]))?,
+            port,
+            public_url: vars
+                .get("PUBLIC_URL")
+                .unwrap_or_else(|| format!("http://localhost:{port}")),
+            body_limit: vars.parse_or("HTTP_BODY_LIMIT_BYTES", 256 * 1024)?,
+            shutdown_timeout: Duration::from_secs(vars.parse_or("SHUTDOWN_TIMEOUT_SECS", 30)?),
+            // Two per core: a worker is one thread with its own event loop, and while it waits
+            // for a core (Postgres runs on the same ones) its connections wait with it.
+            workers: vars.parse_or(
+                "HTTP_WORKERS",
+                2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )?,
+        })
+    }
+}
+
+impl DatabaseConfig {
+    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: vars.required("DATABASE_URL")?.into(),
+            max_connections: vars.parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
+            acquire_timeout: Duration::from_secs(
+                vars.parse_or("DATABASE_ACQUIRE_TIMEOUT_SECS", 5)?,
+            ),
+        })
+    }
+}
+
+impl JobsConfig {
+    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let jobs = Self {
             concurrency: vars.parse_or("JOBS_CONCURRENCY", 8)?,
             heartbeat: Duration::from_millis(vars.parse_or("JOBS_HEARTBEAT_MS", 5_000)?),
             missed_heartbeats: vars.parse_or("JOBS_MISSED_HEARTBEATS", 6)?,
@@ -158,63 +153,43 @@ impl Config {
                 ),
             });
         }
+        Ok(jobs)
+    }
+}
+
+impl MailConfig {
+    /// Outside production a missing `SMTP_URL` means the in-process sink.
+    pub fn from_vars(vars: &Vars<'_>, env: Environment) -> Result<Self, ConfigError> {
+        let transport = match vars.get("SMTP_URL") {
+            Some(url) if url != "sink" => MailTransport::Smtp(url.into()),
+            Some(_) => MailTransport::Sink,
+            None if env != Environment::Production => MailTransport::Sink,
+            None => {
+                return Err(ConfigError {
+                    var: "SMTP_URL",
+                    reason: "required in production (smtp:// or smtps:// URL)".into(),
+                });
+            }
+        };
         Ok(Self {
-            env,
-            http: HttpConfig {
-                host: vars.parse_or("HOST", IpAddr::from([127, 0, 0, 1]))?,
-                port,
-                public_url: vars
-                    .get("PUBLIC_URL")
-                    .unwrap_or_else(|| format!("http://localhost:{port}")),
-                body_limit: vars.parse_or("HTTP_BODY_LIMIT_BYTES", 256 * 1024)?,
-                shutdown_timeout: Duration::from_secs(vars.parse_or("SHUTDOWN_TIMEOUT_SECS", 30)?),
-                // Two per core: a worker is one thread with its own event loop, and while it waits
-                // for a core (Postgres runs on the same ones) its connections wait with it.
-                workers: vars.parse_or(
-                    "HTTP_WORKERS",
-                    2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
-                )?,
-            },
-            database: DatabaseConfig {
-                url: vars.required("DATABASE_URL")?.into(),
-                max_connections: vars.parse_or("DATABASE_MAX_CONNECTIONS", 10)?,
-                acquire_timeout: Duration::from_secs(
-                    vars.parse_or("DATABASE_ACQUIRE_TIMEOUT_SECS", 5)?,
-                ),
-            },
-            jobs,
-            housekeeping: crate::housekeeping::HousekeepingConfig {
-                interval: Duration::from_secs(vars.parse_or("HOUSEKEEPING_INTERVAL_SECS", 3_600)?),
-                keep_done_jobs: Duration::from_secs(
-                    vars.parse_or("HOUSEKEEPING_KEEP_DONE_JOBS_SECS", 7 * 86_400)?,
-                ),
-                keep_ended_sessions: Duration::from_secs(
-                    vars.parse_or("HOUSEKEEPING_KEEP_ENDED_SESSIONS_SECS", 30 * 86_400)?,
-                ),
-            },
-            mail: MailConfig {
-                transport: mail_transport,
-                from: vars.parse_or(
-                    "MAIL_FROM",
-                    "Ironclad <no-reply@localhost>"
-                        .parse()
-                        .expect("valid mailbox"),
-                )?,
-                message_id_domain: vars
-                    .get("MAIL_MESSAGE_ID_DOMAIN")
-                    .unwrap_or_else(|| "ironclad.localhost".into()),
-            },
+            transport,
+            from: vars.parse_or(
+                "MAIL_FROM",
+                "Ironclad <no-reply@localhost>"
+                    .parse()
+                    .expect("valid mailbox"),
+            )?,
+            message_id_domain: vars
+                .get("MAIL_MESSAGE_ID_DOMAIN")
+                .unwrap_or_else(|| "ironclad.localhost".into()),
             templates_dir: vars.parse_or("TEMPLATES_DIR", PathBuf::from("templates"))?,
-            metrics_token: vars.get("METRICS_TOKEN").map(SecretString::from),
-            auth: crate::auth::AuthConfig::from_vars(&vars, env)?,
-            billing: crate::billing::BillingConfig::from_vars(&vars, env)?,
         })
     }
 }
 
 /// Reads variables, turning "missing" and "unparsable" into errors naming the variable. Each layer
 /// reads its own settings through it (`AuthConfig::from_vars`, `BillingConfig::from_vars`).
-pub struct Vars<'a>(pub(crate) &'a dyn Fn(&str) -> Option<String>);
+pub struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl<'a> Vars<'a> {
     /// Reads variables through `lookup` (a layer's tests use it to check their settings alone).
@@ -245,76 +220,5 @@ impl<'a> Vars<'a> {
                 reason: format!("{raw:?} is not valid: {e}"),
             }),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
-    }
-
-    #[test]
-    fn database_url_is_required() {
-        let err = config(&[]).unwrap_err();
-        assert_eq!(err.var, "DATABASE_URL");
-    }
-
-    #[test]
-    fn a_bad_value_names_its_variable() {
-        let err = config(&[("DATABASE_URL", "postgres://x"), ("PORT", "eighty")]).unwrap_err();
-        assert_eq!(err.var, "PORT");
-        assert!(err.to_string().contains("eighty"), "{err}");
-    }
-
-    #[test]
-    fn production_requires_a_real_smtp_server() {
-        let err =
-            config(&[("DATABASE_URL", "postgres://x"), ("APP_ENV", "production")]).unwrap_err();
-        assert_eq!(err.var, "SMTP_URL");
-        let key = "cHJvZHVjdGlvbi1rZXktcHJvZHVjdGlvbi1rZXktMTIzNA==";
-        let ok = config(&[
-            ("DATABASE_URL", "postgres://x"),
-            ("APP_ENV", "production"),
-            ("SMTP_URL", "smtp://localhost:25"),
-            ("STRIPE_SECRET_KEY", "sk_live_x"),
-            ("STRIPE_WEBHOOK_SECRETS", "whsec_x"),
-            ("BILLING_SUCCESS_URL", "https://app.example.com/ok"),
-            ("BILLING_CANCEL_URL", "https://app.example.com/cancel"),
-            ("JWT_KID", "k1"),
-            ("JWT_SECRET", key),
-            (
-                "AUTH_TOTP_ENCRYPTION_KEY",
-                "cHJvZHVjdGlvbi1rZXktcHJvZHVjdGlvbi1rZXktMTI=",
-            ),
-        ])
-        .unwrap();
-        assert!(matches!(ok.mail.transport, MailTransport::Smtp(_)));
-    }
-
-    #[test]
-    fn a_sub_second_orphan_window_is_refused() {
-        // apalis truncates it to whole seconds: 600 ms would re-run every job on every heartbeat.
-        let err = config(&[
-            ("DATABASE_URL", "postgres://x"),
-            ("JOBS_HEARTBEAT_MS", "200"),
-            ("JOBS_MISSED_HEARTBEATS", "3"),
-        ])
-        .unwrap_err();
-        assert_eq!(err.var, "JOBS_MISSED_HEARTBEATS");
-    }
-
-    #[test]
-    fn development_defaults_to_the_mail_sink() {
-        let cfg = config(&[("DATABASE_URL", "postgres://x")]).unwrap();
-        assert_eq!(cfg.env, Environment::Development);
-        assert!(matches!(cfg.mail.transport, MailTransport::Sink));
     }
 }

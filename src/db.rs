@@ -10,6 +10,13 @@ use secrecy::ExposeSecret;
 
 use crate::config::DatabaseConfig;
 
+/// A raw Postgres statement with positional (`$1`, `$2`, …) parameters: the one way this code base
+/// writes SQL by hand (the rules that matter — single use, compare-and-set, `SKIP LOCKED` — are
+/// clearest as explicit statements).
+pub fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
 pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(config.url.expose_secret().to_owned());
     options
@@ -46,9 +53,10 @@ pub async fn delete_in_batches(
     );
     let mut deleted = 0;
     loop {
-        let statement =
-            Statement::from_sql_and_values(DbBackend::Postgres, &sql, values.iter().cloned());
-        let batch = conn.execute_raw(statement).await?.rows_affected();
+        let batch = conn
+            .execute_raw(stmt(&sql, values.iter().cloned()))
+            .await?
+            .rows_affected();
         deleted += batch;
         if batch < DELETE_BATCH {
             return Ok(deleted);

@@ -1,7 +1,10 @@
 //! The `ironclad` command: the server, the workers, migrations and tools.
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ironclad::{config::Config, startup, telemetry};
+use ironclad::{
+    startup::{self, Config, Layers},
+    telemetry,
+};
 use migration::{Migrator, MigratorTrait};
 use tokio_util::sync::CancellationToken;
 
@@ -80,9 +83,11 @@ async fn main() -> anyhow::Result<()> {
             app.run(!no_workers, shutdown_on_signal()).await
         }
         Command::Worker => {
-            let (state, _sink) = startup::AppState::init(config).await?;
+            let (layers, _sink) = Layers::build(config).await?;
             tracing::info!("job workers running");
-            ironclad::jobs::worker::run(state, shutdown_on_signal())
+            layers
+                .workers()
+                .run(shutdown_on_signal())
                 .await
                 .context("job workers")
         }

@@ -1,4 +1,4 @@
-//! Prometheus metrics, served as text at `GET /metrics`.
+//! Prometheus metrics, served as text at `GET /metrics` (by [`crate::http::scrape`]).
 //!
 //! Counters and histograms are updated in-process by the code that knows the outcome (HTTP
 //! middleware, webhook handler, login, MFA, idempotency layer). Queue gauges are read from
@@ -6,11 +6,9 @@
 use std::time::Duration;
 
 use actix_web::{
-    Error, HttpRequest, HttpResponse,
+    Error,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    get,
-    http::{StatusCode, header},
     middleware::Next,
     web,
 };
@@ -26,11 +24,6 @@ use prometheus_client::{
 };
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 use std::sync::atomic::AtomicU64;
-
-use crate::{
-    http::{Problem, problem},
-    startup::AppState,
-};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -234,9 +227,7 @@ pub async fn middleware(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
     let started = std::time::Instant::now();
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.metrics.clone());
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = req.method().to_string();
     let response = next.call(req).await?;
     if let Some(metrics) = metrics {
@@ -252,46 +243,4 @@ pub async fn middleware(
         );
     }
     Ok(response)
-}
-
-/// Prometheus metrics in text exposition format. When `METRICS_TOKEN` is set, scrapers must send
-/// `Authorization: Bearer <token>`.
-#[utoipa::path(
-    tag = "ops",
-    responses(
-        (status = 200, description = "Prometheus text format", content_type = "text/plain",
-         body = String, example = "# TYPE ironclad_http_requests counter\nironclad_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 3\n"),
-        (status = 401, description = "Missing or wrong METRICS_TOKEN",
-         body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[get("/metrics")]
-pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    if let Some(token) = &state.config.metrics_token {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let authorised = presented.is_some_and(|p| {
-            use secrecy::ExposeSecret;
-            constant_time_eq(p.as_bytes(), token.expose_secret().as_bytes())
-        });
-        if !authorised {
-            return Err(Problem::from_status(StatusCode::UNAUTHORIZED)
-                .with_header(header::WWW_AUTHENTICATE, "Bearer"));
-        }
-    }
-    let text = state
-        .metrics
-        .render(&state.db)
-        .await
-        .map_err(|e| problem::internal_error(&e))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(text))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -6,23 +6,23 @@ use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::AuthState;
 use super::{
     audit::{self, Event},
     domain::{Email, NewPassword, Role},
-    dto::{AuditEvent, BillingEmail, CurrentSession, Me, RegisterResponse},
+    dto::{BillingEmail, CurrentSession, Me, RegisterResponse},
     error::AuthError,
     guard::{AuthUser, RequestMeta, live_session},
     password::{self, Verified},
     sessions,
-    sql::stmt,
     throttle::{self, Limit},
     tokens::{random_token, token_hash},
 };
+use crate::db::stmt;
 use crate::{
     auth::jobs::RequestPasswordReset,
     jobs::{Enqueued, JobOptions},
     mail::SendEmail,
-    startup::AppState,
 };
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -78,7 +78,7 @@ fn parse_password(field: &'static str, raw: &SecretString) -> Result<NewPassword
 /// Enqueues an email in `conn`'s transaction: it is sent if and only if the change commits.
 async fn send(
     conn: &impl ConnectionTrait,
-    app: &AppState,
+    app: &AuthState,
     to: &str,
     template: &str,
     context: serde_json::Value,
@@ -96,7 +96,7 @@ async fn send(
 /// Tells the account owner about a change to their security settings.
 pub(super) async fn security_notice(
     conn: &impl ConnectionTrait,
-    app: &AppState,
+    app: &AuthState,
     to: &str,
     title: &str,
     body: &str,
@@ -110,7 +110,7 @@ pub(super) async fn security_notice(
             "title": title,
             "body": body,
             "when": Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-            "app_url": app.config.http.public_url,
+            "app_url": app.public_url,
         }),
         JobOptions::default(),
     )
@@ -159,14 +159,14 @@ async fn consume_email_token(
 /// `POST /auth/register`. A taken email gets the same response after the same work (a hash, one
 /// insert attempt, one email); its owner is told by email instead of a second account being made.
 pub async fn register(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     email: &str,
     password: &SecretString,
 ) -> Result<RegisterResponse, AuthError> {
     let email = parse_email(email)?;
     let password = parse_password("password", password)?;
-    let cfg = &app.config.auth.throttle;
+    let cfg = &app.config.throttle;
     throttled(
         app,
         meta,
@@ -180,7 +180,7 @@ pub async fn register(
     )
     .await?;
     let hash = password::hash(password.secret()).await?;
-    let base = &app.config.http.public_url;
+    let base = &app.public_url;
 
     let txn = app.db.begin().await?;
     let created = txn
@@ -197,7 +197,7 @@ pub async fn register(
                 &txn,
                 user_id,
                 "verify_email",
-                app.config.auth.email_verification_ttl,
+                app.config.email_verification_ttl,
             )
             .await?;
             send(
@@ -257,7 +257,7 @@ pub async fn register(
 
 /// `POST /auth/verify-email`.
 pub async fn verify_email(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     token: &str,
 ) -> Result<(), AuthError> {
@@ -288,11 +288,11 @@ pub async fn verify_email(
 /// [`RequestPasswordReset`] job (one insert, whoever asks); the job looks the account up. Being in
 /// the queue, the request survives a crash right after the 202.
 pub async fn forgot_password(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     email: &str,
 ) -> Result<(), AuthError> {
-    let cfg = &app.config.auth.throttle;
+    let cfg = &app.config.throttle;
     // Whatever was typed, so unparsable and unknown emails are limited like real ones.
     let account_key = throttle::account_key(email);
     throttled(
@@ -328,13 +328,13 @@ pub async fn forgot_password(
 
 /// Counts an attempt at `action` on every limit; over one, the refusal (429) is audited.
 async fn throttled(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     action: &str,
     limits: &[Limit],
     email: &str,
 ) -> Result<(), AuthError> {
-    let result = throttle::attempt(&app.db, limits, app.config.auth.throttle.window).await;
+    let result = throttle::attempt(&app.db, limits, app.config.throttle.window).await;
     if let Err(AuthError::RateLimited { .. }) = &result {
         audit::record(
             &app.db,
@@ -355,7 +355,7 @@ async fn throttled(
 /// `request_id` (the job id, stable across reruns) keys the email job and its Message-ID: a rerun of
 /// a request already handled finds that email queued, rolls back its own token and sends nothing.
 pub async fn send_reset_link(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     email: &str,
     request_id: &str,
@@ -371,10 +371,10 @@ pub async fn send_reset_link(
         &txn,
         user.id,
         "password_reset",
-        app.config.auth.password_reset_ttl,
+        app.config.password_reset_ttl,
     )
     .await?;
-    let base = &app.config.http.public_url;
+    let base = &app.public_url;
     let key = format!("password-reset-{request_id}");
     let reset_email = SendEmail {
         to: user.email.clone(),
@@ -410,7 +410,7 @@ pub async fn send_reset_link(
 
 /// `POST /auth/password/reset`: single use; ends every session of the user.
 pub async fn reset_password(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     token: &str,
     password: &SecretString,
@@ -467,7 +467,7 @@ pub async fn reset_password(
 
 /// `POST /me/password`: other sessions end; this one stays.
 pub async fn change_password(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
     current: &SecretString,
@@ -475,7 +475,7 @@ pub async fn change_password(
 ) -> Result<(), AuthError> {
     let row = live_session(&app.db, user).await?;
     let new = parse_password("new_password", new)?;
-    let cfg = &app.config.auth.throttle;
+    let cfg = &app.config.throttle;
     let limit = Limit::account("password", &user.user_id.to_string(), cfg.login_per_account);
     let ip = Limit::ip("password", meta.ip.as_deref(), cfg.login_per_ip);
     throttle::attempt(&app.db, &[limit.clone(), ip.clone()], cfg.window).await?;
@@ -528,7 +528,7 @@ pub async fn change_password(
 }
 
 /// `GET /me`.
-pub async fn me(app: &AppState, user: &AuthUser) -> Result<Me, AuthError> {
+pub async fn me(app: &AuthState, user: &AuthUser) -> Result<Me, AuthError> {
     let row = live_session(&app.db, user).await?;
     Ok(Me {
         id: row.id,
@@ -548,7 +548,7 @@ pub async fn me(app: &AppState, user: &AuthUser) -> Result<Me, AuthError> {
 
 /// `PUT /billing/email` (behind `RequireMfa`).
 pub async fn change_billing_email(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
     email: &str,
@@ -627,40 +627,4 @@ pub async fn create_admin(
     .await?;
     txn.commit().await?;
     Ok(id)
-}
-
-#[derive(FromQueryResult)]
-struct AuditRow {
-    id: i64,
-    user_id: Option<Uuid>,
-    event: String,
-    session_id: Option<Uuid>,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    details: serde_json::Value,
-    created_at: DateTime<Utc>,
-}
-
-/// `GET /admin/auth-events` (behind `RequireRole::admin()`): the latest 100 events.
-pub async fn recent_events(app: &AppState) -> Result<Vec<AuditEvent>, AuthError> {
-    let rows = AuditRow::find_by_statement(stmt(
-        "SELECT id, user_id, event, session_id, ip, user_agent, details, created_at
-         FROM auth_events ORDER BY id DESC LIMIT 100",
-        [],
-    ))
-    .all(&app.db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| AuditEvent {
-            id: r.id,
-            user_id: r.user_id,
-            event: r.event,
-            session_id: r.session_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            details: r.details,
-            created_at: r.created_at,
-        })
-        .collect())
 }

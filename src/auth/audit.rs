@@ -1,10 +1,12 @@
 //! The audit trail: every security event becomes a row in `auth_events` (written on the caller's
 //! connection, so inside its transaction when there is one) and a log line.
-use sea_orm::{ConnectionTrait, DbErr};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{guard::RequestMeta, sql::stmt};
+use super::{dto::AuditEvent, guard::RequestMeta};
+use crate::db::stmt;
 
 /// The kinds of security events. The string is what `auth_events.event` holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,4 +97,40 @@ pub async fn record(
     ))
     .await?;
     Ok(())
+}
+
+#[derive(FromQueryResult)]
+struct AuditRow {
+    id: i64,
+    user_id: Option<Uuid>,
+    event: String,
+    session_id: Option<Uuid>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    details: serde_json::Value,
+    created_at: DateTime<Utc>,
+}
+
+/// The latest 100 events, newest first (`GET /admin/auth-events`).
+pub async fn recent(db: &impl ConnectionTrait) -> Result<Vec<AuditEvent>, DbErr> {
+    let rows = AuditRow::find_by_statement(stmt(
+        "SELECT id, user_id, event, session_id, ip, user_agent, details, created_at
+         FROM auth_events ORDER BY id DESC LIMIT 100",
+        [],
+    ))
+    .all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditEvent {
+            id: r.id,
+            user_id: r.user_id,
+            event: r.event,
+            session_id: r.session_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            details: r.details,
+            created_at: r.created_at,
+        })
+        .collect())
 }

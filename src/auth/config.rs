@@ -202,7 +202,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let lookup = |k: &str| map.get(k).cloned();
-        AuthConfig::from_vars(&Vars(&lookup), env)
+        AuthConfig::from_vars(&Vars::new(&lookup), env)
     }
 
     #[test]

@@ -1,10 +1,7 @@
 //! The auth layer's one error type, mapped once to problem+json.
 use std::time::Duration;
 
-use actix_web::{
-    HttpResponse, ResponseError,
-    http::{StatusCode, header},
-};
+use actix_web::http::{StatusCode, header};
 
 use crate::http::problem::{self, Problem};
 
@@ -211,19 +208,12 @@ impl AuthError {
     }
 }
 
-impl ResponseError for AuthError {
-    fn status_code(&self) -> StatusCode {
-        self.to_problem().status_code()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        self.to_problem().error_response()
-    }
-}
+problem::response_error!(AuthError);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::ResponseError;
 
     #[test]
     fn step_up_challenge_follows_rfc_9470() {

@@ -32,14 +32,14 @@ use futures_util::future::LocalBoxFuture;
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use uuid::Uuid;
 
+use super::AuthState;
 use super::{
     accounts::{SELECT_USER, UserRow},
     domain::{Aal, Role},
     error::AuthError,
-    sql::stmt,
     tokens::TokenError,
 };
-use crate::startup::AppState;
+use crate::db::stmt;
 
 /// The caller, as proven by a valid access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +53,9 @@ pub struct AuthUser {
     pub mfa_at: Option<DateTime<Utc>>,
 }
 
-fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, AuthError> {
-    req.app_data::<web::Data<AppState>>()
-        .ok_or_else(|| AuthError::Unexpected(anyhow::anyhow!("AppState is not registered")))
+fn app_state(req: &HttpRequest) -> Result<&web::Data<AuthState>, AuthError> {
+    req.app_data::<web::Data<AuthState>>()
+        .ok_or_else(|| AuthError::Unexpected(anyhow::anyhow!("AuthState is not registered")))
 }
 
 /// Verifies the `Authorization: Bearer` access token of `req`.
@@ -74,7 +74,7 @@ pub fn authenticate(req: &HttpRequest) -> Result<AuthUser, AuthError> {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Err(AuthError::MissingToken),
     };
-    let claims = state.config.auth.jwt.verify(token).map_err(|e| match e {
+    let claims = state.config.jwt.verify(token).map_err(|e| match e {
         TokenError::Expired => AuthError::Unauthenticated("the access token has expired".into()),
         TokenError::Invalid(reason) => {
             tracing::debug!(%reason, "access token refused");
@@ -267,7 +267,7 @@ pub struct RequestMeta {
 impl RequestMeta {
     pub fn of(req: &HttpRequest) -> Self {
         let trust_proxy = app_state(req)
-            .map(|s| s.config.auth.trust_proxy_headers)
+            .map(|s| s.config.trust_proxy_headers)
             .unwrap_or(false);
         // The peer address unless told to trust proxy headers: `X-Forwarded-For` is set by whoever
         // sends the request, so honouring it without a proxy that overwrites it would let any

@@ -1,7 +1,8 @@
 //! Background work of the auth layer.
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{accounts, guard::RequestMeta};
+use super::{AuthState, accounts, guard::RequestMeta};
 use crate::jobs::{Job, JobContext, JobError};
 
 /// Job: someone asked for a password reset link for `email` (`POST /auth/password/forgot`).
@@ -21,14 +22,16 @@ pub struct RequestPasswordReset {
 
 impl Job for RequestPasswordReset {
     const QUEUE: &'static str = "auth_password_reset";
+    type State = AuthState;
 
-    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+    async fn run(self, ctx: JobContext<AuthState>) -> Result<(), JobError> {
         let meta = RequestMeta {
             ip: self.ip,
             user_agent: self.user_agent,
         };
-        accounts::send_reset_link(&ctx.app, &meta, &self.email, &ctx.job_id)
+        accounts::send_reset_link(&ctx.state, &meta, &self.email, &ctx.job_id)
             .await
-            .map_err(|error| JobError::Other(format!("password reset request: {error:#}")))
+            .context("password reset request")?;
+        Ok(())
     }
 }

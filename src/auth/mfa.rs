@@ -5,6 +5,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Transaction
 use serde_json::json;
 use uuid::Uuid;
 
+use super::AuthState;
 use super::{
     accounts::{self, UserRow},
     audit::{self, Event},
@@ -12,12 +13,11 @@ use super::{
     dto::{AccessToken, RecoveryCodes, TotpConfirmed, TotpEnrolment},
     error::AuthError,
     guard::{AuthUser, RequestMeta, live_session},
-    sql::stmt,
     throttle::{self, Limit},
     tokens::{SessionFacts, normalize_recovery_code, recovery_code, token_hash},
     totp,
 };
-use crate::startup::AppState;
+use crate::db::stmt;
 
 pub const RECOVERY_CODE_COUNT: usize = 10;
 
@@ -44,7 +44,7 @@ struct TotpRow {
 
 async fn totp_secret(
     conn: &impl ConnectionTrait,
-    app: &AppState,
+    app: &AuthState,
     user_id: Uuid,
     confirmed: bool,
 ) -> Result<Option<Vec<u8>>, AuthError> {
@@ -60,7 +60,7 @@ async fn totp_secret(
         return Ok(None);
     };
     Ok(Some(totp::decrypt_secret(
-        &app.config.auth.totp_key,
+        &app.config.totp_key,
         user_id,
         &row.secret_encrypted,
     )?))
@@ -71,7 +71,7 @@ async fn totp_secret(
 /// acts on the result, so a rollback gives the code back.
 pub async fn verify_code(
     txn: &DatabaseTransaction,
-    app: &AppState,
+    app: &AuthState,
     user_id: Uuid,
     code: &str,
 ) -> Result<Option<Factor>, AuthError> {
@@ -118,7 +118,7 @@ pub async fn verify_code(
 /// Audits the use of a recovery code and tells the user by email (someone may hold their codes).
 pub(super) async fn record_factor_use(
     txn: &DatabaseTransaction,
-    app: &AppState,
+    app: &AuthState,
     user: &UserRow,
     factor: Factor,
     session_id: Option<Uuid>,
@@ -165,11 +165,11 @@ async fn remaining_recovery_codes(
 
 /// Counts an MFA attempt against the user and the IP (429 past the limits).
 async fn throttle_attempt(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user_id: Uuid,
 ) -> Result<(Limit, Limit), AuthError> {
-    let cfg = &app.config.auth.throttle;
+    let cfg = &app.config.throttle;
     let account = Limit::account("mfa", &user_id.to_string(), cfg.mfa_per_account);
     let ip = Limit::ip("mfa", meta.ip.as_deref(), cfg.mfa_per_ip);
     throttle::attempt(&app.db, &[account.clone(), ip.clone()], cfg.window).await?;
@@ -178,13 +178,13 @@ async fn throttle_attempt(
 
 /// `POST /me/mfa/totp`: a new secret, pending until confirmed. Starting again replaces a pending
 /// one; with MFA already on, disable it first.
-pub async fn start_enrolment(app: &AppState, user: &AuthUser) -> Result<TotpEnrolment, AuthError> {
+pub async fn start_enrolment(app: &AuthState, user: &AuthUser) -> Result<TotpEnrolment, AuthError> {
     let live = live_session(&app.db, user).await?;
     if live.mfa_enabled {
         return Err(AuthError::MfaAlreadyEnabled);
     }
     let secret = totp::generate_secret();
-    let encrypted = totp::encrypt_secret(&app.config.auth.totp_key, user.user_id, &secret);
+    let encrypted = totp::encrypt_secret(&app.config.totp_key, user.user_id, &secret);
     // Never overwrite a confirmed authenticator, even if one was confirmed since the check above.
     let written = app
         .db
@@ -201,7 +201,7 @@ pub async fn start_enrolment(app: &AppState, user: &AuthUser) -> Result<TotpEnro
     if written != 1 {
         return Err(AuthError::MfaAlreadyEnabled);
     }
-    let enrolment = totp::enrolment(&secret, &app.config.auth.totp_issuer, &live.email)?;
+    let enrolment = totp::enrolment(&secret, &app.config.totp_issuer, &live.email)?;
     Ok(TotpEnrolment {
         secret: enrolment.secret_base32,
         otpauth_uri: enrolment.otpauth_uri,
@@ -236,7 +236,7 @@ async fn new_recovery_codes(
 /// Marks the session `aal2` as of now and returns an access token saying so.
 async fn raise_session(
     txn: &DatabaseTransaction,
-    app: &AppState,
+    app: &AuthState,
     user: &AuthUser,
     role: Role,
 ) -> Result<AccessToken, AuthError> {
@@ -252,7 +252,7 @@ async fn raise_session(
     if raised != 1 {
         return Err(AuthError::Unauthenticated("the session has ended".into()));
     }
-    let cfg = &app.config.auth;
+    let cfg = &app.config;
     let facts = SessionFacts {
         user_id: user.user_id,
         session_id: user.session_id,
@@ -275,7 +275,7 @@ fn role_of(live_role: &str) -> Result<Role, AuthError> {
 
 /// `POST /me/mfa/totp/confirm`: a valid code from the new authenticator turns MFA on.
 pub async fn confirm_enrolment(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
     code: &str,
@@ -350,7 +350,7 @@ pub async fn confirm_enrolment(
 /// Counts an attempt, then checks `code` in a new transaction, handed back with the proven factor
 /// and the limits to credit once the caller commits. A wrong code is audited (as `step`) and refused.
 async fn prove_factor(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
     code: &str,
@@ -376,7 +376,7 @@ async fn prove_factor(
 
 /// `POST /auth/step-up`: proves the second factor again; the new access token's MFA time is now.
 pub async fn step_up(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
     code: &str,
@@ -408,7 +408,7 @@ pub async fn step_up(
 /// `DELETE /me/mfa/totp` (behind `RequireMfa`): needs a current code as well, so a token alone,
 /// however fresh, cannot remove the second factor.
 pub async fn disable(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
     code: &str,
@@ -457,7 +457,7 @@ pub async fn disable(
 
 /// `POST /me/mfa/recovery-codes` (behind `RequireMfa`): replaces every recovery code.
 pub async fn regenerate_recovery_codes(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
 ) -> Result<RecoveryCodes, AuthError> {

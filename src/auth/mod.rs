@@ -1,4 +1,8 @@
-//! Accounts, sessions and MFA. Routes are mounted under `/api/v1` by [`routes`].
+//! Accounts, sessions and MFA.
+//!
+//! The front door, for the composition root: [`AuthState`] (what every handler, service and job of
+//! this layer uses), [`AuthConfig`], [`routes`] (mounted under `/api/v1`), [`register_jobs`] and
+//! [`housekeeping_step`]. Its tables are created by the `m2026*_auth*` migrations (README lists them).
 //!
 //! For other layers:
 //! - [`AuthUser`]: extractor for the caller of a bearer-authenticated route.
@@ -23,7 +27,6 @@ pub mod password;
 pub mod prune;
 pub mod routes;
 pub mod sessions;
-mod sql;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;
@@ -33,3 +36,38 @@ pub use domain::{Aal, Role};
 pub use error::AuthError;
 pub use guard::{AuthUser, RequireMfa, RequireRole};
 pub use routes::routes;
+
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    housekeeping::{self, Step},
+    jobs::{JobQueue, Workers},
+    metrics::Metrics,
+};
+
+/// What the auth layer's handlers, services and jobs use. Cheap to clone (handles only).
+#[derive(Clone)]
+pub struct AuthState {
+    pub db: DatabaseConnection,
+    pub config: Arc<AuthConfig>,
+    pub jobs: JobQueue,
+    pub metrics: Arc<Metrics>,
+    /// The public base URL, for links in emails.
+    pub public_url: String,
+}
+
+/// Registers the auth layer's job kinds.
+pub fn register_jobs(workers: Workers, state: &AuthState) -> Workers {
+    workers.register::<jobs::RequestPasswordReset>(state.clone())
+}
+
+/// The housekeeping step deleting what auth keeps only while it can matter (see [`prune`]).
+pub fn housekeeping_step(state: &AuthState, keep_ended_sessions: Duration) -> Step {
+    let config = state.config.clone();
+    housekeeping::step(move |db| {
+        let config = config.clone();
+        async move { prune::prune(&db, &config, keep_ended_sessions).await }
+    })
+}

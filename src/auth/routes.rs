@@ -10,19 +10,20 @@ use actix_web::{
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use super::AuthState;
 use super::{
     accounts,
     dto::{
-        Accepted, AccessToken, AuditEvent, BillingEmail, BillingEmailRequest,
-        ChangePasswordRequest, CodeRequest, Credentials, EmailRequest, LoginResponse, Me,
-        MfaVerifyRequest, RecoveryCodes, RefreshRequest, RegisterResponse, ResetPasswordRequest,
-        SessionView, TokenPair, TokenRequest, TotpConfirmed, TotpEnrolment,
+        Accepted, AccessToken, BillingEmail, BillingEmailRequest, ChangePasswordRequest,
+        CodeRequest, Credentials, EmailRequest, LoginResponse, Me, MfaVerifyRequest, RecoveryCodes,
+        RefreshRequest, RegisterResponse, ResetPasswordRequest, SessionView, TokenPair,
+        TokenRequest, TotpConfirmed, TotpEnrolment,
     },
     error::AuthError,
-    guard::{AuthUser, RequestMeta, RequireMfa, RequireRole},
+    guard::{AuthUser, RequestMeta, RequireMfa},
     mfa, sessions,
 };
-use crate::{http::Problem, startup::AppState};
+use crate::http::Problem;
 
 type Handled = Result<HttpResponse, AuthError>;
 
@@ -46,8 +47,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(confirm_totp)
         .service(disable_totp)
         .service(regenerate_recovery_codes)
-        .service(change_billing_email)
-        .service(list_auth_events);
+        .service(change_billing_email);
 }
 
 /// The `outcome` label of the login and MFA counters for a failure (see [`crate::metrics`]).
@@ -80,7 +80,7 @@ fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
 )]
 #[post("/auth/register")]
 pub async fn register(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     body: web::Json<Credentials>,
 ) -> Handled {
@@ -98,7 +98,7 @@ pub async fn register(
 )]
 #[post("/auth/verify-email")]
 pub async fn verify_email(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     body: web::Json<TokenRequest>,
 ) -> Handled {
@@ -117,7 +117,7 @@ pub async fn verify_email(
 )]
 #[post("/auth/login")]
 pub async fn login(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     body: web::Json<Credentials>,
 ) -> Handled {
@@ -141,7 +141,7 @@ pub async fn login(
 )]
 #[post("/auth/mfa/verify")]
 pub async fn verify_mfa(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     body: web::Json<MfaVerifyRequest>,
 ) -> Handled {
@@ -161,7 +161,7 @@ pub async fn verify_mfa(
 )]
 #[post("/auth/refresh")]
 pub async fn refresh(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     body: web::Json<RefreshRequest>,
 ) -> Handled {
@@ -176,7 +176,7 @@ pub async fn refresh(
 )]
 #[post("/auth/logout")]
 pub async fn logout(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     body: web::Json<RefreshRequest>,
 ) -> Handled {
@@ -193,7 +193,7 @@ pub async fn logout(
     security(("bearer" = []))
 )]
 #[post("/auth/logout-all")]
-pub async fn logout_all(app: web::Data<AppState>, meta: RequestMeta, user: AuthUser) -> Handled {
+pub async fn logout_all(app: web::Data<AuthState>, meta: RequestMeta, user: AuthUser) -> Handled {
     sessions::logout_all(&app, &meta, &user).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -209,7 +209,7 @@ pub async fn logout_all(app: web::Data<AppState>, meta: RequestMeta, user: AuthU
 )]
 #[post("/auth/password/forgot")]
 pub async fn forgot_password(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     body: web::Json<EmailRequest>,
 ) -> Handled {
@@ -230,7 +230,7 @@ pub async fn forgot_password(
 )]
 #[post("/auth/password/reset")]
 pub async fn reset_password(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     body: web::Json<ResetPasswordRequest>,
 ) -> Handled {
@@ -251,7 +251,7 @@ pub async fn reset_password(
 )]
 #[post("/auth/step-up")]
 pub async fn step_up(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     user: AuthUser,
     body: web::Json<CodeRequest>,
@@ -269,7 +269,7 @@ pub async fn step_up(
     security(("bearer" = []))
 )]
 #[get("/me")]
-pub async fn me(app: web::Data<AppState>, user: AuthUser) -> Handled {
+pub async fn me(app: web::Data<AuthState>, user: AuthUser) -> Handled {
     Ok(HttpResponse::Ok().json(accounts::me(&app, &user).await?))
 }
 
@@ -287,7 +287,7 @@ pub async fn me(app: web::Data<AppState>, user: AuthUser) -> Handled {
 )]
 #[post("/me/password")]
 pub async fn change_password(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     user: AuthUser,
     body: web::Json<ChangePasswordRequest>,
@@ -312,7 +312,7 @@ pub async fn change_password(
     security(("bearer" = []))
 )]
 #[get("/me/sessions")]
-pub async fn list_sessions(app: web::Data<AppState>, user: AuthUser) -> Handled {
+pub async fn list_sessions(app: web::Data<AuthState>, user: AuthUser) -> Handled {
     Ok(HttpResponse::Ok().json(sessions::list(&app, &user).await?))
 }
 
@@ -328,7 +328,7 @@ pub async fn list_sessions(app: web::Data<AppState>, user: AuthUser) -> Handled 
 )]
 #[delete("/me/sessions/{id}")]
 pub async fn revoke_session(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     user: AuthUser,
     id: web::Path<Uuid>,
@@ -347,7 +347,7 @@ pub async fn revoke_session(
     security(("bearer" = []))
 )]
 #[post("/me/mfa/totp")]
-pub async fn start_totp(app: web::Data<AppState>, user: AuthUser) -> Handled {
+pub async fn start_totp(app: web::Data<AuthState>, user: AuthUser) -> Handled {
     let enrolment = mfa::start_enrolment(&app, &user).await?;
     Ok(no_store(StatusCode::OK).json(enrolment))
 }
@@ -365,7 +365,7 @@ pub async fn start_totp(app: web::Data<AppState>, user: AuthUser) -> Handled {
 )]
 #[post("/me/mfa/totp/confirm")]
 pub async fn confirm_totp(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     user: AuthUser,
     body: web::Json<CodeRequest>,
@@ -386,7 +386,7 @@ pub async fn confirm_totp(
 )]
 #[delete("/me/mfa/totp", wrap = "RequireMfa::within(Duration::from_secs(300))")]
 pub async fn disable_totp(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     user: AuthUser,
     body: web::Json<CodeRequest>,
@@ -409,7 +409,7 @@ pub async fn disable_totp(
     wrap = "RequireMfa::within(Duration::from_secs(300))"
 )]
 pub async fn regenerate_recovery_codes(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     user: AuthUser,
 ) -> Handled {
@@ -434,25 +434,11 @@ pub async fn regenerate_recovery_codes(
     wrap = "RequireMfa::within(Duration::from_secs(300))"
 )]
 pub async fn change_billing_email(
-    app: web::Data<AppState>,
+    app: web::Data<AuthState>,
     meta: RequestMeta,
     user: AuthUser,
     body: web::Json<BillingEmailRequest>,
 ) -> Handled {
     let changed = accounts::change_billing_email(&app, &meta, &user, &body.email).await?;
     Ok(HttpResponse::Ok().json(changed))
-}
-
-#[utoipa::path(
-    tag = "auth",
-    responses(
-        (status = 200, description = "The latest 100 security events", body = Vec<AuditEvent>),
-        (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[get("/admin/auth-events", wrap = "RequireRole::admin()")]
-pub async fn list_auth_events(app: web::Data<AppState>) -> Handled {
-    Ok(HttpResponse::Ok().json(accounts::recent_events(&app).await?))
 }

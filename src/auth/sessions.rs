@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::AuthState;
 use super::{
     accounts::{self, UserRow},
     audit::{self, Event},
@@ -15,11 +16,10 @@ use super::{
     guard::{AuthUser, RequestMeta, live_session},
     mfa,
     password::{self, Verified},
-    sql::stmt,
     throttle::{self, Limit},
     tokens::{SessionFacts, random_token, token_hash},
 };
-use crate::startup::AppState;
+use crate::db::stmt;
 
 /// An `mfa_token` dies after this many wrong codes.
 pub const MFA_TOKEN_MAX_FAILURES: i32 = 5;
@@ -27,13 +27,13 @@ pub const MFA_TOKEN_MAX_FAILURES: i32 = 5;
 /// Starts a session and returns its first token pair. Runs inside the caller's transaction.
 pub(super) async fn start_session(
     txn: &DatabaseTransaction,
-    app: &AppState,
+    app: &AuthState,
     user_id: Uuid,
     role: Role,
     aal: Aal,
     meta: &RequestMeta,
 ) -> Result<(Uuid, TokenPair), AuthError> {
-    let cfg = &app.config.auth;
+    let cfg = &app.config;
     let now = Utc::now();
     let session_id = Uuid::now_v7();
     let mfa_at = (aal == Aal::Aal2).then_some(now);
@@ -76,12 +76,12 @@ async fn new_refresh_token(
 }
 
 fn token_pair(
-    app: &AppState,
+    app: &AuthState,
     facts: SessionFacts,
     refresh_token: String,
     now: DateTime<Utc>,
 ) -> TokenPair {
-    let cfg = &app.config.auth;
+    let cfg = &app.config;
     TokenPair {
         access_token: cfg.jwt.issue(facts, cfg.access_token_ttl, now),
         refresh_token,
@@ -92,12 +92,12 @@ fn token_pair(
 
 /// `POST /auth/login`. Unknown emails and wrong passwords cost the same work and get the same answer.
 pub async fn login(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     email: &str,
     password: &SecretString,
 ) -> Result<LoginResponse, AuthError> {
-    let cfg = &app.config.auth;
+    let cfg = &app.config;
     // Whatever was typed, so unparsable and unknown emails are throttled like real ones.
     let account_key = throttle::account_key(email);
     let account = Limit::account("login", &account_key, cfg.throttle.login_per_account);
@@ -211,12 +211,12 @@ struct ChallengeRow {
 
 /// `POST /auth/mfa/verify`: the second step of a login.
 pub async fn verify_mfa(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     mfa_token: &str,
     code: &str,
 ) -> Result<TokenPair, AuthError> {
-    let cfg = &app.config.auth;
+    let cfg = &app.config;
     let ip = Limit::ip("mfa", meta.ip.as_deref(), cfg.throttle.mfa_per_ip);
     throttle::attempt(&app.db, std::slice::from_ref(&ip), cfg.throttle.window).await?;
     let challenge = ChallengeRow::find_by_statement(stmt(
@@ -300,7 +300,7 @@ struct RefreshableSession {
 /// `POST /auth/refresh`: one use per refresh token. A token already used means two parties hold
 /// this session's tokens (theft or replay): the whole session is revoked.
 pub async fn refresh(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     refresh_token: &str,
 ) -> Result<TokenPair, AuthError> {
@@ -354,7 +354,7 @@ pub async fn refresh(
 }
 
 async fn revoke_on_reuse(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     hash: Vec<u8>,
 ) -> Result<(), AuthError> {
@@ -390,7 +390,7 @@ async fn revoke_on_reuse(
 /// `POST /auth/logout`: ends the session the refresh token belongs to. Unknown tokens are ignored
 /// (the outcome the caller wants holds either way).
 pub async fn logout(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     refresh_token: &str,
 ) -> Result<(), AuthError> {
@@ -440,7 +440,7 @@ pub(super) async fn revoke_all(
 
 /// `POST /auth/logout-all`.
 pub async fn logout_all(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
 ) -> Result<(), AuthError> {
@@ -472,7 +472,7 @@ struct SessionRow {
 }
 
 /// `GET /me/sessions`: the live sessions, newest first.
-pub async fn list(app: &AppState, user: &AuthUser) -> Result<Vec<SessionView>, AuthError> {
+pub async fn list(app: &AuthState, user: &AuthUser) -> Result<Vec<SessionView>, AuthError> {
     live_session(&app.db, user).await?;
     let rows = SessionRow::find_by_statement(stmt(
         "SELECT id, aal, ip, user_agent, created_at, last_used_at, expires_at FROM sessions
@@ -500,7 +500,7 @@ pub async fn list(app: &AppState, user: &AuthUser) -> Result<Vec<SessionView>, A
 
 /// `DELETE /me/sessions/{id}`: ends one of the caller's sessions (404 for anyone else's).
 pub async fn revoke(
-    app: &AppState,
+    app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
     session_id: Uuid,

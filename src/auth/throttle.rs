@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
-use super::{error::AuthError, sql::stmt};
+use super::error::AuthError;
+use crate::db::stmt;
 
 /// One counter and its limit.
 #[derive(Debug, Clone)]

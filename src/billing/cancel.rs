@@ -12,17 +12,17 @@
 use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
+use super::BillingState;
 use super::{
     BillingError, orders,
     orders::{OrderView, Source, StripeIds},
     state::{self, OrderEvent, OrderStatus, Outcome},
     stripe_api::ClosedSession,
 };
-use crate::startup::AppState;
 
 /// Cancels `user_id`'s order `order_id` if it awaits payment; another user's order is not found.
 pub async fn cancel(
-    app: &AppState,
+    app: &BillingState,
     user_id: Uuid,
     order_id: Uuid,
 ) -> Result<OrderView, BillingError> {
@@ -83,7 +83,11 @@ pub async fn cancel(
     }
 }
 
-async fn view(app: &AppState, user_id: Uuid, order_id: Uuid) -> Result<OrderView, BillingError> {
+async fn view(
+    app: &BillingState,
+    user_id: Uuid,
+    order_id: Uuid,
+) -> Result<OrderView, BillingError> {
     orders::find_for_user(&app.db, user_id, order_id)
         .await?
         .ok_or(BillingError::OrderNotFound)

@@ -1,10 +1,9 @@
 //! The product catalogue: what is on sale, at its price in the configured currency.
+use crate::db::stmt;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use super::sql;
 
 /// A product on sale, with its price in the shop's currency.
 #[derive(Debug, Clone, Serialize, ToSchema, FromQueryResult)]
@@ -35,9 +34,12 @@ const SELECT: &str = "SELECT p.id, p.slug, p.name, p.description, p.seats, pr.un
 
 /// Active products priced in `currency`, by name.
 pub async fn on_sale(db: &impl ConnectionTrait, currency: &str) -> Result<Vec<Product>, DbErr> {
-    Product::find_by_statement(sql(&format!("{SELECT} ORDER BY p.name"), [currency.into()]))
-        .all(db)
-        .await
+    Product::find_by_statement(stmt(
+        &format!("{SELECT} ORDER BY p.name"),
+        [currency.into()],
+    ))
+    .all(db)
+    .await
 }
 
 pub async fn find_on_sale(
@@ -45,7 +47,7 @@ pub async fn find_on_sale(
     currency: &str,
     id: Uuid,
 ) -> Result<Option<Product>, DbErr> {
-    Product::find_by_statement(sql(
+    Product::find_by_statement(stmt(
         &format!("{SELECT} AND p.id = $2"),
         [currency.into(), id.into()],
     ))

@@ -1,5 +1,5 @@
 //! The billing layer's one error type, mapped once to problem+json.
-use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use actix_web::http::StatusCode;
 
 use super::signature::SignatureError;
 use crate::http::{Problem, problem};
@@ -31,8 +31,8 @@ pub enum BillingError {
     /// its webhook (or reconciliation).
     #[error("the payment went through at Stripe: the order can no longer be canceled")]
     PaymentUnderway,
-    #[error("stripe: {0}")]
-    Stripe(String),
+    #[error("stripe: {0:#}")]
+    Stripe(#[source] anyhow::Error),
     #[error(transparent)]
     Signature(#[from] SignatureError),
     #[error("expected Content-Type: application/json")]
@@ -41,13 +41,16 @@ pub enum BillingError {
     InvalidEvent(String),
     #[error(transparent)]
     Database(#[from] sea_orm::DbErr),
-    #[error("{0}")]
-    Internal(String),
+    /// An operator asked about a webhook event that never arrived.
+    #[error("no webhook event {0} was received")]
+    EventNotFound(String),
+    #[error("{0:#}")]
+    Internal(#[source] anyhow::Error),
 }
 
 impl From<stripe::StripeError> for BillingError {
     fn from(error: stripe::StripeError) -> Self {
-        Self::Stripe(error.to_string())
+        Self::Stripe(error.into())
     }
 }
 
@@ -81,19 +84,17 @@ impl BillingError {
                 ORDER_NOT_CANCELABLE,
                 "The order cannot be canceled",
             ),
-            Self::Stripe(cause) => {
-                // The cause is logged, not shown: it may carry account details.
-                tracing::warn!(%cause, "stripe request failed");
-                Problem::new(
-                    StatusCode::BAD_GATEWAY,
-                    PAYMENT_PROVIDER,
-                    "The payment provider could not be reached",
-                )
-                .with_detail(
-                    "retrying is safe (retry a checkout with the same Idempotency-Key: no second \
-                     payment can result)",
-                )
-            }
+            // The cause is logged, not shown: it may carry account details.
+            Self::Stripe(cause) => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                PAYMENT_PROVIDER,
+                "The payment provider could not be reached",
+            )
+            .with_detail(
+                "retrying is safe (retry a checkout with the same Idempotency-Key: no second \
+                 payment can result)",
+            )
+            .with_cause(cause),
             Self::Signature(_) => detailed(
                 StatusCode::BAD_REQUEST,
                 INVALID_SIGNATURE,
@@ -101,6 +102,9 @@ impl BillingError {
             ),
             Self::UnsupportedMediaType => Problem::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
                 .with_detail(self.to_string()),
+            Self::EventNotFound(_) => {
+                Problem::from_status(StatusCode::NOT_FOUND).with_detail(self.to_string())
+            }
             Self::InvalidEvent(_) => detailed(
                 StatusCode::BAD_REQUEST,
                 INVALID_EVENT,
@@ -111,20 +115,4 @@ impl BillingError {
     }
 }
 
-impl ResponseError for BillingError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::ProductNotFound(_) | Self::OrderNotFound => StatusCode::NOT_FOUND,
-            Self::Validation(_) | Self::CheckoutKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotCancelable(_) | Self::PaymentUnderway => StatusCode::CONFLICT,
-            Self::Stripe(_) => StatusCode::BAD_GATEWAY,
-            Self::Signature(_) | Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        self.to_problem().error_response()
-    }
-}
+problem::response_error!(BillingError);

@@ -6,19 +6,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::BillingState;
 use super::{
-    money, orders, sql,
+    money, orders,
     state::{self, Effect, OrderEvent, OrderStatus},
 };
+use crate::db::stmt;
 use crate::{
     jobs::{Job, JobContext, JobError, JobOptions, NewJob},
     mail::SendEmail,
-    startup::AppState,
 };
 
 /// Enqueues the jobs an applied transition calls for, in the caller's transaction (one statement).
 pub async fn enqueue_effects(
-    app: &AppState,
+    app: &BillingState,
     txn: &DatabaseTransaction,
     order_id: Uuid,
     effects: &[Effect],
@@ -68,20 +69,21 @@ struct DeliveredLicense {
 
 impl Job for DeliverLicense {
     const QUEUE: &'static str = "billing_deliver_license";
+    type State = BillingState;
 
-    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
-        let app = &ctx.app;
+    async fn run(self, ctx: JobContext<BillingState>) -> Result<(), JobError> {
+        let app = &ctx.state;
         let txn = app.db.begin().await?;
         let order = orders::lock(&txn, self.order_id)
             .await?
-            .ok_or_else(|| JobError::Other(format!("order {} not found", self.order_id)))?;
+            .ok_or_else(|| JobError::msg(format!("order {} not found", self.order_id)))?;
         let status = order.status()?;
         if !matches!(status, OrderStatus::Paid | OrderStatus::Fulfilled) {
             // Refunded or disputed before we got here: the money is gone, so is the licence.
             tracing::info!(order_id = %order.id, status = status.as_str(), "licence not delivered");
             return Ok(());
         }
-        let lines = DeliverableLine::find_by_statement(sql(
+        let lines = DeliverableLine::find_by_statement(stmt(
             "SELECT id, product_id, quantity, seats FROM order_lines WHERE order_id = $1",
             [order.id.into()],
         ))
@@ -89,7 +91,7 @@ impl Job for DeliverLicense {
         .await?;
         for line in lines {
             // Unique per order line: a re-run keeps the licence the first run made.
-            txn.execute_raw(sql(
+            txn.execute_raw(stmt(
                 "INSERT INTO licenses (id, order_line_id, order_id, user_id, product_id, license_key, seats) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_line_id) DO NOTHING",
                 [
@@ -111,7 +113,7 @@ impl Job for DeliverLicense {
             let revealed = orders::StripeIds::default();
             orders::record_outcome(app, &txn, &order, event, &outcome, source, revealed).await?;
         }
-        let licenses = DeliveredLicense::find_by_statement(sql(
+        let licenses = DeliveredLicense::find_by_statement(stmt(
             "SELECT ol.product_name, l.license_key, l.seats FROM licenses l \
              JOIN order_lines ol ON ol.id = l.order_line_id WHERE l.order_id = $1 ORDER BY ol.product_name",
             [order.id.into()],
@@ -124,7 +126,7 @@ impl Job for DeliverLicense {
             context: json!({
                 "order_id": order.id,
                 "licenses": licenses,
-                "app_url": app.config.http.public_url,
+                "app_url": app.public_url,
             }),
             message_key: Some(format!("order-{}.license", order.id)),
         };
@@ -151,16 +153,17 @@ struct ReceiptLine {
 
 impl Job for SendReceipt {
     const QUEUE: &'static str = "billing_send_receipt";
+    type State = BillingState;
 
-    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
-        let app = &ctx.app;
+    async fn run(self, ctx: JobContext<BillingState>) -> Result<(), JobError> {
+        let app = &ctx.state;
         let order = orders::find(&app.db, self.order_id)
             .await?
-            .ok_or_else(|| JobError::Other(format!("order {} not found", self.order_id)))?;
+            .ok_or_else(|| JobError::msg(format!("order {} not found", self.order_id)))?;
         if order.receipt_sent_at.is_some() {
             return Ok(());
         }
-        let lines = ReceiptLine::find_by_statement(sql(
+        let lines = ReceiptLine::find_by_statement(stmt(
             "SELECT product_name, unit_amount, quantity FROM order_lines WHERE order_id = $1 ORDER BY product_name",
             [order.id.into()],
         ))
@@ -186,13 +189,13 @@ impl Job for SendReceipt {
                 "lines": lines,
                 "total": money::format(order.amount_total, currency),
                 "paid_on": order.paid_at.unwrap_or(order.created_at).format("%Y-%m-%d").to_string(),
-                "app_url": app.config.http.public_url,
+                "app_url": app.public_url,
             }),
             message_key: None,
         };
-        crate::mail::send_once(app, &email, &format!("order-{}.receipt", order.id)).await?;
+        crate::mail::send_once(&app.mail, &email, &format!("order-{}.receipt", order.id)).await?;
         app.db
-            .execute_raw(sql(
+            .execute_raw(stmt(
                 "UPDATE orders SET receipt_sent_at = now() WHERE id = $1 AND receipt_sent_at IS NULL",
                 [order.id.into()],
             ))
@@ -219,15 +222,16 @@ pub struct RestrictLicenses {
 
 impl Job for RestrictLicenses {
     const QUEUE: &'static str = "billing_restrict_licenses";
+    type State = BillingState;
 
-    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
-        let app = &ctx.app;
+    async fn run(self, ctx: JobContext<BillingState>) -> Result<(), JobError> {
+        let app = &ctx.state;
         let txn = app.db.begin().await?;
         // Under the order's lock, so a licence delivery in flight either finished before (and is
         // restricted here) or runs after (and sees the order refunded or disputed).
         let order = orders::lock(&txn, self.order_id)
             .await?
-            .ok_or_else(|| JobError::Other(format!("order {} not found", self.order_id)))?;
+            .ok_or_else(|| JobError::msg(format!("order {} not found", self.order_id)))?;
         let (update, template, kind) = match self.action {
             Restriction::Revoke => (
                 "UPDATE licenses SET status = 'revoked' WHERE order_id = $1 AND status <> 'revoked'",
@@ -240,9 +244,9 @@ impl Job for RestrictLicenses {
                 "dispute",
             ),
         };
-        txn.execute_raw(sql(update, [order.id.into()])).await?;
+        txn.execute_raw(stmt(update, [order.id.into()])).await?;
         let had_licenses = txn
-            .query_one_raw(sql(
+            .query_one_raw(stmt(
                 "SELECT count(*) AS n FROM licenses WHERE order_id = $1",
                 [order.id.into()],
             ))
@@ -258,7 +262,7 @@ impl Job for RestrictLicenses {
                 "order_id": order.id,
                 "total": money::format(order.amount_total, &order.currency),
                 "had_licenses": had_licenses,
-                "app_url": app.config.http.public_url,
+                "app_url": app.public_url,
             }),
             message_key: Some(format!("order-{}.{kind}", order.id)),
         };
@@ -271,12 +275,12 @@ impl Job for RestrictLicenses {
 
 async fn user_email(db: &impl ConnectionTrait, user_id: Uuid) -> Result<String, JobError> {
     let row = db
-        .query_one_raw(sql(
+        .query_one_raw(stmt(
             "SELECT email FROM users WHERE id = $1",
             [user_id.into()],
         ))
         .await?
-        .ok_or_else(|| JobError::Other(format!("user {user_id} not found")))?;
+        .ok_or_else(|| JobError::msg(format!("user {user_id} not found")))?;
     Ok(row.try_get("", "email")?)
 }
 

@@ -1,6 +1,12 @@
-//! Checkout, orders, licences and Stripe webhooks. Routes are mounted under `/api/v1` by [`routes`].
+//! Checkout, orders, licences and Stripe webhooks.
 //!
-//! - `routes.rs`: HTTP only (extract, call one function, answer).
+//! The front door, for the composition root: [`BillingState`], [`BillingConfig`], [`routes`]
+//! (mounted under `/api/v1`, the operator routes included) and [`register_jobs`]. Its one contact
+//! with auth is [`Customer`] (and the guards on its operator routes); its tables are created by the
+//! billing migrations README lists.
+//!
+//! - `routes.rs`: HTTP only (extract, call one function, answer); `operator.rs` the operator routes
+//!   under `/admin` (webhook events to review and replay, stuck orders), `review.rs` their list.
 //! - `orders.rs`, `webhook.rs`, `catalogue.rs`: the logic and its SQL.
 //! - `cancel.rs`: the customer cancels an unpaid order (its Checkout Session expired first).
 //! - `state.rs` (the order state machine), `signature.rs` (Stripe's signing scheme), `events.rs`
@@ -16,8 +22,10 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod money;
+pub mod operator;
 pub mod orders;
 pub mod reconcile;
+pub mod review;
 pub mod routes;
 pub mod signature;
 pub mod state;
@@ -30,10 +38,36 @@ pub use error::BillingError;
 pub use routes::routes;
 pub use stripe_api::StripeApi;
 
-/// A raw Postgres statement with positional (`$1`...) parameters.
-pub(crate) fn sql(
-    sql: &str,
-    values: impl IntoIterator<Item = sea_orm::Value>,
-) -> sea_orm::Statement {
-    sea_orm::Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, values)
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    jobs::{JobQueue, Workers},
+    mail::MailState,
+    metrics::Metrics,
+};
+
+/// What the billing layer's handlers, services and jobs use. Cheap to clone (handles only).
+#[derive(Clone)]
+pub struct BillingState {
+    pub db: DatabaseConnection,
+    pub config: Arc<BillingConfig>,
+    pub jobs: JobQueue,
+    /// The Stripe API (at `STRIPE_API_BASE`).
+    pub stripe: StripeApi,
+    pub metrics: Arc<Metrics>,
+    /// Receipts are sent by billing's own job (at most once per order), through the mailer.
+    pub mail: MailState,
+    /// The public base URL, for links in emails.
+    pub public_url: String,
+}
+
+/// Registers the billing layer's job kinds and its periodic sweep of stuck orders.
+pub fn register_jobs(workers: Workers, state: &BillingState) -> Workers {
+    workers
+        .register::<jobs::DeliverLicense>(state.clone())
+        .register::<jobs::SendReceipt>(state.clone())
+        .register::<jobs::RestrictLicenses>(state.clone())
+        .periodic::<reconcile::ReconcileStuckOrders>(state.clone(), state.config.reconcile_interval)
 }

@@ -5,12 +5,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::BillingState;
 use super::{
-    BillingError, catalogue, jobs, sql,
+    BillingError, catalogue, jobs,
     state::{OrderEvent, OrderStatus, Outcome},
     stripe_api::{SessionLine, SessionRequest},
 };
-use crate::startup::AppState;
+use crate::db::stmt;
 
 pub const MAX_QUANTITY: u32 = 100;
 
@@ -128,7 +129,7 @@ const ORDER_COLUMNS: &str = "id, user_id, checkout_key, status, currency, amount
     receipt_sent_at, created_at";
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<OrderRow>, DbErr> {
-    OrderRow::find_by_statement(sql(
+    OrderRow::find_by_statement(stmt(
         &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"),
         [id.into()],
     ))
@@ -141,7 +142,7 @@ pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<OrderRow
 /// `async_payment_succeeded` racing, a refund during licence delivery — apply one after the other,
 /// each seeing the other's result.
 pub async fn lock(txn: &DatabaseTransaction, id: Uuid) -> Result<Option<OrderRow>, DbErr> {
-    OrderRow::find_by_statement(sql(
+    OrderRow::find_by_statement(stmt(
         &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"),
         [id.into()],
     ))
@@ -179,7 +180,7 @@ pub async fn lock_for_payment(
         OrderKey::Id(id) => ("id = $1", id.into()),
         OrderKey::PaymentIntent(pi) => ("stripe_payment_intent_id = $1", pi.into()),
     };
-    PaymentLock::find_by_statement(sql(
+    PaymentLock::find_by_statement(stmt(
         &format!(
             "SELECT {ORDER_COLUMNS}, \
                  EXISTS (SELECT 1 FROM orders other \
@@ -219,7 +220,7 @@ const AUDIT: &str = "INSERT INTO order_events \
 /// Records `outcome` of `event` on the locked `order` in the audit trail and, when applied, moves the
 /// order and enqueues the follow-up jobs — all in `txn`, so either all of it happens or none.
 pub async fn record_outcome(
-    app: &AppState,
+    app: &BillingState,
     txn: &DatabaseTransaction,
     order: &OrderRow,
     event: OrderEvent,
@@ -244,7 +245,7 @@ pub async fn record_outcome(
     ];
     let Outcome::Applied { to, effects } = outcome else {
         let insert = format!("{AUDIT} VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)");
-        txn.execute_raw(sql(&insert, audit)).await?;
+        txn.execute_raw(stmt(&insert, audit)).await?;
         return Ok(());
     };
     // The audit row and the move, in one statement (one round trip on the hottest path).
@@ -265,14 +266,14 @@ pub async fn record_outcome(
              stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, $11) \
          WHERE id = $1"
     );
-    txn.execute_raw(sql(&audit_and_move, values)).await?;
+    txn.execute_raw(stmt(&audit_and_move, values)).await?;
     jobs::enqueue_effects(app, txn, order.id, effects).await
 }
 
 /// `POST /billing/checkout`: finds or creates the order for (user, `checkout_key`), then makes sure
 /// it has a Checkout Session. Safe to call any number of times with the same key.
 pub async fn checkout(
-    app: &AppState,
+    app: &BillingState,
     user_id: Uuid,
     checkout_key: &str,
     request: &CheckoutRequest,
@@ -282,7 +283,7 @@ pub async fn checkout(
             "quantity must be between 1 and {MAX_QUANTITY}"
         )));
     }
-    let config = &app.config.billing;
+    let config = &app.config;
     let product = catalogue::find_on_sale(&app.db, &config.currency, request.product_id)
         .await?
         .ok_or(BillingError::ProductNotFound(request.product_id))?;
@@ -336,7 +337,7 @@ pub async fn checkout(
     // by reconciliation), the new session is never handed out and lapses unpaid at Stripe.
     let handed_out = app
         .db
-        .execute_raw(sql(
+        .execute_raw(stmt(
             "UPDATE orders SET stripe_checkout_session_id = $2, checkout_url = $3 \
              WHERE id = $1 AND status = 'pending_payment' \
                AND coalesce(stripe_checkout_session_id, $2) = $2",
@@ -376,7 +377,7 @@ pub async fn checkout(
 }
 
 async fn find_or_create(
-    app: &AppState,
+    app: &BillingState,
     user_id: Uuid,
     checkout_key: &str,
     request: &CheckoutRequest,
@@ -388,7 +389,7 @@ async fn find_or_create(
     // The unique (user_id, checkout_key) makes a concurrent or late duplicate find this order rather
     // than create a second one, even when the idempotency middleware's record is gone.
     let inserted = txn
-        .execute_raw(sql(
+        .execute_raw(stmt(
             "INSERT INTO orders (id, user_id, checkout_key, currency, amount_total) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, checkout_key) DO NOTHING",
             [
@@ -403,7 +404,7 @@ async fn find_or_create(
         .rows_affected()
         == 1;
     if inserted {
-        txn.execute_raw(sql(
+        txn.execute_raw(stmt(
             "INSERT INTO order_lines (id, order_id, product_id, product_name, unit_amount, quantity, seats) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             [
@@ -417,20 +418,20 @@ async fn find_or_create(
             ],
         ))
         .await?;
-        txn.execute_raw(sql(
+        txn.execute_raw(stmt(
             "INSERT INTO order_events (order_id, source, event, to_status, outcome) \
              VALUES ($1, 'api', 'checkout_started', 'pending_payment', 'applied')",
             [id.into()],
         ))
         .await?;
     }
-    let order = OrderRow::find_by_statement(sql(
+    let order = OrderRow::find_by_statement(stmt(
         &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND checkout_key = $2"),
         [user_id.into(), checkout_key.into()],
     ))
     .one(&txn)
     .await?
-    .ok_or_else(|| BillingError::Internal("order vanished after insert".into()))?;
+    .ok_or_else(|| BillingError::Internal(anyhow::anyhow!("order vanished after insert")))?;
     if !inserted {
         let lines = lines_where(&txn, "order_id = $1", order.id.into()).await?;
         let same = lines.len() == 1
@@ -446,12 +447,12 @@ async fn find_or_create(
 
 async fn customer_email(db: &impl ConnectionTrait, user_id: Uuid) -> Result<String, BillingError> {
     let row = db
-        .query_one_raw(sql(
+        .query_one_raw(stmt(
             "SELECT email FROM users WHERE id = $1",
             [user_id.into()],
         ))
         .await?
-        .ok_or_else(|| BillingError::Internal(format!("user {user_id} does not exist")))?;
+        .ok_or_else(|| BillingError::Internal(anyhow::anyhow!("user {user_id} does not exist")))?;
     Ok(row.try_get("", "email")?)
 }
 
@@ -470,7 +471,7 @@ async fn lines_where(
     filter: &str,
     value: sea_orm::Value,
 ) -> Result<Vec<(Uuid, OrderLineView)>, DbErr> {
-    let rows = LineRow::find_by_statement(sql(
+    let rows = LineRow::find_by_statement(stmt(
         &format!(
             "SELECT order_id, product_id, product_name, unit_amount, quantity FROM order_lines \
              WHERE {filter} ORDER BY product_name"
@@ -521,7 +522,7 @@ pub async fn list_for_user(
     db: &impl ConnectionTrait,
     user_id: Uuid,
 ) -> Result<Vec<OrderView>, DbErr> {
-    let rows = OrderRow::find_by_statement(sql(
+    let rows = OrderRow::find_by_statement(stmt(
         &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 200"),
         [user_id.into()],
     ))
@@ -542,7 +543,7 @@ pub async fn find_for_user(
     user_id: Uuid,
     id: Uuid,
 ) -> Result<Option<OrderView>, DbErr> {
-    let rows = OrderRow::find_by_statement(sql(
+    let rows = OrderRow::find_by_statement(stmt(
         &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND user_id = $2"),
         [id.into(), user_id.into()],
     ))
@@ -557,7 +558,7 @@ pub async fn licenses_for_user(
     db: &impl ConnectionTrait,
     user_id: Uuid,
 ) -> Result<Vec<LicenseView>, DbErr> {
-    LicenseView::find_by_statement(sql(
+    LicenseView::find_by_statement(stmt(
         "SELECT l.id, l.order_id, l.product_id, ol.product_name, l.license_key, l.seats, l.status, l.created_at \
          FROM licenses l JOIN order_lines ol ON ol.id = l.order_line_id \
          WHERE l.user_id = $1 ORDER BY l.created_at DESC, l.id",

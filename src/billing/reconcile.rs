@@ -27,25 +27,26 @@
 //! by [`crate::jobs::periodic`]: with several instances, one job per interval runs.
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::BillingState;
 use super::{
     BillingError,
     events::{self, Interpretation},
     orders,
     orders::{OrderKey, Source},
-    sql,
     state::{OrderEvent, OrderStatus, Outcome},
     webhook,
 };
+use crate::db::stmt;
 use crate::{
     http::idempotency,
     jobs::{Job, JobContext, JobError},
-    startup::AppState,
 };
 
 /// At most this many orders per sweep (least recently checked first); the next sweep takes the rest.
@@ -157,7 +158,7 @@ pub async fn stuck_orders(
     older_than: Duration,
     limit: u64,
 ) -> Result<Vec<StuckOrder>, DbErr> {
-    let rows = StuckRow::find_by_statement(sql(
+    let rows = StuckRow::find_by_statement(stmt(
         &format!(
             "SELECT id, user_id, status, currency, amount_total, stripe_checkout_session_id, \
                     created_at, reconciled_at \
@@ -192,7 +193,7 @@ pub async fn stuck_orders(
 /// starving the rest, which is what this column prevents. A passing outage loses nothing by it:
 /// with fewer than [`SWEEP_LIMIT`] stuck orders each sweep visits them all anyway.
 async fn mark_checked(db: &impl ConnectionTrait, order_id: Uuid) -> Result<(), DbErr> {
-    db.execute_raw(sql(
+    db.execute_raw(stmt(
         "UPDATE orders SET reconciled_at = now() WHERE id = $1",
         [order_id.into()],
     ))
@@ -203,7 +204,7 @@ async fn mark_checked(db: &impl ConnectionTrait, order_id: Uuid) -> Result<(), D
 /// Reconciles one order with what Stripe knows of its payment. Safe to run any number of times,
 /// anywhere.
 pub async fn reconcile_order(
-    app: &AppState,
+    app: &BillingState,
     order_id: Uuid,
 ) -> Result<ReconcileResult, BillingError> {
     let order = orders::find(&app.db, order_id)
@@ -273,7 +274,7 @@ pub async fn reconcile_order(
 /// Applies what Stripe reported (or, for an order without a session, its expiry) through the
 /// webhook's path, under the order's row lock, and completes `report`.
 async fn apply(
-    app: &AppState,
+    app: &BillingState,
     order_id: Uuid,
     interpretation: &Interpretation,
     mut report: ReconcileResult,
@@ -301,7 +302,7 @@ async fn apply(
 /// checked first). One order's failure (Stripe unreachable) is reported in its result and does not
 /// stop the others.
 pub async fn reconcile_stuck(
-    app: &AppState,
+    app: &BillingState,
     older_than: Duration,
 ) -> Result<Vec<ReconcileResult>, BillingError> {
     let mut results = Vec::new();
@@ -333,12 +334,13 @@ pub struct ReconcileStuckOrders {}
 
 impl Job for ReconcileStuckOrders {
     const QUEUE: &'static str = "billing_reconcile_stuck_orders";
+    type State = BillingState;
 
-    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
-        let app = &ctx.app;
-        let results = reconcile_stuck(app, app.config.billing.reconcile_after)
+    async fn run(self, ctx: JobContext<BillingState>) -> Result<(), JobError> {
+        let app = &ctx.state;
+        let results = reconcile_stuck(app, app.config.reconcile_after)
             .await
-            .map_err(|e| JobError::Other(e.to_string()))?;
+            .context("sweeping stuck orders")?;
         let applied = results
             .iter()
             .filter(|r| r.result == Reconciliation::Applied)

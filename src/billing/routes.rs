@@ -3,6 +3,7 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, middleware::from_f
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use super::BillingState;
 use super::{
     BillingError, Customer, cancel, catalogue,
     catalogue::Product,
@@ -10,10 +11,7 @@ use super::{
     signature,
     webhook::{self, WebhookAck},
 };
-use crate::{
-    http::{Problem, idempotency},
-    startup::AppState,
-};
+use crate::http::{Problem, idempotency};
 
 /// Registers the billing routes. Each handler is a `#[utoipa::path]` function added with `cfg.service`.
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -33,9 +31,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
 )]
 #[get("/billing/products")]
 pub async fn list_products(
-    app: web::Data<AppState>,
+    app: web::Data<BillingState>,
 ) -> Result<web::Json<Vec<Product>>, BillingError> {
-    let products = catalogue::on_sale(&app.db, &app.config.billing.currency).await?;
+    let products = catalogue::on_sale(&app.db, &app.config.currency).await?;
     Ok(web::Json(products))
 }
 
@@ -63,13 +61,15 @@ pub async fn list_products(
     wrap = "from_fn(idempotency::required::<Customer>)"
 )]
 pub async fn checkout(
-    app: web::Data<AppState>,
+    app: web::Data<BillingState>,
     customer: Customer,
     req: HttpRequest,
     body: web::Json<CheckoutRequest>,
 ) -> Result<HttpResponse, BillingError> {
     let key = idempotency::key_of(&req).ok_or_else(|| {
-        BillingError::Internal("checkout reached without an Idempotency-Key".into())
+        BillingError::Internal(anyhow::anyhow!(
+            "checkout reached without an Idempotency-Key"
+        ))
     })?;
     let (response, created) = orders::checkout(&app, customer.user_id, &key, &body).await?;
     let location = format!("/api/v1/billing/orders/{}", response.order_id);
@@ -94,7 +94,7 @@ pub async fn checkout(
 )]
 #[get("/billing/orders")]
 pub async fn list_orders(
-    app: web::Data<AppState>,
+    app: web::Data<BillingState>,
     customer: Customer,
 ) -> Result<web::Json<Vec<OrderView>>, BillingError> {
     Ok(web::Json(
@@ -115,7 +115,7 @@ pub async fn list_orders(
 )]
 #[get("/billing/orders/{id}")]
 pub async fn get_order(
-    app: web::Data<AppState>,
+    app: web::Data<BillingState>,
     customer: Customer,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<OrderView>, BillingError> {
@@ -158,7 +158,7 @@ pub async fn get_order(
 )]
 #[post("/billing/orders/{id}/cancel")]
 pub async fn cancel_order(
-    app: web::Data<AppState>,
+    app: web::Data<BillingState>,
     customer: Customer,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<OrderView>, BillingError> {
@@ -178,7 +178,7 @@ pub async fn cancel_order(
 )]
 #[get("/billing/licenses")]
 pub async fn list_licenses(
-    app: web::Data<AppState>,
+    app: web::Data<BillingState>,
     customer: Customer,
 ) -> Result<web::Json<Vec<LicenseView>>, BillingError> {
     Ok(web::Json(
@@ -202,7 +202,7 @@ pub async fn list_licenses(
 )]
 #[post("/webhooks/stripe")]
 pub async fn stripe_webhook(
-    app: web::Data<AppState>,
+    app: web::Data<BillingState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<web::Json<WebhookAck>, BillingError> {
@@ -215,7 +215,7 @@ pub async fn stripe_webhook(
     if !is_json {
         return Err(BillingError::UnsupportedMediaType);
     }
-    let config = &app.config.billing;
+    let config = &app.config;
     let secrets: Vec<&[u8]> = config
         .webhook_secrets
         .iter()

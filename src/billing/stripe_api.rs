@@ -105,7 +105,7 @@ impl StripeApi {
             })
             .collect();
         let key = IdempotencyKey::new(session_idempotency_key(request))
-            .map_err(|e| BillingError::Internal(e.to_string()))?;
+            .map_err(|e| BillingError::Internal(anyhow::anyhow!("idempotency key: {e}")))?;
         let session = CreateCheckoutSession::new()
             .mode(CheckoutSessionMode::Payment)
             .client_reference_id(order_id)
@@ -119,9 +119,9 @@ impl StripeApi {
             .request_strategy(RequestStrategy::Idempotent(key))
             .send(&self.client)
             .await?;
-        let url = session
-            .url
-            .ok_or_else(|| BillingError::Stripe("the Checkout Session has no url".into()))?;
+        let url = session.url.ok_or_else(|| {
+            BillingError::Stripe(anyhow::anyhow!("the Checkout Session has no url"))
+        })?;
         Ok(CreatedSession {
             id: session.id.to_string(),
             url,
@@ -156,7 +156,7 @@ impl StripeApi {
         match session.status {
             Some(CheckoutSessionStatus::Expired) => Ok(ClosedSession::Expired),
             Some(CheckoutSessionStatus::Complete) => Ok(ClosedSession::Completed),
-            status => Err(BillingError::Stripe(format!(
+            status => Err(BillingError::Stripe(anyhow::anyhow!(
                 "session {id} is {status:?} and could not be expired: {refusal}"
             ))),
         }

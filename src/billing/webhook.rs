@@ -21,14 +21,14 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, Tran
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::BillingState;
 use super::{
     BillingError,
     events::{self, Envelope, Interpretation},
     orders::{self, OrderKey, OrderRow, PaymentLock, Source, StripeIds},
-    sql,
     state::{self, OrderEvent, Outcome},
 };
-use crate::startup::AppState;
+use crate::db::stmt;
 
 /// What became of an event (`stripe_events.outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -105,7 +105,7 @@ pub fn parse(payload: &[u8]) -> Result<(Envelope, &str), BillingError> {
 }
 
 pub async fn process(
-    app: &AppState,
+    app: &BillingState,
     envelope: &Envelope,
     raw: &str,
 ) -> Result<WebhookAck, BillingError> {
@@ -136,7 +136,7 @@ pub async fn process(
 }
 
 async fn process_in(
-    app: &AppState,
+    app: &BillingState,
     txn: &DatabaseTransaction,
     envelope: &Envelope,
     raw: &str,
@@ -145,7 +145,7 @@ async fn process_in(
     let created = DateTime::<Utc>::from_timestamp(envelope.created, 0).unwrap_or_else(Utc::now);
     // The gate: written before anything else, so a duplicate stops here having changed nothing.
     let recorded = txn
-        .execute_raw(sql(
+        .execute_raw(stmt(
             "INSERT INTO stripe_events \
                  (event_id, event_type, livemode, api_version, stripe_created, payload, outcome, order_id, detail) \
              VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
@@ -216,7 +216,7 @@ impl Decision {
 
     async fn carry_out(
         &self,
-        app: &AppState,
+        app: &BillingState,
         txn: &DatabaseTransaction,
         source: Source<'_>,
     ) -> Result<(), DbErr> {
@@ -252,7 +252,7 @@ async fn decide(txn: &DatabaseTransaction, envelope: &Envelope) -> Result<Decisi
 /// jobs enqueued. Reconciliation comes through here; webhooks take the same two steps with the event
 /// recorded in between.
 pub(crate) async fn apply_to_order(
-    app: &AppState,
+    app: &BillingState,
     txn: &DatabaseTransaction,
     locked: &PaymentLock,
     interpretation: &Interpretation,
@@ -275,7 +275,7 @@ fn judge(locked: &PaymentLock, interpretation: &Interpretation) -> Result<Outcom
 /// Writes what [`judge`] decided: the audit row and, when applied, the order's move (remembering the
 /// session and payment intent the event reveals) and its jobs.
 async fn record(
-    app: &AppState,
+    app: &BillingState,
     txn: &DatabaseTransaction,
     order: &OrderRow,
     interpretation: &Interpretation,
@@ -300,10 +300,10 @@ async fn record(
 
 /// Notes a delivery whose processing failed (and rolled back), on its own connection. Best effort:
 /// if the database is what failed, this fails too, and Stripe's retry is the record.
-async fn record_failure(app: &AppState, envelope: &Envelope, raw: &str, error: &DbErr) {
+async fn record_failure(app: &BillingState, envelope: &Envelope, raw: &str, error: &DbErr) {
     let noted = app
         .db
-        .execute_raw(sql(
+        .execute_raw(stmt(
             "INSERT INTO stripe_event_failures (event_id, event_type, payload, error) \
              VALUES ($1, $2, $3::jsonb, $4) \
              ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, \
@@ -349,17 +349,18 @@ struct StoredEvent {
 ///   can never apply an event twice.
 /// - Failed (never recorded): the stored payload goes through [`process`], exactly as Stripe's
 ///   retry would, gate included.
-pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, BillingError> {
+pub async fn replay(app: &BillingState, event_id: &str) -> Result<Option<Replayed>, BillingError> {
     let txn = app.db.begin().await?;
-    let stored = StoredEvent::find_by_statement(sql(
+    let stored = StoredEvent::find_by_statement(stmt(
         "SELECT payload::text AS payload, outcome FROM stripe_events WHERE event_id = $1 FOR UPDATE",
         [event_id.into()],
     ))
     .one(&txn)
     .await?;
     if let Some(stored) = stored {
-        let previous = EventOutcome::parse(&stored.outcome)
-            .ok_or_else(|| BillingError::Internal(format!("outcome {:?}", stored.outcome)))?;
+        let previous = EventOutcome::parse(&stored.outcome).ok_or_else(|| {
+            BillingError::Internal(anyhow::anyhow!("outcome {:?}", stored.outcome))
+        })?;
         if !previous.is_replayable() {
             txn.rollback().await?;
             return Ok(Some(Replayed {
@@ -392,7 +393,7 @@ pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, 
     txn.rollback().await?;
     let failed = app
         .db
-        .query_one_raw(sql(
+        .query_one_raw(stmt(
             "SELECT payload::text AS payload FROM stripe_event_failures WHERE event_id = $1",
             [event_id.into()],
         ))
@@ -414,8 +415,9 @@ pub async fn replay(app: &AppState, event_id: &str) -> Result<Option<Replayed>, 
 /// [`parse`] for a payload we stored ourselves: one that no longer parses is our fault, not the
 /// sender's.
 fn parse_stored<'a>(event_id: &str, payload: &'a str) -> Result<(Envelope, &'a str), BillingError> {
-    parse(payload.as_bytes())
-        .map_err(|e| BillingError::Internal(format!("stored event {event_id}: {e}")))
+    parse(payload.as_bytes()).map_err(|e| {
+        BillingError::Internal(anyhow::Error::new(e).context(format!("stored event {event_id}")))
+    })
 }
 
 /// A replayed event's new outcome, on its `stripe_events` row.
@@ -425,7 +427,7 @@ async fn finish(
     decision: &Decision,
 ) -> Result<EventOutcome, DbErr> {
     let outcome = decision.event_outcome();
-    txn.execute_raw(sql(
+    txn.execute_raw(stmt(
         "UPDATE stripe_events SET outcome = $2, order_id = $3, detail = $4 WHERE event_id = $1",
         [
             envelope.id.clone().into(),

@@ -93,7 +93,7 @@ impl AllowedMethods {
             .paths
             .iter()
             .map(|(path, item)| {
-                let methods = crate::openapi::operations(item)
+                let methods = operations(item)
                     .map(|(method, _)| method.to_ascii_uppercase())
                     .collect();
                 (path.clone(), methods)
@@ -126,7 +126,7 @@ pub async fn problem_responses(
         if status.is_client_error() {
             problem = problem.with_detail(error.to_string());
         } else {
-            problem::internal_error(error);
+            tracing::error!(%status, %error, "request failed");
         }
     }
     let (req, original) = response.into_parts();
@@ -139,4 +139,22 @@ pub async fn problem_responses(
     rebuilt.insert_header((header::CONTENT_TYPE, problem::CONTENT_TYPE));
     let rebuilt = rebuilt.body(serde_json::to_vec(&problem).unwrap_or_default());
     Ok(ServiceResponse::new(req, rebuilt).map_into_right_body())
+}
+
+/// The operations of a path item with their lower-case HTTP method.
+pub fn operations(
+    item: &utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &utoipa::openapi::path::Operation)> {
+    [
+        ("get", &item.get),
+        ("put", &item.put),
+        ("post", &item.post),
+        ("delete", &item.delete),
+        ("options", &item.options),
+        ("head", &item.head),
+        ("patch", &item.patch),
+        ("trace", &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_ref().map(|op| (method, op)))
 }

@@ -3,12 +3,11 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, get, http::StatusCode, web};
 use migration::MigratorTrait;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{Problem, types};
-use crate::startup::AppState;
 
 /// Readiness gives up after this long, so a hung database makes probes fail instead of hang.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,7 +43,7 @@ pub async fn healthz() -> web::Json<Health> {
     )
 )]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+pub async fn readyz(db: web::Data<DatabaseConnection>) -> Result<HttpResponse, Problem> {
     let unavailable = |detail: String| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -55,8 +54,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem>
         .with_header(actix_web::http::header::RETRY_AFTER, "5")
     };
     let check = async {
-        state.db.execute_unprepared("SELECT 1").await?;
-        migration::Migrator::get_pending_migrations(&state.db).await
+        db.execute_unprepared("SELECT 1").await?;
+        migration::Migrator::get_pending_migrations(&**db).await
     };
     match tokio::time::timeout(CHECK_TIMEOUT, check).await {
         Err(_) => Err(unavailable("database check timed out".into())),

@@ -29,12 +29,13 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Problem, problem};
-use crate::startup::AppState;
+use crate::db::stmt;
+use crate::metrics::Metrics;
 
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -80,14 +81,17 @@ pub async fn required<I: IdempotencyScope>(
     let fingerprint = fingerprint(&req, &body);
     req.set_payload(Payload::from(body));
 
-    let Some(app) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Err(problem::internal_error(&"idempotency middleware without AppState").into());
+    let (Some(db), Some(metrics)) = (
+        req.app_data::<web::Data<DatabaseConnection>>().cloned(),
+        req.app_data::<web::Data<Metrics>>().cloned(),
+    ) else {
+        return Err(problem::internal_error(&"idempotency middleware without its app data").into());
     };
-    let store = Store { db: &app.db };
+    let store = Store { db: &db };
     let owner = Uuid::new_v4();
     let claim = store.claim(&scope, &key, &fingerprint, owner).await;
     if let Ok(claim) = &claim {
-        app.metrics.count_idempotency(claim.label());
+        metrics.count_idempotency(claim.label());
     }
     match claim {
         Ok(Claim::Acquired) => {}
@@ -263,10 +267,6 @@ struct Row {
 
 struct Store<'a> {
     db: &'a sea_orm::DatabaseConnection,
-}
-
-fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 impl Store<'_> {

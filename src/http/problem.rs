@@ -44,6 +44,9 @@ pub struct Problem {
     pub extensions: Map<String, Value>,
     #[serde(skip)]
     headers: Vec<(header::HeaderName, header::HeaderValue)>,
+    /// What went wrong underneath, for the log (under the request id); never sent to the client.
+    #[serde(skip)]
+    cause: Option<String>,
 }
 
 impl Problem {
@@ -55,6 +58,7 @@ impl Problem {
             detail: None,
             extensions: Map::new(),
             headers: Vec::new(),
+            cause: None,
         }
     }
 
@@ -82,6 +86,12 @@ impl Problem {
         self
     }
 
+    /// Keeps `cause` for the log line written when the response is sent.
+    pub fn with_cause(mut self, cause: &dyn std::fmt::Display) -> Self {
+        self.cause = Some(format!("{cause:#}"));
+        self
+    }
+
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -103,6 +113,13 @@ impl ResponseError for Problem {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.cause {
+            if self.status_code().is_server_error() {
+                tracing::error!(status = self.status, error = %cause, "request failed");
+            } else {
+                tracing::warn!(status = self.status, error = %cause, "request refused");
+            }
+        }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, CONTENT_TYPE));
         for (name, value) in &self.headers {
@@ -115,6 +132,28 @@ impl ResponseError for Problem {
 /// The 500 every unexpected failure becomes: the cause goes to the log (with the request id), never
 /// to the client.
 pub fn internal_error(error: &dyn std::fmt::Display) -> Problem {
-    tracing::error!(error = %error, "request failed");
-    Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+    Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR).with_cause(error)
 }
+
+/// The one recipe for a layer's error type: its `to_problem(&self) -> Problem` is the only mapping
+/// (status, problem type, title, headers), and this derives the HTTP response *and* its status from
+/// it, so the two can never drift apart.
+///
+/// ```ignore
+/// impl AdminError { pub fn to_problem(&self) -> Problem { match self { … } } }
+/// problem::response_error!(AdminError);
+/// ```
+macro_rules! response_error {
+    ($error:ty) => {
+        impl actix_web::ResponseError for $error {
+            fn status_code(&self) -> actix_web::http::StatusCode {
+                self.to_problem().status_code()
+            }
+
+            fn error_response(&self) -> actix_web::HttpResponse {
+                actix_web::ResponseError::error_response(&self.to_problem())
+            }
+        }
+    };
+}
+pub(crate) use response_error;

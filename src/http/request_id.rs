@@ -1,6 +1,6 @@
 //! Every request gets an id: the caller's `X-Request-Id` when it is sane, a fresh UUIDv7 otherwise.
 //! It is echoed in the response, recorded on the request's tracing span (so every log line of the
-//! request carries it) and kept in a task-local so jobs enqueued by the request inherit it.
+//! request carries it) and kept as the task's [`RequestId`] so jobs enqueued by the request inherit it.
 use std::time::Instant;
 
 use actix_web::{
@@ -12,32 +12,20 @@ use actix_web::{
 };
 use tracing::Instrument;
 
+pub use crate::telemetry::RequestId;
+
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
-
-tokio::task_local! {
-    static CURRENT: RequestId;
+/// Accepts a caller's id only if it is short and plain, so it cannot forge log lines.
+fn parse(raw: &HeaderValue) -> Option<RequestId> {
+    let value = raw.to_str().ok()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+    (!value.is_empty() && value.len() <= 128 && value.chars().all(plain))
+        .then(|| RequestId(value.to_owned()))
 }
 
-impl RequestId {
-    /// The id of the request being handled on this task, if any.
-    pub fn current() -> Option<RequestId> {
-        CURRENT.try_with(Clone::clone).ok()
-    }
-
-    /// Accepts a caller's id only if it is short and plain, so it cannot forge log lines.
-    fn parse(raw: &HeaderValue) -> Option<Self> {
-        let value = raw.to_str().ok()?;
-        let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
-        (!value.is_empty() && value.len() <= 128 && value.chars().all(plain))
-            .then(|| Self(value.to_owned()))
-    }
-
-    fn generate() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
-    }
+fn generate() -> RequestId {
+    RequestId(uuid::Uuid::now_v7().to_string())
 }
 
 pub async fn middleware(
@@ -47,8 +35,8 @@ pub async fn middleware(
     let id = req
         .headers()
         .get(&HEADER)
-        .and_then(RequestId::parse)
-        .unwrap_or_else(RequestId::generate);
+        .and_then(parse)
+        .unwrap_or_else(generate);
     req.extensions_mut().insert(id.clone());
     let span = tracing::info_span!(
         "http",
@@ -57,8 +45,9 @@ pub async fn middleware(
         path = %req.path(),
     );
     let started = Instant::now();
-    let result = CURRENT
-        .scope(id.clone(), next.call(req))
+    let result = id
+        .clone()
+        .scope(next.call(req))
         .instrument(span.clone())
         .await;
     let _entered = span.enter();
@@ -90,15 +79,12 @@ mod tests {
     #[test]
     fn accepts_plain_ids_and_refuses_the_rest() {
         let ok = HeaderValue::from_static("abc-123_X.y:z");
-        assert_eq!(
-            RequestId::parse(&ok),
-            Some(RequestId("abc-123_X.y:z".into()))
-        );
+        assert_eq!(parse(&ok), Some(RequestId("abc-123_X.y:z".into())));
         for bad in ["", "has space", "new\tline", "<script>"] {
             let value = HeaderValue::from_str(bad).unwrap();
-            assert_eq!(RequestId::parse(&value), None, "{bad:?}");
+            assert_eq!(parse(&value), None, "{bad:?}");
         }
         let long = HeaderValue::from_str(&"a".repeat(129)).unwrap();
-        assert_eq!(RequestId::parse(&long), None);
+        assert_eq!(parse(&long), None);
     }
 }

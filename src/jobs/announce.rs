@@ -12,7 +12,9 @@
 //! that is lost costs latency only, as the workers also poll.
 use std::{cell::RefCell, collections::BTreeMap, future::Future};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+use crate::db;
 use tokio::sync::mpsc;
 
 /// Queue name → one job queued in it. One id per queue is enough: a notification only makes that
@@ -74,8 +76,7 @@ pub(super) fn note(queue: &'static str, id: &str) -> bool {
 /// per queue.
 pub(super) fn notify(queued: &Queued) -> Statement {
     let queued = serde_json::to_value(queued).unwrap_or_default();
-    Statement::from_sql_and_values(
-        DbBackend::Postgres,
+    db::stmt(
         "SELECT pg_notify('apalis::job::insert', \
              json_build_object('job_type', key, 'id', value, 'run_at', now())::text) \
          FROM json_each_text($1::json)",

@@ -5,8 +5,10 @@
 //!   write and the jobs it implies commit or roll back together.
 //! - [`JobQueue::announce_after`] wraps a unit of work (a request, a job run) so the workers are woken
 //!   for the jobs it queued once its transactions have committed (see `announce`).
-//! - [`worker::run`] runs every registered job kind until shutdown, and [`periodic::schedule`]
-//!   queues the periodic ones (reconciliation, housekeeping) once per interval across processes.
+//! - [`Workers`] runs the job kinds the composition root registers (each with its layer's state)
+//!   until shutdown, and queues the periodic ones once per interval across processes
+//!   ([`periodic`]). This module knows no job kind: a layer adding one registers it in its own
+//!   `jobs` function.
 //!
 //! Retries back off exponentially and a job out of attempts is kept as dead (`status = 'Killed'`);
 //! both are enforced in the database (see the jobs migration), so they hold across restarts and for
@@ -21,24 +23,27 @@ use std::future::Future;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use queue::{DeadJob, Enqueued, JobOptions, JobQueue, JobRecord, JobStatus, NewJob};
-
-use crate::startup::AppState;
+pub use worker::Workers;
 
 /// A kind of background work. The value is the job's arguments, stored as JSON in `apalis.jobs`.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     /// The queue (apalis `job_type`) jobs of this kind live in. Renaming it strands queued jobs.
     const QUEUE: &'static str;
 
+    /// What a run can reach: its layer's state (cheap to clone), handed over at registration.
+    type State: Clone + Send + Sync + 'static;
+
     /// Does the work. An `Err` is retried with backoff until the attempts run out; the job must
     /// therefore be safe to run again (idempotent) — a crash may also re-run a finished job whose
     /// completion was not yet recorded.
-    fn run(self, ctx: JobContext) -> impl Future<Output = Result<(), JobError>> + Send;
+    fn run(self, ctx: JobContext<Self::State>)
+    -> impl Future<Output = Result<(), JobError>> + Send;
 }
 
-/// What a running job can reach: the app's services and facts about this run.
+/// What a running job can reach: its layer's state and facts about this run.
 #[derive(Clone)]
-pub struct JobContext {
-    pub app: AppState,
+pub struct JobContext<S> {
+    pub state: S,
     /// The apalis task id (a ULID): stable across retries, so usable for idempotency.
     pub job_id: String,
     /// 1 on the first run.
@@ -49,8 +54,14 @@ pub struct JobContext {
 pub enum JobError {
     #[error(transparent)]
     Database(#[from] sea_orm::DbErr),
+    /// Any other failure, with its cause chain (`anyhow::Context` adds what was being done).
     #[error(transparent)]
-    Mail(#[from] crate::mail::MailError),
-    #[error("{0}")]
-    Other(String),
+    Failed(#[from] anyhow::Error),
+}
+
+impl JobError {
+    /// A failure that is only a message (e.g. "order … not found").
+    pub fn msg(message: impl std::fmt::Display) -> Self {
+        Self::Failed(anyhow::anyhow!("{message}"))
+    }
 }

@@ -6,12 +6,14 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Job, JobOptions};
-use crate::startup::AppState;
+use sea_orm::DatabaseConnection;
+
+use super::{Job, JobOptions, JobQueue};
 
 /// Enqueues `J::default()` every `every` until `shutdown`; a zero interval turns it off.
 pub async fn schedule<J: Job + Default>(
-    app: AppState,
+    queue: JobQueue,
+    db: DatabaseConnection,
     every: Duration,
     shutdown: CancellationToken,
 ) {
@@ -25,7 +27,7 @@ pub async fn schedule<J: Job + Default>(
         }
         let slot = Utc::now().timestamp() as u64 / every.as_secs().max(1);
         let key = JobOptions::idempotency_key(format!("every:{slot}"));
-        if let Err(error) = app.jobs.push(&app.db, &J::default(), key).await {
+        if let Err(error) = queue.push(&db, &J::default(), key).await {
             tracing::warn!(queue = J::QUEUE, %error, "could not enqueue a periodic job");
         }
     }

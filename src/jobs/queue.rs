@@ -4,9 +4,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -14,7 +12,7 @@ use super::{
     Job,
     announce::{self, Announcer},
 };
-use crate::{config::JobsConfig, http::RequestId};
+use crate::{config::JobsConfig, db, telemetry::RequestId};
 
 /// Enqueues jobs with the retry policy from config, and wakes the workers for them.
 #[derive(Debug, Clone)]
@@ -219,11 +217,7 @@ impl JobQueue {
             rows.join(", ")
         );
         let inserted = conn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                values,
-            ))
+            .query_all_raw(db::stmt(&sql, values))
             .await?
             .iter()
             .map(|row| row.try_get::<String>("", "id"))
@@ -244,15 +238,11 @@ impl JobQueue {
 
     pub async fn find(conn: &impl ConnectionTrait, id: &str) -> Result<Option<JobRecord>, DbErr> {
         let sql = format!("{SELECT} WHERE id = $1");
-        JobRow::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            [id.into()],
-        ))
-        .one(conn)
-        .await?
-        .map(JobRecord::try_from)
-        .transpose()
+        JobRow::find_by_statement(db::stmt(&sql, [id.into()]))
+            .one(conn)
+            .await?
+            .map(JobRecord::try_from)
+            .transpose()
     }
 }
 
@@ -339,9 +329,7 @@ impl JobQueue {
         queue: Option<&str>,
         limit: u64,
     ) -> Result<Vec<DeadJob>, DbErr> {
-        let rows = DeadRow::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id, job_type, job, attempts, max_attempts, last_result, done_at FROM apalis.jobs \
+        let rows = DeadRow::find_by_statement(db::stmt("SELECT id, job_type, job, attempts, max_attempts, last_result, done_at FROM apalis.jobs \
              WHERE status = 'Killed' AND ($1::text IS NULL OR job_type = $1) \
              ORDER BY done_at DESC NULLS LAST, id LIMIT $2",
             [queue.map(str::to_owned).into(), (limit as i64).into()],
@@ -360,8 +348,7 @@ impl JobQueue {
         queue: Option<&str>,
         limit: u64,
     ) -> Result<Vec<DeadJob>, DbErr> {
-        let rows = DeadRow::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
+        let rows = DeadRow::find_by_statement(db::stmt(
             RETRY_DEAD,
             [
                 id.map(str::to_owned).into(),
@@ -381,7 +368,7 @@ impl JobQueue {
         conn: &impl ConnectionTrait,
         older_than: Duration,
     ) -> Result<u64, DbErr> {
-        crate::db::delete_in_batches(
+        db::delete_in_batches(
             conn,
             "apalis.jobs",
             "status = 'Done' AND done_at < now() - make_interval(secs => $1)",

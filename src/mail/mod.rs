@@ -10,6 +10,7 @@ use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
 };
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,7 @@ pub use templates::Templates;
 
 use crate::{
     config::{MailConfig, MailTransport},
+    db,
     jobs::{Job, JobContext, JobError},
 };
 
@@ -117,12 +119,26 @@ pub struct SendEmail {
     pub message_key: Option<String>,
 }
 
+/// What the `email` queue's runs use: the mailer, and the database recording what was sent.
+#[derive(Clone)]
+pub struct MailState {
+    pub db: DatabaseConnection,
+    pub mailer: Mailer,
+}
+
 impl Job for SendEmail {
     const QUEUE: &'static str = "email";
+    type State = MailState;
 
-    async fn run(self, ctx: JobContext) -> Result<(), JobError> {
+    async fn run(self, ctx: JobContext<MailState>) -> Result<(), JobError> {
         let key = self.message_key.clone().unwrap_or(ctx.job_id.clone());
-        send_once(&ctx.app, &self, &key).await
+        send_once(&ctx.state, &self, &key).await
+    }
+}
+
+impl From<MailError> for JobError {
+    fn from(error: MailError) -> Self {
+        Self::Failed(error.into())
     }
 }
 
@@ -135,10 +151,10 @@ const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// could send them again (a crash's re-run comes within minutes), so it goes with the finished jobs
 /// (`JobQueue::prune_done`). A claim whose email never went out is kept: its job may yet retry.
 pub async fn prune_sent(
-    conn: &impl sea_orm::ConnectionTrait,
+    conn: &impl ConnectionTrait,
     older_than: std::time::Duration,
 ) -> Result<u64, sea_orm::DbErr> {
-    crate::db::delete_in_batches(
+    db::delete_in_batches(
         conn,
         "sent_emails",
         "sent_at < now() - make_interval(secs => $1)",
@@ -156,13 +172,11 @@ pub async fn prune_sent(
 /// Only a crash between the SMTP handover and recording it can still send twice, and then the copy
 /// carries the same Message-ID, which mail clients collapse.
 pub async fn send_once(
-    app: &crate::startup::AppState,
+    app: &MailState,
     email: &SendEmail,
     message_key: &str,
 ) -> Result<(), JobError> {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    let stmt =
-        |sql: &str| Statement::from_sql_and_values(DbBackend::Postgres, sql, [message_key.into()]);
+    let stmt = |sql: &str| db::stmt(sql, [message_key.into()]);
     let claimed = app
         .db
         .execute_raw(stmt(&format!(
@@ -188,7 +202,7 @@ pub async fn send_once(
             tracing::info!(message_key, "email already sent; not sending again");
             Ok(())
         } else {
-            Err(JobError::Other(format!(
+            Err(JobError::msg(format!(
                 "email {message_key} is being sent by another run"
             )))
         };

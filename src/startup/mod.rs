@@ -1,5 +1,13 @@
-//! Builds the application from a [`Config`]: the pool, the mailer, the HTTP server and the job
-//! workers. `main` and the tests build it the same way (tests with port 0 and their own database).
+//! The composition root: the one module that knows every layer. It reads the whole [`Config`],
+//! builds each layer's state, mounts each layer's routes, registers each layer's jobs and collects
+//! their housekeeping steps. `main` and the tests build the app the same way (tests with port 0 and
+//! their own database).
+//!
+//! Adding a layer means a line in each of [`Layers::build`], [`routes`], [`Layers::workers`] and
+//! (if it prunes anything) [`Layers::housekeeping`]; removing one, deleting those lines.
+mod config;
+mod openapi;
+
 use std::{net::TcpListener, sync::Arc};
 
 use actix_web::{
@@ -17,33 +25,40 @@ use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use config::Config;
+
 use crate::{
     admin, auth, billing,
-    config::{Config, Environment, MailTransport},
+    config::{Environment, MailTransport},
     db,
-    http::{errors, health, request_id},
-    jobs::{self, JobQueue},
-    mail::{self, MailSink, Mailer, Templates},
+    housekeeping::{self, Housekeeping, HousekeepingState},
+    http::{
+        errors, health, idempotency, request_id,
+        scrape::{self, ScrapeToken},
+    },
+    jobs::{JobQueue, Workers},
+    mail::{self, MailSink, MailState, Mailer, Templates},
     metrics::{self, Metrics},
-    openapi::ApiDoc,
 };
+use openapi::ApiDoc;
 
-/// What handlers and jobs share. Cheap to clone (everything inside is a handle).
+/// Every layer's state, built once from the config. Each is registered on its own
+/// (`web::Data<AuthState>`, …), so a handler asks for its layer's state and nothing more.
 #[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
+pub struct Layers {
     pub config: Arc<Config>,
+    pub db: DatabaseConnection,
     pub jobs: JobQueue,
-    pub mailer: Mailer,
     pub metrics: Arc<Metrics>,
-    /// The Stripe API (at `STRIPE_API_BASE`).
-    pub stripe: billing::StripeApi,
+    pub mail: MailState,
+    pub auth: auth::AuthState,
+    pub billing: billing::BillingState,
 }
 
-impl AppState {
+impl Layers {
     /// Connects to the database and prepares the mailer; starts the in-process mail sink when the
     /// config asks for it (development and tests).
-    pub async fn init(config: Config) -> anyhow::Result<(Self, Option<MailSink>)> {
+    pub async fn build(config: Config) -> anyhow::Result<(Self, Option<MailSink>)> {
         let db = db::connect(&config.database)
             .await
             .context("connecting to DATABASE_URL")?;
@@ -51,21 +66,102 @@ impl AppState {
             MailTransport::Sink => Some(MailSink::start().await.context("starting mail sink")?),
             MailTransport::Smtp(_) => None,
         };
-        let templates = Templates::load(&config.templates_dir).with_context(|| {
-            format!("loading templates from {}", config.templates_dir.display())
-        })?;
+        let templates_dir = &config.mail.templates_dir;
+        let templates = Templates::load(templates_dir)
+            .with_context(|| format!("loading templates from {}", templates_dir.display()))?;
         let mailer = Mailer::new(&config.mail, templates, sink.as_ref())?;
-        let stripe =
-            billing::StripeApi::new(&config.billing).context("building the Stripe client")?;
-        let state = Self {
-            jobs: JobQueue::new(config.jobs.clone(), db.clone()),
-            db,
-            stripe,
-            config: Arc::new(config),
-            mailer,
-            metrics: Arc::default(),
+        let jobs = JobQueue::new(config.jobs.clone(), db.clone());
+        let metrics = Arc::new(Metrics::default());
+        let public_url = config.http.public_url.clone();
+        let auth = auth::AuthState {
+            db: db.clone(),
+            config: Arc::new(config.auth.clone()),
+            jobs: jobs.clone(),
+            metrics: metrics.clone(),
+            public_url: public_url.clone(),
         };
-        Ok((state, sink))
+        let mail = MailState {
+            db: db.clone(),
+            mailer,
+        };
+        let billing = billing::BillingState {
+            db: db.clone(),
+            stripe: billing::StripeApi::new(&config.billing)
+                .context("building the Stripe client")?,
+            config: Arc::new(config.billing.clone()),
+            jobs: jobs.clone(),
+            metrics: metrics.clone(),
+            mail: mail.clone(),
+            public_url,
+        };
+        let layers = Self {
+            mail,
+            config: Arc::new(config),
+            db,
+            jobs,
+            metrics,
+            auth,
+            billing,
+        };
+        Ok((layers, sink))
+    }
+
+    /// Every job kind, each with its layer's state, and the periodic jobs.
+    pub fn workers(&self) -> Workers {
+        let config = &self.config;
+        let workers = Workers::new(
+            self.db.clone(),
+            self.jobs.clone(),
+            config.jobs.clone(),
+            config.http.shutdown_timeout,
+        )
+        .register::<mail::SendEmail>(self.mail.clone())
+        .periodic::<Housekeeping>(self.housekeeping(), config.housekeeping.interval);
+        let workers = auth::register_jobs(workers, &self.auth);
+        billing::register_jobs(workers, &self.billing)
+    }
+
+    /// What housekeeping deletes: each part's own step.
+    pub fn housekeeping(&self) -> HousekeepingState {
+        let keep = &self.config.housekeeping;
+        let (keep_done_jobs, keep_ended_sessions) = (keep.keep_done_jobs, keep.keep_ended_sessions);
+        let steps = [
+            housekeeping::step(move |db| async move {
+                Ok(vec![(
+                    "apalis.jobs",
+                    JobQueue::prune_done(&db, keep_done_jobs).await?,
+                )])
+            }),
+            housekeeping::step(move |db| async move {
+                Ok(vec![(
+                    "sent_emails",
+                    mail::prune_sent(&db, keep_done_jobs).await?,
+                )])
+            }),
+            housekeeping::step(|db| async move {
+                Ok(vec![(
+                    "idempotency_keys",
+                    idempotency::prune_expired(&db).await?,
+                )])
+            }),
+            auth::housekeeping_step(&self.auth, keep_ended_sessions),
+        ];
+        HousekeepingState {
+            db: self.db.clone(),
+            steps: steps.into(),
+        }
+    }
+
+    /// Registers each state for the handlers, guards and middleware that ask for it.
+    fn register(&self, app: &mut web::ServiceConfig) {
+        app.app_data(web::Data::new(self.db.clone()))
+            .app_data(web::Data::new(self.jobs.clone()))
+            .app_data(web::Data::from(self.metrics.clone()))
+            .app_data(web::Data::new(ScrapeToken(
+                self.config.metrics_token.clone(),
+            )))
+            .app_data(web::Data::new(self.auth.clone()))
+            .app_data(web::Data::new(self.billing.clone()));
     }
 }
 
@@ -73,11 +169,12 @@ impl AppState {
 fn routes(cfg: &mut ServiceConfig, dev_mail: bool) {
     cfg.service(health::healthz)
         .service(health::readyz)
-        .service(metrics::scrape)
+        .service(scrape::scrape)
         .service(
             scope("/api/v1")
                 .configure(auth::routes)
                 .configure(billing::routes)
+                .configure(billing::operator::routes)
                 .configure(admin::routes),
         );
     if dev_mail {
@@ -100,8 +197,8 @@ async fn announce_queued_jobs(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    match req.app_data::<web::Data<AppState>>() {
-        Some(app) => app.jobs.clone().announce_after(next.call(req)).await,
+    match req.app_data::<web::Data<JobQueue>>() {
+        Some(jobs) => jobs.clone().announce_after(next.call(req)).await,
         None => next.call(req).await,
     }
 }
@@ -116,32 +213,32 @@ async fn redirect_to_docs() -> HttpResponse {
 pub struct Application {
     server: Server,
     port: u16,
-    state: AppState,
+    layers: Layers,
     sink: Option<MailSink>,
 }
 
 impl Application {
     /// Binds the HTTP listener (port 0 picks a free one) without serving yet.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let (state, sink) = AppState::init(config).await?;
+        let (layers, sink) = Layers::build(config).await?;
         // The dummy password hash (for unknown emails) is made now, not during the first login.
         tokio::task::spawn_blocking(auth::password::warm_up);
-        let http = &state.config.http;
+        let http = &layers.config.http;
         let listener = TcpListener::bind((http.host, http.port))
             .with_context(|| format!("binding {}:{}", http.host, http.port))?;
         let port = listener.local_addr()?.port();
 
         let dev_sink = sink
             .clone()
-            .filter(|_| state.config.env != Environment::Production);
+            .filter(|_| layers.config.env != Environment::Production);
         let spec = openapi_spec(dev_sink.is_some());
         let allowed = web::Data::new(errors::AllowedMethods::from_spec(&spec));
-        let app_state = web::Data::new(state.clone());
         let body_limit = http.body_limit;
+        let shared = layers.clone();
 
         let server = HttpServer::new(move || {
             let mut app = App::new()
-                .app_data(app_state.clone())
+                .configure(|app| shared.register(app))
                 .app_data(allowed.clone())
                 .app_data(errors::json_config(body_limit))
                 .app_data(errors::payload_config(body_limit))
@@ -171,7 +268,7 @@ impl Application {
         Ok(Self {
             server,
             port,
-            state,
+            layers,
             sink,
         })
     }
@@ -180,8 +277,9 @@ impl Application {
         self.port
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// Every layer's state, as the app built it (tests reach the database and queue through it).
+    pub fn layers(&self) -> &Layers {
+        &self.layers
     }
 
     pub fn mail_sink(&self) -> Option<&MailSink> {
@@ -192,8 +290,8 @@ impl Application {
     /// accepting connections and lets in-flight requests and jobs finish.
     pub async fn run(self, with_workers: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
-        let workers = with_workers
-            .then(|| tokio::spawn(jobs::worker::run(self.state.clone(), shutdown.clone())));
+        let workers =
+            with_workers.then(|| tokio::spawn(self.layers.workers().run(shutdown.clone())));
         let stopper = shutdown.clone();
         tokio::spawn(async move {
             stopper.cancelled().await;

@@ -1,13 +1,11 @@
-//! What the admin routes read and write beyond the layers' own functions: the list of webhook events
-//! needing a look, and the audit trail of admin actions.
+//! The webhook events an operator should look at: failed, naming no order, of a type we do not
+//! handle, or rejected as contradicting their order.
+use crate::db::stmt;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use crate::billing::sql;
 
 /// Why a webhook event is listed for review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -84,7 +82,7 @@ pub async fn webhook_events_for_review(
     reason: Option<ReviewReason>,
     limit: u64,
 ) -> Result<Vec<WebhookEventView>, DbErr> {
-    let rows = ReviewRow::find_by_statement(sql(
+    let rows = ReviewRow::find_by_statement(stmt(
         REVIEW,
         [
             reason.map(|r| r.as_str().to_owned()).into(),
@@ -115,26 +113,4 @@ pub async fn webhook_events_for_review(
             })
         })
         .collect()
-}
-
-/// Appends to the admin audit trail (and the log).
-pub async fn audit(
-    db: &impl ConnectionTrait,
-    admin_id: Uuid,
-    action: &str,
-    target: &str,
-    details: Value,
-) -> Result<(), DbErr> {
-    tracing::info!(target: "ironclad::audit", %admin_id, action, target, details = %details, "admin action");
-    db.execute_raw(sql(
-        "INSERT INTO admin_actions (admin_id, action, target, details) VALUES ($1, $2, $3, $4)",
-        [
-            admin_id.into(),
-            action.into(),
-            target.into(),
-            details.into(),
-        ],
-    ))
-    .await?;
-    Ok(())
 }

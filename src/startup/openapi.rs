@@ -3,11 +3,7 @@
 //! this file only adds what no handler knows: title, tags, security schemes.
 use utoipa::{
     Modify, OpenApi,
-    openapi::{
-        PathItem,
-        path::Operation,
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-    },
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
 #[derive(OpenApi)]
@@ -45,20 +41,4 @@ impl Modify for BearerAuth {
             ),
         );
     }
-}
-
-/// The operations of a path item with their lower-case HTTP method.
-pub fn operations(item: &PathItem) -> impl Iterator<Item = (&'static str, &Operation)> {
-    [
-        ("get", &item.get),
-        ("put", &item.put),
-        ("post", &item.post),
-        ("delete", &item.delete),
-        ("options", &item.options),
-        ("head", &item.head),
-        ("patch", &item.patch),
-        ("trace", &item.trace),
-    ]
-    .into_iter()
-    .filter_map(|(method, op)| op.as_ref().map(|op| (method, op)))
 }
