@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CreateAdmin { email, password } => {
             let db = ironclad::db::connect(&config.database).await?;
             let password = secrecy::SecretString::from(password);
-            match ironclad::auth::accounts::create_admin(&db, &email, &password).await {
+            match ironclad::auth::users::create_admin(&db, &email, &password).await {
                 Ok(id) => {
                     println!("created admin {email} ({id})");
                     Ok(())

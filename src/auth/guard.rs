@@ -34,10 +34,10 @@ use uuid::Uuid;
 
 use super::AuthState;
 use super::{
-    accounts::{SELECT_USER, UserRow},
     domain::{Aal, Role},
     error::AuthError,
     tokens::TokenError,
+    users::{SELECT_USER, UserRow},
 };
 use crate::db::stmt;
 

@@ -2,14 +2,14 @@
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{AuthState, accounts, guard::RequestMeta};
+use super::{AuthState, guard::RequestMeta, password_reset};
 use crate::jobs::{Job, JobContext, JobError};
 
 /// Job: someone asked for a password reset link for `email` (`POST /auth/password/forgot`).
 ///
 /// The request only enqueues this, so its answer and timing are the same whether or not an account
 /// uses the address; the lookup, the token and the email happen here. Safe to rerun: see
-/// [`accounts::send_reset_link`].
+/// [`password_reset::send_reset_link`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestPasswordReset {
     pub email: String,
@@ -29,7 +29,7 @@ impl Job for RequestPasswordReset {
             ip: self.ip,
             user_agent: self.user_agent,
         };
-        accounts::send_reset_link(&ctx.state, &meta, &self.email, &ctx.job_id)
+        password_reset::send_reset_link(&ctx.state, &meta, &self.email, &ctx.job_id)
             .await
             .context("password reset request")?;
         Ok(())

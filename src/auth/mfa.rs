@@ -6,8 +6,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::AuthState;
+use super::account_mail;
 use super::{
-    accounts::{self, UserRow},
     audit::{self, Event},
     domain::{Aal, Role},
     dto::{AccessToken, RecoveryCodes, TotpConfirmed, TotpEnrolment},
@@ -16,6 +16,7 @@ use super::{
     throttle::{self, Limit},
     tokens::{SessionFacts, normalize_recovery_code, recovery_code, token_hash},
     totp,
+    users::{self, UserRow},
 };
 use crate::db::stmt;
 
@@ -135,7 +136,7 @@ pub(super) async fn record_factor_use(
             json!({"remaining": remaining}),
         )
         .await?;
-        accounts::security_notice(
+        account_mail::security_notice(
             txn,
             app,
             &user.email,
@@ -329,7 +330,7 @@ pub async fn confirm_enrolment(
         json!({"method": "totp"}),
     )
     .await?;
-    accounts::security_notice(
+    account_mail::security_notice(
         &txn,
         app,
         &live.email,
@@ -387,7 +388,7 @@ pub async fn step_up(
     }
     let (txn, factor, (account, ip)) = prove_factor(app, meta, user, code, "step_up").await?;
     let token = raise_session(&txn, app, user, role_of(&live.role)?).await?;
-    let row = accounts::find_by_id(&txn, user.user_id)
+    let row = users::find_by_id(&txn, user.user_id)
         .await?
         .ok_or(AuthError::NotFound)?;
     record_factor_use(&txn, app, &row, factor, Some(user.session_id), meta).await?;
@@ -430,7 +431,7 @@ pub async fn disable(
         [user.user_id.into()],
     ))
     .await?;
-    let row = accounts::find_by_id(&txn, user.user_id)
+    let row = users::find_by_id(&txn, user.user_id)
         .await?
         .ok_or(AuthError::NotFound)?;
     audit::record(
@@ -442,7 +443,7 @@ pub async fn disable(
         json!({"factor": factor.as_str()}),
     )
     .await?;
-    accounts::security_notice(
+    account_mail::security_notice(
         &txn,
         app,
         &row.email,

@@ -14,7 +14,7 @@
 //! the extractor and the guards; `throttle.rs` and `audit.rs` the brute-force limits and the audit
 //! trail; `jobs.rs` the background work (password reset requests); `prune.rs` what housekeeping
 //! deletes once it is of no further use.
-pub mod accounts;
+pub mod account_mail;
 pub mod audit;
 pub mod config;
 pub mod domain;
@@ -22,14 +22,18 @@ pub mod dto;
 pub mod error;
 pub mod guard;
 pub mod jobs;
+pub mod login;
 pub mod mfa;
 pub mod password;
+pub mod password_reset;
 pub mod prune;
 pub mod routes;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;
+pub mod users;
+pub mod verification;
 
 pub use config::AuthConfig;
 pub use domain::{Aal, Role};

@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use super::AuthState;
 use super::{
-    accounts,
     dto::{
         Accepted, AccessToken, BillingEmail, BillingEmailRequest, ChangePasswordRequest,
         CodeRequest, Credentials, EmailRequest, LoginResponse, Me, MfaVerifyRequest, RecoveryCodes,
@@ -21,7 +20,7 @@ use super::{
     },
     error::AuthError,
     guard::{AuthUser, RequestMeta, RequireMfa},
-    mfa, sessions,
+    mfa, password_reset, sessions, users, verification,
 };
 use crate::http::Problem;
 
@@ -84,7 +83,7 @@ pub async fn register(
     meta: RequestMeta,
     body: web::Json<Credentials>,
 ) -> Handled {
-    let response = accounts::register(&app, &meta, &body.email, &body.password).await?;
+    let response = verification::register(&app, &meta, &body.email, &body.password).await?;
     Ok(HttpResponse::Created().json(response))
 }
 
@@ -102,7 +101,7 @@ pub async fn verify_email(
     meta: RequestMeta,
     body: web::Json<TokenRequest>,
 ) -> Handled {
-    accounts::verify_email(&app, &meta, &body.token).await?;
+    verification::verify_email(&app, &meta, &body.token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -121,7 +120,7 @@ pub async fn login(
     meta: RequestMeta,
     body: web::Json<Credentials>,
 ) -> Handled {
-    let result = sessions::login(&app, &meta, &body.email, &body.password).await;
+    let result = super::login::login(&app, &meta, &body.email, &body.password).await;
     app.metrics.count_login(match &result {
         Ok(LoginResponse::Tokens(_)) => "ok",
         Ok(LoginResponse::Mfa(_)) => "mfa_required",
@@ -145,7 +144,7 @@ pub async fn verify_mfa(
     meta: RequestMeta,
     body: web::Json<MfaVerifyRequest>,
 ) -> Handled {
-    let result = sessions::verify_mfa(&app, &meta, &body.mfa_token, &body.code).await;
+    let result = super::login::verify_mfa(&app, &meta, &body.mfa_token, &body.code).await;
     app.metrics
         .count_mfa_verification(result.as_ref().map_or_else(error_outcome, |_| "ok"));
     Ok(no_store(StatusCode::OK).json(result?))
@@ -213,7 +212,7 @@ pub async fn forgot_password(
     meta: RequestMeta,
     body: web::Json<EmailRequest>,
 ) -> Handled {
-    accounts::forgot_password(&app, &meta, &body.email).await?;
+    password_reset::forgot_password(&app, &meta, &body.email).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         message: "If an account uses this address, a password reset email is on its way.".into(),
     }))
@@ -234,7 +233,7 @@ pub async fn reset_password(
     meta: RequestMeta,
     body: web::Json<ResetPasswordRequest>,
 ) -> Handled {
-    accounts::reset_password(&app, &meta, &body.token, &body.password).await?;
+    password_reset::reset_password(&app, &meta, &body.token, &body.password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -270,7 +269,7 @@ pub async fn step_up(
 )]
 #[get("/me")]
 pub async fn me(app: web::Data<AuthState>, user: AuthUser) -> Handled {
-    Ok(HttpResponse::Ok().json(accounts::me(&app, &user).await?))
+    Ok(HttpResponse::Ok().json(users::me(&app, &user).await?))
 }
 
 #[utoipa::path(
@@ -292,7 +291,7 @@ pub async fn change_password(
     user: AuthUser,
     body: web::Json<ChangePasswordRequest>,
 ) -> Handled {
-    accounts::change_password(
+    password_reset::change_password(
         &app,
         &meta,
         &user,
@@ -439,6 +438,6 @@ pub async fn change_billing_email(
     user: AuthUser,
     body: web::Json<BillingEmailRequest>,
 ) -> Handled {
-    let changed = accounts::change_billing_email(&app, &meta, &user, &body.email).await?;
+    let changed = users::change_billing_email(&app, &meta, &user, &body.email).await?;
     Ok(HttpResponse::Ok().json(changed))
 }

@@ -2,27 +2,20 @@
 //! rotation with reuse detection, and the user's view of their sessions.
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, TransactionTrait};
-use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::AuthState;
 use super::{
-    accounts::{self, UserRow},
     audit::{self, Event},
-    domain::{Aal, Email, Role},
-    dto::{LoginResponse, MfaChallenge, SessionView, TokenPair},
+    domain::{Aal, Role},
+    dto::{SessionView, TokenPair},
     error::AuthError,
     guard::{AuthUser, RequestMeta, live_session},
-    mfa,
-    password::{self, Verified},
-    throttle::{self, Limit},
     tokens::{SessionFacts, random_token, token_hash},
+    users::UserRow,
 };
 use crate::db::stmt;
-
-/// An `mfa_token` dies after this many wrong codes.
-pub const MFA_TOKEN_MAX_FAILURES: i32 = 5;
 
 /// Starts a session and returns its first token pair. Runs inside the caller's transaction.
 pub(super) async fn start_session(
@@ -62,7 +55,7 @@ pub(super) async fn start_session(
     Ok((session_id, token_pair(app, facts, refresh_token, now)))
 }
 
-async fn new_refresh_token(
+pub(super) async fn new_refresh_token(
     txn: &DatabaseTransaction,
     session_id: Uuid,
 ) -> Result<String, AuthError> {
@@ -75,7 +68,7 @@ async fn new_refresh_token(
     Ok(token)
 }
 
-fn token_pair(
+pub(super) fn token_pair(
     app: &AuthState,
     facts: SessionFacts,
     refresh_token: String,
@@ -90,206 +83,8 @@ fn token_pair(
     }
 }
 
-/// `POST /auth/login`. Unknown emails and wrong passwords cost the same work and get the same answer.
-pub async fn login(
-    app: &AuthState,
-    meta: &RequestMeta,
-    email: &str,
-    password: &SecretString,
-) -> Result<LoginResponse, AuthError> {
-    let cfg = &app.config;
-    // Whatever was typed, so unparsable and unknown emails are throttled like real ones.
-    let account_key = throttle::account_key(email);
-    let account = Limit::account("login", &account_key, cfg.throttle.login_per_account);
-    let ip = Limit::ip("login", meta.ip.as_deref(), cfg.throttle.login_per_ip);
-    if let Err(error) =
-        throttle::attempt(&app.db, &[account.clone(), ip.clone()], cfg.throttle.window).await
-    {
-        if matches!(error, AuthError::RateLimited { .. }) {
-            audit::record(
-                &app.db,
-                Event::RateLimited,
-                None,
-                None,
-                meta,
-                json!({"action": "login", "email": account_key}),
-            )
-            .await?;
-        }
-        return Err(error);
-    }
-
-    let user = match Email::parse(email) {
-        Ok(email) => accounts::find_by_email(&app.db, &email).await?,
-        Err(_) => None,
-    };
-    let verified =
-        password::verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
-    let (user, rehash) = match (verified, user) {
-        (Verified::Yes { rehash }, Some(user)) => (user, rehash),
-        (_, user) => {
-            let user_id = user.map(|u| u.id);
-            audit::record(
-                &app.db,
-                Event::LoginFailed,
-                user_id,
-                None,
-                meta,
-                json!({"email": account_key}),
-            )
-            .await?;
-            return Err(AuthError::InvalidCredentials);
-        }
-    };
-    throttle::succeeded(&app.db, &account, &ip).await?;
-    if rehash {
-        let new_hash = password::hash(password).await?;
-        // Only if the hash is still the one we verified: a concurrent password change wins.
-        app.db
-            .execute_raw(stmt(
-                "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
-                [
-                    new_hash.into(),
-                    user.id.into(),
-                    user.password_hash.clone().into(),
-                ],
-            ))
-            .await?;
-        tracing::info!(user_id = %user.id, "password rehashed with current parameters");
-    }
-
-    let txn = app.db.begin().await?;
-    let response = if user.mfa_enabled {
-        let mfa_token = random_token();
-        txn.execute_raw(stmt(
-            "INSERT INTO mfa_challenges (id, token_hash, user_id, expires_at) VALUES ($1, $2, $3, $4)",
-            [
-                Uuid::now_v7().into(),
-                token_hash(&mfa_token).into(),
-                user.id.into(),
-                (Utc::now() + cfg.mfa_token_ttl).into(),
-            ],
-        ))
-        .await?;
-        audit::record(
-            &txn,
-            Event::MfaChallengeIssued,
-            Some(user.id),
-            None,
-            meta,
-            json!({}),
-        )
-        .await?;
-        LoginResponse::Mfa(MfaChallenge {
-            mfa_required: true,
-            mfa_token,
-            expires_in: cfg.mfa_token_ttl.as_secs(),
-        })
-    } else {
-        let (session_id, pair) =
-            start_session(&txn, app, user.id, user.role()?, Aal::Aal1, meta).await?;
-        audit::record(
-            &txn,
-            Event::LoginSucceeded,
-            Some(user.id),
-            Some(session_id),
-            meta,
-            json!({"amr": ["pwd"]}),
-        )
-        .await?;
-        LoginResponse::Tokens(pair)
-    };
-    txn.commit().await?;
-    Ok(response)
-}
-
 #[derive(FromQueryResult)]
-struct ChallengeRow {
-    id: Uuid,
-    user_id: Uuid,
-}
-
-/// `POST /auth/mfa/verify`: the second step of a login.
-pub async fn verify_mfa(
-    app: &AuthState,
-    meta: &RequestMeta,
-    mfa_token: &str,
-    code: &str,
-) -> Result<TokenPair, AuthError> {
-    let cfg = &app.config;
-    let ip = Limit::ip("mfa", meta.ip.as_deref(), cfg.throttle.mfa_per_ip);
-    throttle::attempt(&app.db, std::slice::from_ref(&ip), cfg.throttle.window).await?;
-    let challenge = ChallengeRow::find_by_statement(stmt(
-        "SELECT id, user_id FROM mfa_challenges
-         WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now() AND failed_attempts < $2",
-        [token_hash(mfa_token).into(), MFA_TOKEN_MAX_FAILURES.into()],
-    ))
-    .one(&app.db)
-    .await?
-    .ok_or(AuthError::InvalidMfaToken)?;
-    let account = Limit::account(
-        "mfa",
-        &challenge.user_id.to_string(),
-        cfg.throttle.mfa_per_account,
-    );
-    throttle::attempt(&app.db, std::slice::from_ref(&account), cfg.throttle.window).await?;
-
-    let txn = app.db.begin().await?;
-    let Some(factor) = mfa::verify_code(&txn, app, challenge.user_id, code).await? else {
-        txn.rollback().await?;
-        app.db
-            .execute_raw(stmt(
-                "UPDATE mfa_challenges SET failed_attempts = failed_attempts + 1 WHERE id = $1",
-                [challenge.id.into()],
-            ))
-            .await?;
-        audit::record(
-            &app.db,
-            Event::MfaFailed,
-            Some(challenge.user_id),
-            None,
-            meta,
-            json!({"step": "login"}),
-        )
-        .await?;
-        return Err(AuthError::InvalidMfaCode);
-    };
-    // Consume the challenge in the same transaction as the code: if another request consumed it
-    // first, this one rolls back and its code (or recovery code) stays unused.
-    let consumed = txn
-        .execute_raw(stmt(
-            "UPDATE mfa_challenges SET consumed_at = now()
-             WHERE id = $1 AND consumed_at IS NULL AND expires_at > now() AND failed_attempts < $2",
-            [challenge.id.into(), MFA_TOKEN_MAX_FAILURES.into()],
-        ))
-        .await?
-        .rows_affected();
-    if consumed != 1 {
-        txn.rollback().await?;
-        return Err(AuthError::InvalidMfaToken);
-    }
-    let user = accounts::find_by_id(&txn, challenge.user_id)
-        .await?
-        .ok_or(AuthError::InvalidMfaToken)?;
-    let (session_id, pair) =
-        start_session(&txn, app, user.id, user.role()?, Aal::Aal2, meta).await?;
-    mfa::record_factor_use(&txn, app, &user, factor, Some(session_id), meta).await?;
-    audit::record(
-        &txn,
-        Event::LoginSucceeded,
-        Some(user.id),
-        Some(session_id),
-        meta,
-        json!({"amr": ["pwd", "otp"], "factor": factor.as_str()}),
-    )
-    .await?;
-    txn.commit().await?;
-    throttle::succeeded(&app.db, &account, &ip).await?;
-    Ok(pair)
-}
-
-#[derive(FromQueryResult)]
-struct RefreshableSession {
+pub(super) struct RefreshableSession {
     id: Uuid,
     user_id: Uuid,
     aal: String,
@@ -353,7 +148,7 @@ pub async fn refresh(
     Ok(pair)
 }
 
-async fn revoke_on_reuse(
+pub(super) async fn revoke_on_reuse(
     app: &AuthState,
     meta: &RequestMeta,
     hash: Vec<u8>,
@@ -461,7 +256,7 @@ pub async fn logout_all(
 }
 
 #[derive(FromQueryResult)]
-struct SessionRow {
+pub(super) struct SessionRow {
     id: Uuid,
     aal: String,
     ip: Option<String>,

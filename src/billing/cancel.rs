@@ -13,11 +13,13 @@ use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use super::BillingState;
+use super::views;
 use super::{
     BillingError, orders,
-    orders::{OrderView, Source, StripeIds},
+    orders::{Source, StripeIds},
     state::{self, OrderEvent, OrderStatus, Outcome},
     stripe_api::ClosedSession,
+    views::OrderView,
 };
 
 /// Cancels `user_id`'s order `order_id` if it awaits payment; another user's order is not found.
@@ -88,7 +90,7 @@ async fn view(
     user_id: Uuid,
     order_id: Uuid,
 ) -> Result<OrderView, BillingError> {
-    orders::find_for_user(&app.db, user_id, order_id)
+    views::find_for_user(&app.db, user_id, order_id)
         .await?
         .ok_or(BillingError::OrderNotFound)
 }

@@ -7,7 +7,9 @@
 //!
 //! - `routes.rs`: HTTP only (extract, call one function, answer); `operator.rs` the operator routes
 //!   under `/admin` (webhook events to review and replay, stuck orders), `review.rs` their list.
-//! - `orders.rs`, `webhook.rs`, `catalogue.rs`: the logic and its SQL.
+//! - `checkout.rs`, `orders.rs` (order rows, locks, applying outcomes), `views.rs` (request and
+//!   response types, the customer's reads), `webhook.rs` (the delivery pipeline), `replay.rs`,
+//!   `catalogue.rs`: the logic and its SQL.
 //! - `cancel.rs`: the customer cancels an unpaid order (its Checkout Session expired first).
 //! - `state.rs` (the order state machine), `signature.rs` (Stripe's signing scheme), `events.rs`
 //!   (what a Stripe event means for an order), `money.rs`: pure, unit-tested without a database.
@@ -16,6 +18,7 @@
 //! - `stripe_api.rs`: the Stripe calls (async-stripe), pointed at `STRIPE_API_BASE`.
 pub mod cancel;
 pub mod catalogue;
+pub mod checkout;
 pub mod config;
 pub mod customer;
 pub mod error;
@@ -25,11 +28,13 @@ pub mod money;
 pub mod operator;
 pub mod orders;
 pub mod reconcile;
+pub mod replay;
 pub mod review;
 pub mod routes;
 pub mod signature;
 pub mod state;
 pub mod stripe_api;
+pub mod views;
 pub mod webhook;
 
 pub use config::BillingConfig;

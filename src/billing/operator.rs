@@ -10,11 +10,12 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use super::replay;
 use super::{
     BillingError, BillingState,
     reconcile::{self, ReconcileResult, StuckOrder},
+    replay::Replayed,
     review::{self, ReviewReason, WebhookEventView},
-    webhook::{self, Replayed},
 };
 use crate::{
     admin::{self, MAX_LIMIT, STEP_UP, limit},
@@ -97,7 +98,7 @@ pub async fn replay_webhook_event(
     admin: AuthUser,
     event_id: web::Path<String>,
 ) -> Handled<Replayed> {
-    let replayed = webhook::replay(&app, &event_id)
+    let replayed = replay::replay(&app, &event_id)
         .await?
         .ok_or_else(|| BillingError::EventNotFound(event_id.clone()))?;
     if replayed.replayed {

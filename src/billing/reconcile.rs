@@ -227,7 +227,7 @@ pub async fn reconcile_order(
         // Creating the session failed and the checkout was not retried, so no one was ever given a
         // way to pay. A retry (same Idempotency-Key) is still due while its key lives; after that
         // the order expires, as its session would have. A retry racing this finds the order expired
-        // and hands out no session (see `orders::checkout`).
+        // and hands out no session (see `checkout::checkout`).
         if Utc::now().signed_duration_since(order.created_at)
             < chrono::Duration::from_std(idempotency::TTL).unwrap_or(chrono::Duration::MAX)
         {

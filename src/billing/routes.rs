@@ -4,11 +4,12 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::BillingState;
+use super::views;
 use super::{
     BillingError, Customer, cancel, catalogue,
     catalogue::Product,
-    orders::{self, CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
     signature,
+    views::{CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
     webhook::{self, WebhookAck},
 };
 use crate::http::{Problem, idempotency};
@@ -71,7 +72,8 @@ pub async fn checkout(
             "checkout reached without an Idempotency-Key"
         ))
     })?;
-    let (response, created) = orders::checkout(&app, customer.user_id, &key, &body).await?;
+    let (response, created) =
+        super::checkout::checkout(&app, customer.user_id, &key, &body).await?;
     let location = format!("/api/v1/billing/orders/{}", response.order_id);
     let mut builder = if created {
         HttpResponse::Created()
@@ -98,7 +100,7 @@ pub async fn list_orders(
     customer: Customer,
 ) -> Result<web::Json<Vec<OrderView>>, BillingError> {
     Ok(web::Json(
-        orders::list_for_user(&app.db, customer.user_id).await?,
+        views::list_for_user(&app.db, customer.user_id).await?,
     ))
 }
 
@@ -119,7 +121,7 @@ pub async fn get_order(
     customer: Customer,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<OrderView>, BillingError> {
-    orders::find_for_user(&app.db, customer.user_id, *id)
+    views::find_for_user(&app.db, customer.user_id, *id)
         .await?
         .map(web::Json)
         .ok_or(BillingError::OrderNotFound)
@@ -182,7 +184,7 @@ pub async fn list_licenses(
     customer: Customer,
 ) -> Result<web::Json<Vec<LicenseView>>, BillingError> {
     Ok(web::Json(
-        orders::licenses_for_user(&app.db, customer.user_id).await?,
+        views::licenses_for_user(&app.db, customer.user_id).await?,
     ))
 }
 

@@ -17,7 +17,7 @@
 //! Steps 1 and 3 ([`apply_to_order`]) are shared with reconciliation (`reconcile.rs`), which reads the
 //! same facts from the Checkout Session instead of an event.
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -135,7 +135,7 @@ pub async fn process(
     })
 }
 
-async fn process_in(
+pub(super) async fn process_in(
     app: &BillingState,
     txn: &DatabaseTransaction,
     envelope: &Envelope,
@@ -174,7 +174,7 @@ async fn process_in(
 }
 
 /// What an event means for us, decided with its order locked and nothing written yet.
-enum Decision {
+pub(super) enum Decision {
     UnhandledType,
     UnknownOrder,
     ForOrder {
@@ -214,7 +214,7 @@ impl Decision {
         }
     }
 
-    async fn carry_out(
+    pub(super) async fn carry_out(
         &self,
         app: &BillingState,
         txn: &DatabaseTransaction,
@@ -232,7 +232,10 @@ impl Decision {
 }
 
 /// Step 1: interprets the event, finds and locks its order, and judges the event against it.
-async fn decide(txn: &DatabaseTransaction, envelope: &Envelope) -> Result<Decision, DbErr> {
+pub(super) async fn decide(
+    txn: &DatabaseTransaction,
+    envelope: &Envelope,
+) -> Result<Decision, DbErr> {
     let Some(interpretation) = events::interpret(envelope) else {
         return Ok(Decision::UnhandledType);
     };
@@ -264,7 +267,10 @@ pub(crate) async fn apply_to_order(
 }
 
 /// The event checked against the order, then run through the state machine.
-fn judge(locked: &PaymentLock, interpretation: &Interpretation) -> Result<Outcome, DbErr> {
+pub(super) fn judge(
+    locked: &PaymentLock,
+    interpretation: &Interpretation,
+) -> Result<Outcome, DbErr> {
     let reason = contradiction(locked, interpretation);
     Ok(match reason {
         Some(reason) => Outcome::Rejected { reason },
@@ -274,7 +280,7 @@ fn judge(locked: &PaymentLock, interpretation: &Interpretation) -> Result<Outcom
 
 /// Writes what [`judge`] decided: the audit row and, when applied, the order's move (remembering the
 /// session and payment intent the event reveals) and its jobs.
-async fn record(
+pub(super) async fn record(
     app: &BillingState,
     txn: &DatabaseTransaction,
     order: &OrderRow,
@@ -300,7 +306,12 @@ async fn record(
 
 /// Notes a delivery whose processing failed (and rolled back), on its own connection. Best effort:
 /// if the database is what failed, this fails too, and Stripe's retry is the record.
-async fn record_failure(app: &BillingState, envelope: &Envelope, raw: &str, error: &DbErr) {
+pub(super) async fn record_failure(
+    app: &BillingState,
+    envelope: &Envelope,
+    raw: &str,
+    error: &DbErr,
+) {
     let noted = app
         .db
         .execute_raw(stmt(
@@ -321,107 +332,8 @@ async fn record_failure(app: &BillingState, envelope: &Envelope, raw: &str, erro
     }
 }
 
-/// The result of an operator's replay.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"event_id": "evt_1QxYz2AbCdEfGh", "previous_outcome": "unknown_order",
-                          "outcome": "applied", "replayed": true}))]
-pub struct Replayed {
-    pub event_id: String,
-    /// What the event had come to before the replay; absent when its processing had failed (it was
-    /// never recorded).
-    pub previous_outcome: Option<EventOutcome>,
-    pub outcome: EventOutcome,
-    /// False when the event was already final (applied or ignored): nothing was run again.
-    pub replayed: bool,
-}
-
-#[derive(FromQueryResult)]
-struct StoredEvent {
-    payload: String,
-    outcome: String,
-}
-
-/// Runs a stored event through processing again. `None` if no such event was received.
-///
-/// - Recorded with a replayable outcome (unknown order, unhandled type, rejected): steps 2–3 run
-///   again under a lock on the `stripe_events` row, so concurrent replays take turns and the second
-///   finds the first's outcome. An applied or ignored event is final and left alone, so replaying
-///   can never apply an event twice.
-/// - Failed (never recorded): the stored payload goes through [`process`], exactly as Stripe's
-///   retry would, gate included.
-pub async fn replay(app: &BillingState, event_id: &str) -> Result<Option<Replayed>, BillingError> {
-    let txn = app.db.begin().await?;
-    let stored = StoredEvent::find_by_statement(stmt(
-        "SELECT payload::text AS payload, outcome FROM stripe_events WHERE event_id = $1 FOR UPDATE",
-        [event_id.into()],
-    ))
-    .one(&txn)
-    .await?;
-    if let Some(stored) = stored {
-        let previous = EventOutcome::parse(&stored.outcome).ok_or_else(|| {
-            BillingError::Internal(anyhow::anyhow!("outcome {:?}", stored.outcome))
-        })?;
-        if !previous.is_replayable() {
-            txn.rollback().await?;
-            return Ok(Some(Replayed {
-                event_id: event_id.to_owned(),
-                previous_outcome: Some(previous),
-                outcome: previous,
-                replayed: false,
-            }));
-        }
-        let (envelope, _) = parse_stored(event_id, &stored.payload)?;
-        let decision = decide(&txn, &envelope).await?;
-        let source = Source::Stripe {
-            event_id: &envelope.id,
-        };
-        decision.carry_out(app, &txn, source).await?;
-        let outcome = finish(&txn, &envelope, &decision).await?;
-        txn.commit().await?;
-        tracing::info!(
-            event_id,
-            outcome = outcome.as_str(),
-            "stripe event replayed"
-        );
-        return Ok(Some(Replayed {
-            event_id: event_id.to_owned(),
-            previous_outcome: Some(previous),
-            outcome,
-            replayed: true,
-        }));
-    }
-    txn.rollback().await?;
-    let failed = app
-        .db
-        .query_one_raw(stmt(
-            "SELECT payload::text AS payload FROM stripe_event_failures WHERE event_id = $1",
-            [event_id.into()],
-        ))
-        .await?;
-    let Some(row) = failed else {
-        return Ok(None);
-    };
-    let payload: String = row.try_get("", "payload")?;
-    let (envelope, raw) = parse_stored(event_id, &payload)?;
-    let ack = process(app, &envelope, raw).await?;
-    Ok(Some(Replayed {
-        event_id: ack.event_id,
-        previous_outcome: None,
-        outcome: ack.outcome,
-        replayed: true,
-    }))
-}
-
-/// [`parse`] for a payload we stored ourselves: one that no longer parses is our fault, not the
-/// sender's.
-fn parse_stored<'a>(event_id: &str, payload: &'a str) -> Result<(Envelope, &'a str), BillingError> {
-    parse(payload.as_bytes()).map_err(|e| {
-        BillingError::Internal(anyhow::Error::new(e).context(format!("stored event {event_id}")))
-    })
-}
-
 /// A replayed event's new outcome, on its `stripe_events` row.
-async fn finish(
+pub(super) async fn finish(
     txn: &DatabaseTransaction,
     envelope: &Envelope,
     decision: &Decision,
@@ -442,7 +354,7 @@ async fn finish(
 
 /// The order an event is about, locked. Session and payment intent events name it in their metadata;
 /// charge and dispute events reach it through the payment intent recorded at checkout completion.
-async fn find_order(
+pub(super) async fn find_order(
     txn: &DatabaseTransaction,
     event: &Interpretation,
 ) -> Result<Option<PaymentLock>, DbErr> {
@@ -463,7 +375,7 @@ async fn find_order(
 
 /// Facts in the event that contradict the order: such an event is rejected for review rather than
 /// applied (a paid event for another amount must never deliver a licence).
-fn contradiction(locked: &PaymentLock, event: &Interpretation) -> Option<&'static str> {
+pub(super) fn contradiction(locked: &PaymentLock, event: &Interpretation) -> Option<&'static str> {
     let order = &locked.order;
     if let Some(session) = &event.session {
         if order

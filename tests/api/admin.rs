@@ -20,7 +20,7 @@ use crate::{
 /// An admin's first session, stepped up with a fresh second factor (aal2).
 async fn admin_token(app: &TestApp) -> String {
     let password = secrecy::SecretString::from(PASSWORD.to_owned());
-    ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
+    ironclad::auth::users::create_admin(&app.db, "root@example.com", &password)
         .await
         .unwrap();
     let (access, _) = tokens_of(&login(app, "root@example.com", PASSWORD).await);
@@ -77,7 +77,7 @@ async fn sweep(app: &TestApp, token: &str) -> Value {
 async fn operator_tools_need_the_admin_role_and_a_fresh_second_factor() {
     let app = BillingApp::spawn().await;
     let password = secrecy::SecretString::from(PASSWORD.to_owned());
-    ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
+    ironclad::auth::users::create_admin(&app.db, "root@example.com", &password)
         .await
         .unwrap();
     let (no_mfa, _) = tokens_of(&login(&app, "root@example.com", PASSWORD).await);
@@ -105,7 +105,7 @@ async fn operator_tools_need_the_admin_role_and_a_fresh_second_factor() {
     assert_eq!(r.status, 401, "{}", r.body);
 
     // An admin who never enrolled is told to enrol first.
-    ironclad::auth::accounts::create_admin(&app.db, "ops@example.com", &password)
+    ironclad::auth::users::create_admin(&app.db, "ops@example.com", &password)
         .await
         .unwrap();
     let (unenrolled, _) = tokens_of(&login(&app, "ops@example.com", PASSWORD).await);

@@ -743,11 +743,11 @@ async fn the_create_admin_command_runs_without_stdin() {
 async fn require_role_admits_only_admins_by_their_current_role() {
     let app = TestApp::spawn().await;
     let password = secrecy::SecretString::from(PASSWORD.to_owned());
-    ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
+    ironclad::auth::users::create_admin(&app.db, "root@example.com", &password)
         .await
         .unwrap();
     assert!(
-        ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
+        ironclad::auth::users::create_admin(&app.db, "root@example.com", &password)
             .await
             .is_err()
     );

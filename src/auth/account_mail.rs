@@ -1,0 +1,124 @@
+//! What the account flows share: single-use email links (verification, reset) and the emails
+//! they send (links and security notices), each queued in the caller's transaction.
+use chrono::Utc;
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::AuthState;
+use super::{
+    audit::{self, Event},
+    error::AuthError,
+    guard::RequestMeta,
+    throttle::{self, Limit},
+    tokens::{random_token, token_hash},
+};
+use crate::db::stmt;
+use crate::{
+    jobs::{Enqueued, JobOptions},
+    mail::SendEmail,
+};
+
+/// Enqueues an email in `conn`'s transaction: it is sent if and only if the change commits.
+pub(super) async fn send(
+    conn: &impl ConnectionTrait,
+    app: &AuthState,
+    to: &str,
+    template: &str,
+    context: serde_json::Value,
+    options: JobOptions,
+) -> Result<Enqueued, AuthError> {
+    let email = SendEmail {
+        to: to.to_owned(),
+        template: template.to_owned(),
+        context,
+        message_key: None,
+    };
+    Ok(app.jobs.push(conn, &email, options).await?)
+}
+
+/// Tells the account owner about a change to their security settings.
+pub(super) async fn security_notice(
+    conn: &impl ConnectionTrait,
+    app: &AuthState,
+    to: &str,
+    title: &str,
+    body: &str,
+) -> Result<(), AuthError> {
+    send(
+        conn,
+        app,
+        to,
+        "security_notice",
+        json!({
+            "title": title,
+            "body": body,
+            "when": Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            "app_url": app.public_url,
+        }),
+        JobOptions::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores a single-use email token for `user_id` and returns it in clear (for the link).
+pub(super) async fn email_token(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    purpose: &str,
+    ttl: std::time::Duration,
+) -> Result<String, AuthError> {
+    let token = random_token();
+    conn.execute_raw(stmt(
+        "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at) VALUES ($1, $2, $3, $4)",
+        [
+            token_hash(&token).into(),
+            user_id.into(),
+            purpose.into(),
+            (Utc::now() + ttl).into(),
+        ],
+    ))
+    .await?;
+    Ok(token)
+}
+
+/// Uses up an email token: `Some(user_id)` once, then never again; `None` when unknown or expired.
+pub(super) async fn consume_email_token(
+    conn: &impl ConnectionTrait,
+    token: &str,
+    purpose: &str,
+) -> Result<Option<Uuid>, AuthError> {
+    let row = conn
+        .query_one_raw(stmt(
+            "UPDATE email_tokens SET used_at = now()
+             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
+             RETURNING user_id",
+            [token_hash(token).into(), purpose.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<Uuid>("", "user_id")).transpose()?)
+}
+
+/// Counts an attempt at `action` on every limit; over one, the refusal (429) is audited.
+pub(super) async fn throttled(
+    app: &AuthState,
+    meta: &RequestMeta,
+    action: &str,
+    limits: &[Limit],
+    email: &str,
+) -> Result<(), AuthError> {
+    let result = throttle::attempt(&app.db, limits, app.config.throttle.window).await;
+    if let Err(AuthError::RateLimited { .. }) = &result {
+        audit::record(
+            &app.db,
+            Event::RateLimited,
+            None,
+            None,
+            meta,
+            json!({"action": action, "email": email}),
+        )
+        .await?;
+    }
+    result
+}

@@ -1,0 +1,250 @@
+//! Passwords: the reset link (forgot, reset) and the signed-in change; each ends other sessions.
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use secrecy::SecretString;
+use serde_json::json;
+
+use super::AuthState;
+use super::account_mail::consume_email_token;
+use super::account_mail::email_token;
+use super::account_mail::security_notice;
+use super::account_mail::throttled;
+use super::users::find_by_email;
+use super::users::find_by_id;
+use super::users::parse_email;
+use super::users::parse_password;
+use super::{
+    audit::{self, Event},
+    domain::Email,
+    error::AuthError,
+    guard::{AuthUser, RequestMeta, live_session},
+    password::{self, Verified},
+    sessions,
+    throttle::{self, Limit},
+};
+use crate::db::stmt;
+use crate::{
+    auth::jobs::RequestPasswordReset,
+    jobs::{Enqueued, JobOptions},
+    mail::SendEmail,
+};
+
+/// `POST /auth/password/forgot`. The answer must not depend on whether an account uses the address,
+/// in content or in timing, so the request only counts the attempt and enqueues a
+/// [`RequestPasswordReset`] job (one insert, whoever asks); the job looks the account up. Being in
+/// the queue, the request survives a crash right after the 202.
+pub async fn forgot_password(
+    app: &AuthState,
+    meta: &RequestMeta,
+    email: &str,
+) -> Result<(), AuthError> {
+    let cfg = &app.config.throttle;
+    // Whatever was typed, so unparsable and unknown emails are limited like real ones.
+    let account_key = throttle::account_key(email);
+    throttled(
+        app,
+        meta,
+        "forgot_password",
+        &[
+            Limit::account(
+                "forgot_password",
+                &account_key,
+                cfg.forgot_password_per_account,
+            ),
+            Limit::ip(
+                "forgot_password",
+                meta.ip.as_deref(),
+                cfg.forgot_password_per_ip,
+            ),
+        ],
+        &account_key,
+    )
+    .await?;
+    // A malformed address can belong to no account: say so (422) rather than queue work for it.
+    // Whether a well-formed one has an account is the job's business, out of the answer's reach.
+    let email = parse_email(email)?;
+    let job = RequestPasswordReset {
+        email: email.as_str().to_owned(),
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+    };
+    app.jobs.push(&app.db, &job, JobOptions::default()).await?;
+    Ok(())
+}
+
+/// The work of one [`RequestPasswordReset`] job: if an account uses `email`, a single-use token and
+/// the email carrying it, in one transaction.
+///
+/// `request_id` (the job id, stable across reruns) keys the email job and its Message-ID: a rerun of
+/// a request already handled finds that email queued, rolls back its own token and sends nothing.
+pub async fn send_reset_link(
+    app: &AuthState,
+    meta: &RequestMeta,
+    email: &str,
+    request_id: &str,
+) -> Result<(), AuthError> {
+    let Ok(email) = Email::parse(email) else {
+        return Ok(());
+    };
+    let txn = app.db.begin().await?;
+    let Some(user) = find_by_email(&txn, &email).await? else {
+        return Ok(());
+    };
+    let token = email_token(
+        &txn,
+        user.id,
+        "password_reset",
+        app.config.password_reset_ttl,
+    )
+    .await?;
+    let base = &app.public_url;
+    let key = format!("password-reset-{request_id}");
+    let reset_email = SendEmail {
+        to: user.email.clone(),
+        template: "password_reset".into(),
+        context: json!({"token": token, "link": format!("{base}/reset-password?token={token}"), "app_url": base}),
+        message_key: Some(key.clone()),
+    };
+    if app
+        .jobs
+        .push(&txn, &reset_email, JobOptions::idempotency_key(key))
+        .await?
+        == Enqueued::Duplicate
+    {
+        tracing::info!(
+            request_id,
+            "password reset already handled; nothing sent again"
+        );
+        txn.rollback().await?;
+        return Ok(());
+    }
+    audit::record(
+        &txn,
+        Event::PasswordResetRequested,
+        Some(user.id),
+        None,
+        meta,
+        json!({}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// `POST /auth/password/reset`: single use; ends every session of the user.
+pub async fn reset_password(
+    app: &AuthState,
+    meta: &RequestMeta,
+    token: &str,
+    password: &SecretString,
+) -> Result<(), AuthError> {
+    let password = parse_password("password", password)?;
+    let hash = password::hash(password.secret()).await?;
+    let txn = app.db.begin().await?;
+    let user_id = consume_email_token(&txn, token, "password_reset")
+        .await?
+        .ok_or(AuthError::InvalidEmailToken)?;
+    // Receiving the link proves the mailbox, so the address counts as verified.
+    txn.execute_raw(stmt(
+        "UPDATE users SET password_hash = $1, email_verified_at = coalesce(email_verified_at, now())
+         WHERE id = $2",
+        [hash.into(), user_id.into()],
+    ))
+    .await?;
+    let ended = sessions::revoke_all(&txn, user_id, None, "password_reset").await?;
+    // Other reset links and pending MFA logins were made for the old password.
+    txn.execute_raw(stmt(
+        "UPDATE email_tokens SET used_at = now()
+         WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+        [user_id.into()],
+    ))
+    .await?;
+    txn.execute_raw(stmt(
+        "UPDATE mfa_challenges SET consumed_at = now() WHERE user_id = $1 AND consumed_at IS NULL",
+        [user_id.into()],
+    ))
+    .await?;
+    audit::record(
+        &txn,
+        Event::PasswordReset,
+        Some(user_id),
+        None,
+        meta,
+        json!({"sessions_ended": ended}),
+    )
+    .await?;
+    let user = find_by_id(&txn, user_id)
+        .await?
+        .ok_or(AuthError::InvalidEmailToken)?;
+    security_notice(
+        &txn,
+        app,
+        &user.email,
+        "Your password was reset",
+        "Your password was reset and every session was signed out. If this was not you, contact support.",
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// `POST /me/password`: other sessions end; this one stays.
+pub async fn change_password(
+    app: &AuthState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+    current: &SecretString,
+    new: &SecretString,
+) -> Result<(), AuthError> {
+    let row = live_session(&app.db, user).await?;
+    let new = parse_password("new_password", new)?;
+    let cfg = &app.config.throttle;
+    let limit = Limit::account("password", &user.user_id.to_string(), cfg.login_per_account);
+    let ip = Limit::ip("password", meta.ip.as_deref(), cfg.login_per_ip);
+    throttle::attempt(&app.db, &[limit.clone(), ip.clone()], cfg.window).await?;
+    if password::verify(current, Some(row.password_hash.clone())).await? == Verified::No {
+        audit::record(
+            &app.db,
+            Event::LoginFailed,
+            Some(user.user_id),
+            Some(user.session_id),
+            meta,
+            json!({"step": "change_password"}),
+        )
+        .await?;
+        return Err(AuthError::WrongCurrentPassword);
+    }
+    throttle::succeeded(&app.db, &limit, &ip).await?;
+    let hash = password::hash(new.secret()).await?;
+    let txn = app.db.begin().await?;
+    txn.execute_raw(stmt(
+        "UPDATE users SET password_hash = $1 WHERE id = $2",
+        [hash.into(), user.user_id.into()],
+    ))
+    .await?;
+    let ended = sessions::revoke_all(
+        &txn,
+        user.user_id,
+        Some(user.session_id),
+        "password_changed",
+    )
+    .await?;
+    audit::record(
+        &txn,
+        Event::PasswordChanged,
+        Some(user.user_id),
+        Some(user.session_id),
+        meta,
+        json!({"sessions_ended": ended}),
+    )
+    .await?;
+    security_notice(
+        &txn,
+        app,
+        &row.email,
+        "Your password was changed",
+        "Your password was changed and your other sessions were signed out. If this was not you, reset your password now.",
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}

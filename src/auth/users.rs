@@ -1,0 +1,173 @@
+//! Users: the account row and its queries, the profile (`/me`), the billing email, admins.
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
+use secrecy::SecretString;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::AuthState;
+use super::account_mail::security_notice;
+use super::{
+    audit::{self, Event},
+    domain::{Email, NewPassword, Role},
+    dto::{BillingEmail, CurrentSession, Me},
+    error::AuthError,
+    guard::{AuthUser, RequestMeta, live_session},
+    password::{self},
+};
+use crate::db::stmt;
+
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub billing_email: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub mfa_enabled: bool,
+}
+
+pub(super) const SELECT_USER: &str = r#"
+SELECT u.id, u.email, u.password_hash, u.role, u.email_verified_at, u.billing_email, u.created_at,
+       EXISTS (SELECT 1 FROM user_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL)
+           AS mfa_enabled
+FROM users u
+"#;
+
+pub async fn find_by_email(
+    conn: &impl ConnectionTrait,
+    email: &Email,
+) -> Result<Option<UserRow>, AuthError> {
+    Ok(UserRow::find_by_statement(stmt(
+        &format!("{SELECT_USER} WHERE u.email = $1"),
+        [email.as_str().into()],
+    ))
+    .one(conn)
+    .await?)
+}
+
+pub async fn find_by_id(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<UserRow>, AuthError> {
+    Ok(
+        UserRow::find_by_statement(stmt(&format!("{SELECT_USER} WHERE u.id = $1"), [id.into()]))
+            .one(conn)
+            .await?,
+    )
+}
+
+pub(super) fn parse_email(raw: &str) -> Result<Email, AuthError> {
+    Email::parse(raw).map_err(|m| AuthError::validation("email", m))
+}
+
+pub(super) fn parse_password(
+    field: &'static str,
+    raw: &SecretString,
+) -> Result<NewPassword, AuthError> {
+    NewPassword::parse(raw.clone()).map_err(|m| AuthError::validation(field, m))
+}
+
+/// `GET /me`.
+pub async fn me(app: &AuthState, user: &AuthUser) -> Result<Me, AuthError> {
+    let row = live_session(&app.db, user).await?;
+    Ok(Me {
+        id: row.id,
+        role: row.role()?,
+        email_verified: row.email_verified_at.is_some(),
+        mfa_enabled: row.mfa_enabled,
+        billing_email: row.billing_email,
+        created_at: row.created_at,
+        email: row.email,
+        session: CurrentSession {
+            id: user.session_id,
+            aal: user.aal,
+            amr: user.amr.clone(),
+        },
+    })
+}
+
+/// `PUT /billing/email` (behind `RequireMfa`).
+pub async fn change_billing_email(
+    app: &AuthState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+    email: &str,
+) -> Result<BillingEmail, AuthError> {
+    let email = parse_email(email)?;
+    let txn = app.db.begin().await?;
+    let old = txn
+        .query_one_raw(stmt(
+            "UPDATE users u SET billing_email = $1 FROM users prev
+             WHERE u.id = $2 AND prev.id = u.id RETURNING prev.billing_email AS old, u.email",
+            [email.as_str().into(), user.user_id.into()],
+        ))
+        .await?
+        .ok_or(AuthError::NotFound)?;
+    let previous: Option<String> = old.try_get("", "old")?;
+    let account_email: String = old.try_get("", "email")?;
+    audit::record(
+        &txn,
+        Event::BillingEmailChanged,
+        Some(user.user_id),
+        Some(user.session_id),
+        meta,
+        json!({"from": previous, "to": email.as_str()}),
+    )
+    .await?;
+    security_notice(
+        &txn,
+        app,
+        &account_email,
+        "Your billing email was changed",
+        &format!("Invoices will now go to {email}. If this was not you, reset your password now."),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(BillingEmail {
+        billing_email: email.to_string(),
+    })
+}
+
+/// Creates a verified admin account (`ironclad create-admin`).
+pub async fn create_admin(
+    db: &DatabaseConnection,
+    email: &str,
+    password: &SecretString,
+) -> Result<Uuid, AuthError> {
+    let email = parse_email(email)?;
+    let password = parse_password("password", password)?;
+    let hash = password::hash(password.secret()).await?;
+    let txn = db.begin().await?;
+    let id = Uuid::now_v7();
+    let created = txn
+        .execute_raw(stmt(
+            "INSERT INTO users (id, email, password_hash, role, email_verified_at)
+             VALUES ($1, $2, $3, $4, now()) ON CONFLICT (email) DO NOTHING",
+            [
+                id.into(),
+                email.as_str().into(),
+                hash.into(),
+                Role::Admin.as_str().into(),
+            ],
+        ))
+        .await?
+        .rows_affected();
+    if created != 1 {
+        txn.rollback().await?;
+        return Err(AuthError::validation("email", "is already registered"));
+    }
+    audit::record(
+        &txn,
+        Event::AdminCreated,
+        Some(id),
+        None,
+        &RequestMeta::default(),
+        json!({"via": "cli"}),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(id)
+}
