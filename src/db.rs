@@ -63,3 +63,31 @@ pub async fn delete_in_batches(
         }
     }
 }
+
+/// Lets a row type hold an enum stored as `text` (`users.role`, `orders.status`), so a row is typed
+/// when it is read and the code past it never compares strings. A value the code does not know is a
+/// type error at the read. `$parse` turns the text into `Option<$type>`.
+///
+/// ```ignore
+/// db::text_column!(OrderStatus, OrderStatus::parse);
+/// ```
+macro_rules! text_column {
+    ($type:ty, $parse:expr) => {
+        impl sea_orm::TryGetable for $type {
+            fn try_get_by<I: sea_orm::ColIdx>(
+                res: &sea_orm::QueryResult,
+                index: I,
+            ) -> Result<Self, sea_orm::TryGetError> {
+                let raw = <String as sea_orm::TryGetable>::try_get_by(res, index)?;
+                let parse: fn(&str) -> Option<$type> = $parse;
+                parse(&raw).ok_or_else(|| {
+                    sea_orm::TryGetError::DbErr(sea_orm::DbErr::Type(format!(
+                        "unknown {} {raw:?}",
+                        stringify!($type)
+                    )))
+                })
+            }
+        }
+    };
+}
+pub(crate) use text_column;

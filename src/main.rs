@@ -2,6 +2,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ironclad::{
+    auth::{
+        dto::{Credentials, NewAccount},
+        users,
+    },
     startup::{self, Config, Layers},
     telemetry,
 };
@@ -102,8 +106,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::CreateAdmin { email, password } => {
             let db = ironclad::db::connect(&config.database).await?;
-            let password = secrecy::SecretString::from(password);
-            match ironclad::auth::users::create_admin(&db, &email, &password).await {
+            let credentials = Credentials {
+                email,
+                password: password.into(),
+            };
+            let created = match NewAccount::try_from(&credentials) {
+                Ok(account) => users::create_admin(&db, account).await,
+                Err(invalid) => Err(invalid),
+            };
+            let email = credentials.email;
+            match created {
                 Ok(id) => {
                     println!("created admin {email} ({id})");
                     Ok(())

@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::domain::{Aal, Role};
+use super::{
+    AuthError,
+    domain::{Aal, Email, NewPassword, Role},
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery staple"}))]
@@ -262,4 +265,52 @@ pub struct AuditEvent {
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub created_at: DateTime<Utc>,
+}
+
+// Parsing at the edge: handlers turn bodies into domain types, so services never see raw strings.
+// A value that does not parse is a 422 naming its field.
+
+pub(super) fn email_field(raw: &str) -> Result<Email, AuthError> {
+    Email::parse(raw).map_err(|m| AuthError::validation("email", m))
+}
+
+pub(super) fn password_field(
+    field: &'static str,
+    raw: &SecretString,
+) -> Result<NewPassword, AuthError> {
+    NewPassword::parse(raw.clone()).map_err(|m| AuthError::validation(field, m))
+}
+
+/// A registration, parsed: an acceptable email address and password.
+pub struct NewAccount {
+    pub email: Email,
+    pub password: NewPassword,
+}
+
+impl TryFrom<&Credentials> for NewAccount {
+    type Error = AuthError;
+    fn try_from(body: &Credentials) -> Result<Self, AuthError> {
+        Ok(Self {
+            email: email_field(&body.email)?,
+            password: password_field("password", &body.password)?,
+        })
+    }
+}
+
+impl ResetPasswordRequest {
+    pub fn new_password(&self) -> Result<NewPassword, AuthError> {
+        password_field("password", &self.password)
+    }
+}
+
+impl ChangePasswordRequest {
+    pub fn new_password(&self) -> Result<NewPassword, AuthError> {
+        password_field("new_password", &self.new_password)
+    }
+}
+
+impl BillingEmailRequest {
+    pub fn email(&self) -> Result<Email, AuthError> {
+        email_field(&self.email)
+    }
 }

@@ -190,7 +190,7 @@ impl Policy {
         match self {
             Policy::Mfa(max_age) => check_mfa(&user, live.mfa_enabled, max_age, Utc::now())?,
             Policy::Role(role) => {
-                if live.role != role.as_str() {
+                if live.role != role {
                     return Err(AuthError::Forbidden(format!(
                         "this action needs the {} role",
                         role.as_str()

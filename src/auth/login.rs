@@ -121,7 +121,7 @@ pub async fn login(
         })
     } else {
         let (session_id, pair) =
-            start_session(&txn, app, user.id, user.role()?, Aal::Aal1, meta).await?;
+            start_session(&txn, app, user.id, user.role, Aal::Aal1, meta).await?;
         audit::record(
             &txn,
             Event::LoginSucceeded,
@@ -205,8 +205,7 @@ pub async fn verify_mfa(
     let user = users::find_by_id(&txn, challenge.user_id)
         .await?
         .ok_or(AuthError::InvalidMfaToken)?;
-    let (session_id, pair) =
-        start_session(&txn, app, user.id, user.role()?, Aal::Aal2, meta).await?;
+    let (session_id, pair) = start_session(&txn, app, user.id, user.role, Aal::Aal2, meta).await?;
     mfa::record_factor_use(&txn, app, &user, factor, Some(session_id), meta).await?;
     audit::record(
         &txn,

@@ -268,12 +268,6 @@ async fn raise_session(
     })
 }
 
-fn role_of(live_role: &str) -> Result<Role, AuthError> {
-    live_role
-        .parse()
-        .map_err(|e: String| AuthError::Unexpected(anyhow::anyhow!(e)))
-}
-
 /// `POST /me/mfa/totp/confirm`: a valid code from the new authenticator turns MFA on.
 pub async fn confirm_enrolment(
     app: &AuthState,
@@ -320,7 +314,7 @@ pub async fn confirm_enrolment(
         return Err(AuthError::MfaAlreadyEnabled);
     }
     let recovery_codes = new_recovery_codes(&txn, user.user_id).await?;
-    let token = raise_session(&txn, app, user, role_of(&live.role)?).await?;
+    let token = raise_session(&txn, app, user, live.role).await?;
     audit::record(
         &txn,
         Event::MfaEnabled,
@@ -387,7 +381,7 @@ pub async fn step_up(
         return Err(AuthError::MfaEnrolmentRequired);
     }
     let (txn, factor, (account, ip)) = prove_factor(app, meta, user, code, "step_up").await?;
-    let token = raise_session(&txn, app, user, role_of(&live.role)?).await?;
+    let token = raise_session(&txn, app, user, live.role).await?;
     let row = users::find_by_id(&txn, user.user_id)
         .await?
         .ok_or(AuthError::NotFound)?;

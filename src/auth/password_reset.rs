@@ -3,15 +3,14 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::AuthState;
 use super::account_mail::consume_email_token;
 use super::account_mail::email_token;
 use super::account_mail::security_notice;
 use super::account_mail::throttled;
+use super::dto::email_field;
 use super::users::find_by_email;
 use super::users::find_by_id;
-use super::users::parse_email;
-use super::users::parse_password;
+use super::{AuthState, domain::NewPassword};
 use super::{
     audit::{self, Event},
     domain::Email,
@@ -61,7 +60,7 @@ pub async fn forgot_password(
     .await?;
     // A malformed address can belong to no account: say so (422) rather than queue work for it.
     // Whether a well-formed one has an account is the job's business, out of the answer's reach.
-    let email = parse_email(email)?;
+    let email = email_field(email)?;
     let job = RequestPasswordReset {
         email: email.as_str().to_owned(),
         ip: meta.ip.clone(),
@@ -135,9 +134,8 @@ pub async fn reset_password(
     app: &AuthState,
     meta: &RequestMeta,
     token: &str,
-    password: &SecretString,
+    password: NewPassword,
 ) -> Result<(), AuthError> {
-    let password = parse_password("password", password)?;
     let hash = password::hash(password.secret()).await?;
     let txn = app.db.begin().await?;
     let user_id = consume_email_token(&txn, token, "password_reset")
@@ -193,10 +191,9 @@ pub async fn change_password(
     meta: &RequestMeta,
     user: &AuthUser,
     current: &SecretString,
-    new: &SecretString,
+    new: NewPassword,
 ) -> Result<(), AuthError> {
     let row = live_session(&app.db, user).await?;
-    let new = parse_password("new_password", new)?;
     let cfg = &app.config.throttle;
     let limit = Limit::account("password", &user.user_id.to_string(), cfg.login_per_account);
     let ip = Limit::ip("password", meta.ip.as_deref(), cfg.login_per_ip);

@@ -83,7 +83,7 @@ pub async fn register(
     meta: RequestMeta,
     body: web::Json<Credentials>,
 ) -> Handled {
-    let response = verification::register(&app, &meta, &body.email, &body.password).await?;
+    let response = verification::register(&app, &meta, (&*body).try_into()?).await?;
     Ok(HttpResponse::Created().json(response))
 }
 
@@ -233,7 +233,7 @@ pub async fn reset_password(
     meta: RequestMeta,
     body: web::Json<ResetPasswordRequest>,
 ) -> Handled {
-    password_reset::reset_password(&app, &meta, &body.token, &body.password).await?;
+    password_reset::reset_password(&app, &meta, &body.token, body.new_password()?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -291,14 +291,8 @@ pub async fn change_password(
     user: AuthUser,
     body: web::Json<ChangePasswordRequest>,
 ) -> Handled {
-    password_reset::change_password(
-        &app,
-        &meta,
-        &user,
-        &body.current_password,
-        &body.new_password,
-    )
-    .await?;
+    let new = body.new_password()?;
+    password_reset::change_password(&app, &meta, &user, &body.current_password, new).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -438,6 +432,6 @@ pub async fn change_billing_email(
     user: AuthUser,
     body: web::Json<BillingEmailRequest>,
 ) -> Handled {
-    let changed = users::change_billing_email(&app, &meta, &user, &body.email).await?;
+    let changed = users::change_billing_email(&app, &meta, &user, body.email()?).await?;
     Ok(HttpResponse::Ok().json(changed))
 }

@@ -13,9 +13,8 @@ use super::{
     error::AuthError,
     guard::{AuthUser, RequestMeta, live_session},
     tokens::{SessionFacts, random_token, token_hash},
-    users::UserRow,
 };
-use crate::db::stmt;
+use crate::db::{self, stmt};
 
 /// Starts a session and returns its first token pair. Runs inside the caller's transaction.
 pub(super) async fn start_session(
@@ -83,13 +82,15 @@ pub(super) fn token_pair(
     }
 }
 
+db::text_column!(Aal, |raw| raw.parse().ok());
+
 #[derive(FromQueryResult)]
 pub(super) struct RefreshableSession {
     id: Uuid,
     user_id: Uuid,
-    aal: String,
+    aal: Aal,
     mfa_at: Option<DateTime<Utc>>,
-    role: String,
+    role: Role,
 }
 
 /// `POST /auth/refresh`: one use per refresh token. A token already used means two parties hold
@@ -138,8 +139,8 @@ pub async fn refresh(
         user_id: session.user_id,
         session_id: session.id,
         // The current role, not the one at login: a demotion takes effect at the next refresh.
-        role: session.role.parse().map_err(anyhow::Error::msg)?,
-        aal: session.aal.parse().map_err(anyhow::Error::msg)?,
+        role: session.role,
+        aal: session.aal,
         // Refreshing keeps the MFA time: only a new verification makes it fresh again.
         mfa_at: session.mfa_at,
     };
@@ -325,12 +326,4 @@ pub async fn revoke(
     .await?;
     txn.commit().await?;
     Ok(())
-}
-
-impl UserRow {
-    pub fn role(&self) -> Result<Role, AuthError> {
-        self.role
-            .parse()
-            .map_err(|e: String| AuthError::Unexpected(anyhow::anyhow!(e)))
-    }
 }

@@ -1,33 +1,34 @@
 //! Users: the account row and its queries, the profile (`/me`), the billing email, admins.
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionTrait};
-use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::AuthState;
 use super::account_mail::security_notice;
+use super::{AuthState, dto::NewAccount};
 use super::{
     audit::{self, Event},
-    domain::{Email, NewPassword, Role},
+    domain::{Email, Role},
     dto::{BillingEmail, CurrentSession, Me},
     error::AuthError,
     guard::{AuthUser, RequestMeta, live_session},
     password::{self},
 };
-use crate::db::stmt;
+use crate::db::{self, stmt};
 
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct UserRow {
     pub id: Uuid,
     pub email: String,
     pub password_hash: String,
-    pub role: String,
+    pub role: Role,
     pub email_verified_at: Option<DateTime<Utc>>,
     pub billing_email: Option<String>,
     pub created_at: DateTime<Utc>,
     pub mfa_enabled: bool,
 }
+
+db::text_column!(Role, |raw| raw.parse().ok());
 
 pub(super) const SELECT_USER: &str = r#"
 SELECT u.id, u.email, u.password_hash, u.role, u.email_verified_at, u.billing_email, u.created_at,
@@ -59,23 +60,12 @@ pub async fn find_by_id(
     )
 }
 
-pub(super) fn parse_email(raw: &str) -> Result<Email, AuthError> {
-    Email::parse(raw).map_err(|m| AuthError::validation("email", m))
-}
-
-pub(super) fn parse_password(
-    field: &'static str,
-    raw: &SecretString,
-) -> Result<NewPassword, AuthError> {
-    NewPassword::parse(raw.clone()).map_err(|m| AuthError::validation(field, m))
-}
-
 /// `GET /me`.
 pub async fn me(app: &AuthState, user: &AuthUser) -> Result<Me, AuthError> {
     let row = live_session(&app.db, user).await?;
     Ok(Me {
         id: row.id,
-        role: row.role()?,
+        role: row.role,
         email_verified: row.email_verified_at.is_some(),
         mfa_enabled: row.mfa_enabled,
         billing_email: row.billing_email,
@@ -94,9 +84,8 @@ pub async fn change_billing_email(
     app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
-    email: &str,
+    email: Email,
 ) -> Result<BillingEmail, AuthError> {
-    let email = parse_email(email)?;
     let txn = app.db.begin().await?;
     let old = txn
         .query_one_raw(stmt(
@@ -132,13 +121,8 @@ pub async fn change_billing_email(
 }
 
 /// Creates a verified admin account (`ironclad create-admin`).
-pub async fn create_admin(
-    db: &DatabaseConnection,
-    email: &str,
-    password: &SecretString,
-) -> Result<Uuid, AuthError> {
-    let email = parse_email(email)?;
-    let password = parse_password("password", password)?;
+pub async fn create_admin(db: &DatabaseConnection, account: NewAccount) -> Result<Uuid, AuthError> {
+    let NewAccount { email, password } = account;
     let hash = password::hash(password.secret()).await?;
     let txn = db.begin().await?;
     let id = Uuid::now_v7();

@@ -1,16 +1,13 @@
 //! Registration and email verification.
 use sea_orm::{ConnectionTrait, TransactionTrait};
-use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::AuthState;
 use super::account_mail::consume_email_token;
 use super::account_mail::email_token;
 use super::account_mail::send;
 use super::account_mail::throttled;
-use super::users::parse_email;
-use super::users::parse_password;
+use super::{AuthState, dto::NewAccount};
 use super::{
     audit::{self, Event},
     dto::RegisterResponse,
@@ -27,11 +24,9 @@ use crate::jobs::JobOptions;
 pub async fn register(
     app: &AuthState,
     meta: &RequestMeta,
-    email: &str,
-    password: &SecretString,
+    account: NewAccount,
 ) -> Result<RegisterResponse, AuthError> {
-    let email = parse_email(email)?;
-    let password = parse_password("password", password)?;
+    let NewAccount { email, password } = account;
     let cfg = &app.config.throttle;
     throttled(
         app,

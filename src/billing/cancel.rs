@@ -35,7 +35,7 @@ pub async fn cancel(
     // Runs at most twice: a session id is only ever set once (when a concurrent checkout stores the
     // session it just created), and the second pass expires that session too.
     loop {
-        match order.status()? {
+        match order.status {
             OrderStatus::PendingPayment => {}
             OrderStatus::Canceled => return view(app, user_id, order_id).await,
             status => return Err(BillingError::NotCancelable(status.as_str())),
@@ -58,7 +58,7 @@ pub async fn cancel(
             continue;
         }
         let event = OrderEvent::CancelRequested;
-        let outcome = state::transition(locked.status()?, event);
+        let outcome = state::transition(locked.status, event);
         orders::record_outcome(
             app,
             &txn,
@@ -70,7 +70,7 @@ pub async fn cancel(
         )
         .await?;
         txn.commit().await?;
-        let status = locked.status()?;
+        let status = locked.status;
         return match outcome {
             Outcome::Applied { .. } => {
                 tracing::info!(%order_id, "order canceled by the customer");

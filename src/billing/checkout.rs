@@ -39,7 +39,7 @@ pub async fn checkout(
         .ok_or(BillingError::ProductNotFound(request.product_id))?;
 
     let (order, created) = find_or_create(app, user_id, checkout_key, request, &product).await?;
-    let status = order.status()?;
+    let status = order.status;
     if status != OrderStatus::PendingPayment {
         return Ok((
             CheckoutResponse {
@@ -104,7 +104,7 @@ pub async fn checkout(
         let current = find(&app.db, order.id)
             .await?
             .ok_or(BillingError::OrderNotFound)?;
-        let status = current.status()?;
+        let status = current.status;
         return Ok((
             CheckoutResponse {
                 order_id: current.id,

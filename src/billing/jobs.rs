@@ -77,7 +77,7 @@ impl Job for DeliverLicense {
         let order = orders::lock(&txn, self.order_id)
             .await?
             .ok_or_else(|| JobError::msg(format!("order {} not found", self.order_id)))?;
-        let status = order.status()?;
+        let status = order.status;
         if !matches!(status, OrderStatus::Paid | OrderStatus::Fulfilled) {
             // Refunded or disputed before we got here: the money is gone, so is the licence.
             tracing::info!(order_id = %order.id, status = status.as_str(), "licence not delivered");

@@ -8,7 +8,7 @@ use super::{
     jobs,
     state::{OrderEvent, OrderStatus, Outcome},
 };
-use crate::db::stmt;
+use crate::db::{self, stmt};
 
 /// An order row as stored.
 #[derive(Debug, Clone, FromQueryResult)]
@@ -16,7 +16,7 @@ pub struct OrderRow {
     pub id: Uuid,
     pub user_id: Uuid,
     pub checkout_key: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub currency: String,
     pub amount_total: i64,
     pub stripe_checkout_session_id: Option<String>,
@@ -28,12 +28,7 @@ pub struct OrderRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl OrderRow {
-    pub fn status(&self) -> Result<OrderStatus, DbErr> {
-        OrderStatus::parse(&self.status)
-            .ok_or_else(|| DbErr::Type(format!("unknown order status {:?}", self.status)))
-    }
-}
+db::text_column!(OrderStatus, OrderStatus::parse);
 
 pub(super) const ORDER_COLUMNS: &str = "id, user_id, checkout_key, status, currency, amount_total, \
     stripe_checkout_session_id, checkout_url, stripe_payment_intent_id, paid_at, fulfilled_at, \
@@ -150,7 +145,7 @@ pub async fn record_outcome(
         source_name.into(),
         stripe_event_id.into(),
         event.name().into(),
-        order.status.clone().into(),
+        order.status.as_str().into(),
         outcome.label().into(),
         outcome.reason().map(str::to_owned).into(),
     ];

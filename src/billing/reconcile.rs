@@ -83,7 +83,7 @@ pub struct StuckOrder {
 struct StuckRow {
     id: Uuid,
     user_id: Uuid,
-    status: String,
+    status: OrderStatus,
     currency: String,
     amount_total: i64,
     stripe_checkout_session_id: Option<String>,
@@ -173,8 +173,7 @@ pub async fn stuck_orders(
     rows.into_iter()
         .map(|row| {
             Ok(StuckOrder {
-                status: OrderStatus::parse(&row.status)
-                    .ok_or_else(|| DbErr::Type(format!("unknown order status {:?}", row.status)))?,
+                status: row.status,
                 id: row.id,
                 user_id: row.user_id,
                 currency: row.currency,
@@ -210,7 +209,7 @@ pub async fn reconcile_order(
     let order = orders::find(&app.db, order_id)
         .await?
         .ok_or(BillingError::OrderNotFound)?;
-    let status = order.status()?;
+    let status = order.status;
     let mut report = ReconcileResult {
         order_id,
         result: Reconciliation::NotPending,
@@ -290,8 +289,8 @@ async fn apply(
     txn.commit().await?;
     (report.result, report.status) = match &outcome {
         Outcome::Applied { to, .. } => (Reconciliation::Applied, *to),
-        Outcome::Ignored { .. } => (Reconciliation::Ignored, order.status()?),
-        Outcome::Rejected { .. } => (Reconciliation::Rejected, order.status()?),
+        Outcome::Ignored { .. } => (Reconciliation::Ignored, order.status),
+        Outcome::Rejected { .. } => (Reconciliation::Rejected, order.status),
     };
     report.detail = outcome.reason().map(str::to_owned);
     tracing::info!(%order_id, result = ?report.result, to = report.status.as_str(), "order reconciled");

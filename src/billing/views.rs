@@ -147,7 +147,7 @@ pub(super) fn views(
         .map(|order| {
             Ok(OrderView {
                 id: order.id,
-                status: order.status()?,
+                status: order.status,
                 lines: lines
                     .iter()
                     .filter(|(id, _)| *id == order.id)

@@ -274,7 +274,7 @@ pub(super) fn judge(
     let reason = contradiction(locked, interpretation);
     Ok(match reason {
         Some(reason) => Outcome::Rejected { reason },
-        None => state::transition(locked.order.status()?, interpretation.event),
+        None => state::transition(locked.order.status, interpretation.event),
     })
 }
 
