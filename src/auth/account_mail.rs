@@ -5,16 +5,16 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::AuthState;
 use super::{
+    AuthState,
     audit::{self, Event},
     error::AuthError,
     guard::RequestMeta,
     throttle::{self, Limit},
     tokens::{random_token, token_hash},
 };
-use crate::db::stmt;
 use crate::{
+    db::stmt,
     jobs::{Enqueued, JobOptions},
     mail::SendEmail,
 };

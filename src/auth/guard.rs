@@ -32,8 +32,8 @@ use futures_util::future::LocalBoxFuture;
 use sea_orm::{ConnectionTrait, FromQueryResult};
 use uuid::Uuid;
 
-use super::AuthState;
 use super::{
+    AuthState,
     domain::{Aal, Role},
     error::AuthError,
     tokens::TokenError,

@@ -5,9 +5,8 @@ use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::AuthState;
-use super::sessions::start_session;
 use super::{
+    AuthState,
     audit::{self, Event},
     domain::{Aal, Email},
     dto::{LoginResponse, MfaChallenge, TokenPair},
@@ -15,6 +14,7 @@ use super::{
     guard::RequestMeta,
     mfa,
     password::{self, Verified},
+    sessions::start_session,
     throttle::{self, Limit},
     tokens::{random_token, token_hash},
     users::{self},

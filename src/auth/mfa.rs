@@ -5,9 +5,8 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Transaction
 use serde_json::json;
 use uuid::Uuid;
 
-use super::AuthState;
-use super::account_mail;
 use super::{
+    AuthState, account_mail,
     audit::{self, Event},
     domain::{Aal, Role},
     dto::{AccessToken, RecoveryCodes, TotpConfirmed, TotpEnrolment},

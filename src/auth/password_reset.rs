@@ -3,26 +3,27 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::account_mail::consume_email_token;
-use super::account_mail::email_token;
-use super::account_mail::security_notice;
-use super::account_mail::throttled;
-use super::dto::email_field;
-use super::users::find_by_email;
-use super::users::find_by_id;
-use super::{AuthState, domain::NewPassword};
 use super::{
+    AuthState,
+    account_mail::consume_email_token,
+    account_mail::email_token,
+    account_mail::security_notice,
+    account_mail::throttled,
     audit::{self, Event},
     domain::Email,
+    domain::NewPassword,
+    dto::email_field,
     error::AuthError,
     guard::{AuthUser, RequestMeta, live_session},
     password::{self, Verified},
     sessions,
     throttle::{self, Limit},
+    users::find_by_email,
+    users::find_by_id,
 };
-use crate::db::stmt;
 use crate::{
     auth::jobs::RequestPasswordReset,
+    db::stmt,
     jobs::{Enqueued, JobOptions},
     mail::SendEmail,
 };

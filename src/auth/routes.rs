@@ -10,8 +10,8 @@ use actix_web::{
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use super::AuthState;
 use super::{
+    AuthState,
     dto::{
         Accepted, AccessToken, BillingEmail, BillingEmailRequest, ChangePasswordRequest,
         CodeRequest, Credentials, EmailRequest, LoginResponse, Me, MfaVerifyRequest, RecoveryCodes,

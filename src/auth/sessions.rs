@@ -5,8 +5,8 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, FromQueryResult, Transaction
 use serde_json::json;
 use uuid::Uuid;
 
-use super::AuthState;
 use super::{
+    AuthState,
     audit::{self, Event},
     domain::{Aal, Role},
     dto::{SessionView, TokenPair},

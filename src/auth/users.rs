@@ -4,11 +4,12 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, FromQueryResult, TransactionT
 use serde_json::json;
 use uuid::Uuid;
 
-use super::account_mail::security_notice;
-use super::{AuthState, dto::NewAccount};
 use super::{
+    AuthState,
+    account_mail::security_notice,
     audit::{self, Event},
     domain::{Email, Role},
+    dto::NewAccount,
     dto::{BillingEmail, CurrentSession, Me},
     error::AuthError,
     guard::{AuthUser, RequestMeta, live_session},

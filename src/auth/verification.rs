@@ -3,21 +3,21 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::account_mail::consume_email_token;
-use super::account_mail::email_token;
-use super::account_mail::send;
-use super::account_mail::throttled;
-use super::{AuthState, dto::NewAccount};
 use super::{
+    AuthState,
+    account_mail::consume_email_token,
+    account_mail::email_token,
+    account_mail::send,
+    account_mail::throttled,
     audit::{self, Event},
+    dto::NewAccount,
     dto::RegisterResponse,
     error::AuthError,
     guard::RequestMeta,
     password::{self},
     throttle::Limit,
 };
-use crate::db::stmt;
-use crate::jobs::JobOptions;
+use crate::{db::stmt, jobs::JobOptions};
 
 /// `POST /auth/register`. A taken email gets the same response after the same work (a hash, one
 /// insert attempt, one email); its owner is told by email instead of a second account being made.

@@ -12,13 +12,12 @@
 use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
-use super::BillingState;
-use super::views;
 use super::{
-    BillingError, orders,
+    BillingError, BillingState, orders,
     orders::{Source, StripeIds},
     state::{self, OrderEvent, OrderStatus, Outcome},
     stripe_api::ClosedSession,
+    views,
     views::OrderView,
 };
 

@@ -4,19 +4,18 @@
 use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use uuid::Uuid;
 
-use super::BillingState;
-use super::orders::ORDER_COLUMNS;
-use super::orders::OrderRow;
-use super::orders::find;
-use super::views::CheckoutRequest;
-use super::views::CheckoutResponse;
-use super::views::lines_where;
 use super::{
-    BillingError, catalogue,
+    BillingError, BillingState, catalogue,
+    orders::ORDER_COLUMNS,
+    orders::OrderRow,
+    orders::find,
     state::OrderStatus,
     stripe_api::{SessionLine, SessionRequest},
+    views::CheckoutRequest,
+    views::CheckoutResponse,
+    views::lines_where,
 };
-use crate::db::stmt;
+use crate::{db::stmt, http::idempotency::IdempotencyKey};
 
 pub const MAX_QUANTITY: u32 = 100;
 
@@ -25,7 +24,7 @@ pub const MAX_QUANTITY: u32 = 100;
 pub async fn checkout(
     app: &BillingState,
     user_id: Uuid,
-    checkout_key: &str,
+    checkout_key: &IdempotencyKey,
     request: &CheckoutRequest,
 ) -> Result<(CheckoutResponse, bool), BillingError> {
     if !(1..=MAX_QUANTITY).contains(&request.quantity) {
@@ -129,7 +128,7 @@ pub async fn checkout(
 pub(super) async fn find_or_create(
     app: &BillingState,
     user_id: Uuid,
-    checkout_key: &str,
+    checkout_key: &IdempotencyKey,
     request: &CheckoutRequest,
     product: &catalogue::Product,
 ) -> Result<(OrderRow, bool), BillingError> {
@@ -145,7 +144,7 @@ pub(super) async fn find_or_create(
             [
                 id.into(),
                 user_id.into(),
-                checkout_key.into(),
+                checkout_key.as_str().into(),
                 product.currency.clone().into(),
                 amount_total.into(),
             ],
@@ -177,7 +176,7 @@ pub(super) async fn find_or_create(
     }
     let order = OrderRow::find_by_statement(stmt(
         &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND checkout_key = $2"),
-        [user_id.into(), checkout_key.into()],
+        [user_id.into(), checkout_key.as_str().into()],
     ))
     .one(&txn)
     .await?

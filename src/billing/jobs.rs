@@ -6,13 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::BillingState;
 use super::{
-    money, orders,
+    BillingState, money, orders,
     state::{self, Effect, OrderEvent, OrderStatus},
 };
-use crate::db::stmt;
 use crate::{
+    db::stmt,
     jobs::{Job, JobContext, JobError, JobOptions, NewJob},
     mail::SendEmail,
 };

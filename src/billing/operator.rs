@@ -10,10 +10,10 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use super::replay;
 use super::{
     BillingError, BillingState,
     reconcile::{self, ReconcileResult, StuckOrder},
+    replay,
     replay::Replayed,
     review::{self, ReviewReason, WebhookEventView},
 };

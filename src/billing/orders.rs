@@ -3,9 +3,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
 use uuid::Uuid;
 
-use super::BillingState;
 use super::{
-    jobs,
+    BillingState, jobs,
     state::{OrderEvent, OrderStatus, Outcome},
 };
 use crate::db::{self, stmt};

@@ -34,17 +34,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::BillingState;
 use super::{
-    BillingError,
+    BillingError, BillingState,
     events::{self, Interpretation},
     orders,
     orders::{OrderKey, Source},
     state::{OrderEvent, OrderStatus, Outcome},
     webhook,
 };
-use crate::db::stmt;
 use crate::{
+    db::stmt,
     http::idempotency,
     jobs::{Job, JobContext, JobError},
 };

@@ -4,13 +4,10 @@ use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::BillingState;
-use super::webhook::EventOutcome;
-use super::webhook::decide;
-use super::webhook::finish;
-use super::webhook::parse;
-use super::webhook::process;
-use super::{BillingError, events::Envelope, orders::Source};
+use super::{
+    BillingError, BillingState, events::Envelope, orders::Source, webhook::EventOutcome,
+    webhook::decide, webhook::finish, webhook::parse, webhook::process,
+};
 use crate::db::stmt;
 
 /// The result of an operator's replay.

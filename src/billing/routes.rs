@@ -3,16 +3,17 @@ use actix_web::{HttpRequest, HttpResponse, get, http::header, middleware::from_f
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use super::BillingState;
-use super::views;
 use super::{
-    BillingError, Customer, cancel, catalogue,
+    BillingError, BillingState, Customer, cancel, catalogue,
     catalogue::Product,
-    signature,
+    signature, views,
     views::{CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
     webhook::{self, WebhookAck},
 };
-use crate::http::{Problem, idempotency};
+use crate::http::{
+    Problem,
+    idempotency::{self, IdempotencyKey},
+};
 
 /// Registers the billing routes. Each handler is a `#[utoipa::path]` function added with `cfg.service`.
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -64,14 +65,9 @@ pub async fn list_products(
 pub async fn checkout(
     app: web::Data<BillingState>,
     customer: Customer,
-    req: HttpRequest,
+    key: IdempotencyKey,
     body: web::Json<CheckoutRequest>,
 ) -> Result<HttpResponse, BillingError> {
-    let key = idempotency::key_of(&req).ok_or_else(|| {
-        BillingError::Internal(anyhow::anyhow!(
-            "checkout reached without an Idempotency-Key"
-        ))
-    })?;
     let (response, created) =
         super::checkout::checkout(&app, customer.user_id, &key, &body).await?;
     let location = format!("/api/v1/billing/orders/{}", response.order_id);

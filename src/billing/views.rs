@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::orders::ORDER_COLUMNS;
-use super::orders::OrderRow;
-use super::state::OrderStatus;
+use super::{orders::ORDER_COLUMNS, orders::OrderRow, state::OrderStatus};
 use crate::db::stmt;
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]

@@ -21,9 +21,8 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::BillingState;
 use super::{
-    BillingError,
+    BillingError, BillingState,
     events::{self, Envelope, Interpretation},
     orders::{self, OrderKey, OrderRow, PaymentLock, Source, StripeIds},
     state::{self, OrderEvent, Outcome},

@@ -34,8 +34,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Problem, problem};
-use crate::db::stmt;
-use crate::metrics::Metrics;
+use crate::{db::stmt, metrics::Metrics};
 
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -74,7 +73,7 @@ pub async fn required<I: IdempotencyScope>(
     };
     let scope = identity.idempotency_scope();
     let key = match parse_key(req.headers().get(&HEADER)) {
-        Ok(key) => key,
+        Ok(key) => key.0,
         Err(problem) => return Ok(req.into_response(problem.error_response())),
     };
     let body = req.extract::<web::Bytes>().await?;
@@ -157,12 +156,28 @@ pub async fn required<I: IdempotencyScope>(
     Ok(ServiceResponse::new(req, response))
 }
 
-/// The request's key, for a handler behind [`required`] (which has already validated it).
-pub fn key_of(req: &actix_web::HttpRequest) -> Option<String> {
-    parse_key(req.headers().get(&HEADER)).ok()
+/// A request's `Idempotency-Key`, parsed: 1 to 255 printable ASCII characters (quotes, which the
+/// draft puts around it, removed). As an extractor it answers 400 (problem+json) when the header is
+/// missing or invalid; behind [`required`] it has been checked already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-fn parse_key(value: Option<&HeaderValue>) -> Result<String, Box<Problem>> {
+impl FromRequest for IdempotencyKey {
+    type Error = Problem;
+    type Future = std::future::Ready<Result<Self, Problem>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_key(req.headers().get(&HEADER)).map_err(|problem| *problem))
+    }
+}
+
+fn parse_key(value: Option<&HeaderValue>) -> Result<IdempotencyKey, Box<Problem>> {
     let Some(value) = value else {
         return Err(Box::new(
             Problem::new(
@@ -192,7 +207,7 @@ fn parse_key(value: Option<&HeaderValue>) -> Result<String, Box<Problem>> {
             .with_detail("1 to 255 printable ASCII characters"),
         ));
     }
-    Ok(key.to_owned())
+    Ok(IdempotencyKey(key.to_owned()))
 }
 
 fn fingerprint(req: &ServiceRequest, body: &[u8]) -> Vec<u8> {
@@ -393,8 +408,11 @@ mod tests {
     #[test]
     fn keys_are_parsed_like_the_draft_and_stripe() {
         let parse = |v: &str| parse_key(Some(&HeaderValue::from_str(v).unwrap()));
-        assert_eq!(parse("abc-123").unwrap(), "abc-123");
-        assert_eq!(parse("\"8e03978e-40d5\"").unwrap(), "8e03978e-40d5");
+        assert_eq!(parse("abc-123").unwrap().as_str(), "abc-123");
+        assert_eq!(
+            parse("\"8e03978e-40d5\"").unwrap().as_str(),
+            "8e03978e-40d5"
+        );
         assert!(parse("").is_err());
         assert!(parse("\"\"").is_err());
         assert!(parse("has space").is_err());
