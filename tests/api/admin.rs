@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    auth_support::{
-        PASSWORD, Response, call, enable_mfa, login, now, resign, signed_in, tokens_of,
-    },
     billing::{BillingApp, Order, PRO},
     fake_stripe,
-    helpers::TestApp,
+    support::{
+        TestApp,
+        auth::{PASSWORD, Response, call, enable_mfa, login, now, resign, signed_in, tokens_of},
+    },
 };
 
 /// An admin's first session, stepped up with a fresh second factor (aal2).
@@ -453,8 +453,8 @@ async fn stuck_orders_are_reconciled_with_their_checkout_session() {
     assert_eq!(r["status"], "paid");
     assert_eq!(r["session_status"], "complete");
     // Exactly what the webhook would have done: licence, licence email and receipt.
-    crate::auth_support::mail_to(&app, "paid@example.com", "Your Ironclad receipt").await;
-    crate::auth_support::mail_to(&app, "paid@example.com", "Your Ironclad licence").await;
+    crate::support::auth::mail_to(&app, "paid@example.com", "Your Ironclad receipt").await;
+    crate::support::auth::mail_to(&app, "paid@example.com", "Your Ironclad licence").await;
     app.eventually(
         &format!(
             "SELECT count(*) FROM licenses WHERE order_id = '{}'",
@@ -549,7 +549,7 @@ async fn the_periodic_sweep_reconciles_without_anyone_asking() {
         1,
     )
     .await;
-    crate::auth_support::mail_to(&app, "ada@example.com", "Your Ironclad receipt").await;
+    crate::support::auth::mail_to(&app, "ada@example.com", "Your Ironclad receipt").await;
     // Later sweeps find nothing to do: still one transition, one licence.
     app.eventually(
         "SELECT least(count(*), 3) FROM apalis.jobs WHERE job_type = 'billing_reconcile_stuck_orders' AND status = 'Done'",
@@ -630,8 +630,8 @@ async fn a_delayed_payment_whose_webhook_never_came_is_reconciled_from_its_payme
     let swept = sweep(&app, &token).await;
     assert_eq!(swept, json!([]));
 
-    crate::auth_support::mail_to(&app, "ach@example.com", "Your Ironclad licence").await;
-    crate::auth_support::mail_to(&app, "ach@example.com", "Your Ironclad receipt").await;
+    crate::support::auth::mail_to(&app, "ach@example.com", "Your Ironclad licence").await;
+    crate::support::auth::mail_to(&app, "ach@example.com", "Your Ironclad receipt").await;
     app.jobs_idle().await;
     assert_eq!(
         app.count("SELECT count(*) FROM apalis.jobs WHERE job_type = 'billing_deliver_license'")

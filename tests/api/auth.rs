@@ -5,7 +5,7 @@ use std::time::Duration;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::{auth_support::*, helpers::TestApp};
+use crate::support::{TestApp, auth::*};
 
 #[tokio::test]
 async fn registration_sends_a_verification_link_that_works_once() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use ironclad::auth::config::{DEV_JWT_KID, DEV_JWT_SECRET};
 use serde_json::json;
 
-use crate::{auth_support::*, helpers::TestApp};
+use crate::support::{TestApp, auth::*};
 
 const BILLING: &str = "/billing/email";
 

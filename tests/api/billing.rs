@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    auth_support,
     fake_stripe::{self, FakeStripe},
-    helpers::TestApp,
+    support::{TestApp, auth},
 };
 
 pub const SECRET: &str = "whsec_test_current";
@@ -71,8 +70,8 @@ impl BillingApp {
 
     /// A customer signed up and signed in through the real auth routes.
     pub async fn customer(&self, email: &str) -> Shopper {
-        let (token, _) = auth_support::signed_in(&self.app, email).await;
-        let id = auth_support::claims(&token)["sub"]
+        let (token, _) = auth::signed_in(&self.app, email).await;
+        let id = auth::claims(&token)["sub"]
             .as_str()
             .expect("sub")
             .parse()
@@ -91,7 +90,7 @@ impl BillingApp {
         token: &str,
         key: Option<&str>,
         body: &Value,
-    ) -> auth_support::Response {
+    ) -> auth::Response {
         let mut request = self
             .client
             .post(self.url("/api/v1/billing/checkout"))
@@ -101,7 +100,7 @@ impl BillingApp {
             request = request.header("idempotency-key", key);
         }
         let response = request.send().await.expect("checkout sent");
-        auth_support::Response {
+        auth::Response {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
             body: response.json().await.unwrap_or(Value::Null),
@@ -109,8 +108,8 @@ impl BillingApp {
     }
 
     /// `GET /api/v1{path}` as `token`.
-    pub async fn get_as(&self, token: &str, path: &str) -> auth_support::Response {
-        auth_support::call(&self.app, "GET", path, Some(token), None).await
+    pub async fn get_as(&self, token: &str, path: &str) -> auth::Response {
+        auth::call(&self.app, "GET", path, Some(token), None).await
     }
 
     pub async fn sql(&self, sql: &str) {

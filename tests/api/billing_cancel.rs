@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    auth_support::{self, Response},
     billing::{BILLING_JOBS, BillingApp, Order, PRO, Shopper},
     fake_stripe,
+    support::auth::{self, Response},
 };
 
 async fn cancel(app: &BillingApp, token: &str, id: Uuid) -> Response {
     let path = format!("/billing/orders/{id}/cancel");
-    auth_support::call(app, "POST", &path, Some(token), None).await
+    auth::call(app, "POST", &path, Some(token), None).await
 }
 
 /// A fresh customer and their pending order, with its open Checkout Session.

@@ -6,7 +6,7 @@ use ironclad::{db::DELETE_BATCH, housekeeping, jobs::periodic};
 use sea_orm::ConnectionTrait;
 use tokio_util::sync::CancellationToken;
 
-use crate::{auth_support::register, helpers::TestApp};
+use crate::support::{TestApp, auth::register};
 
 async fn exec(app: &TestApp, sql: &str) {
     app.db.execute_unprepared(sql).await.expect(sql);
@@ -33,7 +33,7 @@ async fn housekeeping_deletes_only_what_can_no_longer_be_used() {
     let app = TestApp::spawn().await;
     register(&app, "keeper@example.com").await;
     // Registering queued a verification email: let its job finish, so only the rows below count.
-    crate::auth_support::mail_to(&app, "keeper@example.com", "Verify").await;
+    crate::support::auth::mail_to(&app, "keeper@example.com", "Verify").await;
     let old_done = 2 * DELETE_BATCH + 500;
     done_jobs(&app, 1, old_done, 8).await;
     done_jobs(&app, old_done + 1, 1, 1).await;

@@ -9,9 +9,9 @@ use ironclad::{
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
-use crate::{
-    auth_support::{mail_to, post, register},
-    helpers::TestApp,
+use crate::support::{
+    TestApp,
+    auth::{mail_to, post, register},
 };
 
 fn welcome(to: &str) -> SendEmail {

@@ -7,7 +7,7 @@ use ironclad::auth::config::{DEV_JWT_KID, DEV_JWT_SECRET};
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, Builder, Secret};
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
