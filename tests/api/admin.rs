@@ -8,13 +8,11 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
+use crate::support::{
+    TestApp,
+    auth::{PASSWORD, Response, call, enable_mfa, login, now, resign, signed_in, tokens_of},
     billing::{BillingApp, Order, PRO},
     fake_stripe,
-    support::{
-        TestApp,
-        auth::{PASSWORD, Response, call, enable_mfa, login, now, resign, signed_in, tokens_of},
-    },
 };
 
 /// An admin's first session, stepped up with a fresh second factor (aal2).

@@ -7,10 +7,10 @@ use ironclad::billing::error::types;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
+use crate::support::{
+    auth::{self, Response},
     billing::{BILLING_JOBS, BillingApp, Order, PRO, Shopper},
     fake_stripe,
-    support::auth::{self, Response},
 };
 
 async fn cancel(app: &BillingApp, token: &str, id: Uuid) -> Response {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::{
+use crate::support::{
     billing::{BILLING_JOBS, BillingApp, SECRET},
     fake_stripe,
 };

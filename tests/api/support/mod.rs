@@ -4,5 +4,7 @@
 //! files share (say `admin/`) stay in that area's `mod.rs`.
 pub mod app;
 pub mod auth;
+pub mod billing;
 
 pub use app::TestApp;
+pub(crate) use crate::fake_stripe;
