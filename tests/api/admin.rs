@@ -11,8 +11,9 @@ use uuid::Uuid;
 use crate::support::{
     TestApp,
     auth::{PASSWORD, Response, call, enable_mfa, login, now, resign, signed_in, tokens_of},
-    billing::{BillingApp, Order, PRO},
+    billing::{BillingApp, Order, PRO, session_id},
     fake_stripe,
+    jobs::welcome,
 };
 
 /// An admin's first session, stepped up with a fresh second factor (aal2).
@@ -23,25 +24,6 @@ async fn admin_token(app: &TestApp) -> String {
         .unwrap();
     let (access, _) = tokens_of(&login(app, "root@example.com", PASSWORD).await);
     enable_mfa(app, &access).await.access_token
-}
-
-async fn eventually(app: &TestApp, sql: &str, expected: i64) {
-    for _ in 0..300 {
-        if app.count(sql).await == expected {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{sql} never reached {expected}: {}", app.count(sql).await);
-}
-
-async fn jobs_idle(app: &TestApp) {
-    eventually(
-        app,
-        "SELECT count(*) FROM apalis.jobs WHERE status NOT IN ('Done', 'Killed')",
-        0,
-    )
-    .await;
 }
 
 async fn admin(app: &TestApp, method: &str, path: &str, token: &str) -> Response {
@@ -118,20 +100,11 @@ async fn operator_tools_need_the_admin_role_and_a_fresh_second_factor() {
     assert_eq!(app.count("SELECT count(*) FROM admin_actions").await, 2);
 }
 
-fn welcome(to: &str) -> ironclad::mail::SendEmail {
-    ironclad::mail::SendEmail {
-        to: to.into(),
-        template: "welcome".into(),
-        context: json!({"name": "Ada", "app_url": "https://app.example.com"}),
-        message_key: None,
-    }
-}
-
 #[tokio::test]
 async fn dead_jobs_are_listed_with_their_error_and_retried_one_or_all() {
     let app = TestApp::spawn_with(&[("JOBS_MAX_ATTEMPTS", "1")]).await;
     let token = admin_token(&app).await;
-    jobs_idle(&app).await;
+    app.jobs_idle().await;
     let sent_before = app.sink.messages().len();
     // A mail outage: every send fails (sending claims its sent_emails row first).
     app.db
@@ -155,8 +128,7 @@ async fn dead_jobs_are_listed_with_their_error_and_retried_one_or_all() {
         };
         ids.push(id);
     }
-    eventually(
-        &app,
+    app.eventually(
         "SELECT count(*) FROM apalis.jobs WHERE status = 'Killed'",
         3,
     )
@@ -203,8 +175,7 @@ async fn dead_jobs_are_listed_with_their_error_and_retried_one_or_all() {
             .unwrap()
             .contains("mail provider down")
     );
-    eventually(
-        &app,
+    app.eventually(
         &format!(
             "SELECT count(*) FROM apalis.jobs WHERE id = '{}' AND status = 'Done' AND attempts = 1",
             ids[0]
@@ -226,7 +197,7 @@ async fn dead_jobs_are_listed_with_their_error_and_retried_one_or_all() {
     // The rest, all at once.
     let all = admin(&app, "POST", "/jobs/dead/retry", &token).await.body;
     assert_eq!(all["retried"], 2);
-    jobs_idle(&app).await;
+    app.jobs_idle().await;
     let mut recipients: Vec<String> = app.sink.messages()[sent_before..]
         .iter()
         .flat_map(|m| m.to.clone())
@@ -582,10 +553,6 @@ async fn processing_order(app: &BillingApp, email: &str) -> Order {
     assert_eq!(app.post_event(&completed).await.status(), 200);
     assert_eq!(app.order_status(order.id).await, "payment_processing");
     order
-}
-
-fn session_id(order: &Order) -> &str {
-    order.session["id"].as_str().unwrap()
 }
 
 fn reconcile_path(order: &Order) -> String {

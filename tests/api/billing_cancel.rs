@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::support::{
     auth::{self, Response},
-    billing::{BILLING_JOBS, BillingApp, Order, PRO, Shopper},
+    billing::{BILLING_JOBS, BillingApp, Order, PRO, Shopper, session_id},
     fake_stripe,
 };
 
@@ -23,10 +23,6 @@ async fn shopper_with_order(app: &BillingApp, email: &str) -> (Shopper, Order) {
     let shopper = app.customer(email).await;
     let order = app.order_for(&shopper, "key-1").await;
     (shopper, order)
-}
-
-fn session_id(order: &Order) -> &str {
-    order.session["id"].as_str().unwrap()
 }
 
 /// The order's `cancel_requested` audit rows with `outcome`.

@@ -13,10 +13,7 @@ use ironclad::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{
-    TestApp, auth,
-    fake_stripe::FakeStripe,
-};
+use super::{TestApp, auth, fake_stripe::FakeStripe};
 
 pub const SECRET: &str = "whsec_test_current";
 pub const PRO: Uuid = Uuid::from_u128(0x0193a4c0_0000_7000_8000_000000000001);
@@ -50,6 +47,11 @@ pub struct Order {
     pub id: Uuid,
     pub session: Value,
     pub payment_intent: String,
+}
+
+/// The id of the order's Checkout Session (`cs_test_...`), as the fake knows it.
+pub fn session_id(order: &Order) -> &str {
+    order.session["id"].as_str().unwrap()
 }
 
 impl BillingApp {
@@ -111,11 +113,6 @@ impl BillingApp {
     /// `GET /api/v1{path}` as `token`.
     pub async fn get_as(&self, token: &str, path: &str) -> auth::Response {
         auth::call(&self.app, "GET", path, Some(token), None).await
-    }
-
-    pub async fn sql(&self, sql: &str) {
-        use sea_orm::ConnectionTrait;
-        self.db.execute_unprepared(sql).await.expect(sql);
     }
 
     /// What `POST /billing/checkout` runs once the caller is authenticated and the key claimed.
@@ -192,17 +189,6 @@ impl BillingApp {
         order.status
     }
 
-    /// Waits until `sql` (a `SELECT count(*)`) reaches `expected`, failing after a while.
-    pub async fn eventually(&self, sql: &str, expected: i64) {
-        for _ in 0..300 {
-            if self.count(sql).await == expected {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{sql} never reached {expected}: {}", self.count(sql).await);
-    }
-
     /// The billing emails in the sink (leaving out the sign-ups' verification emails), once at least
     /// `count` arrived or `timeout` passed.
     pub async fn billing_mail(&self, count: usize, timeout: Duration) -> Vec<CapturedMail> {
@@ -223,14 +209,5 @@ impl BillingApp {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-    }
-
-    /// Waits for the job queue to be idle (nothing pending, queued or running).
-    pub async fn jobs_idle(&self) {
-        self.eventually(
-            "SELECT count(*) FROM apalis.jobs WHERE status NOT IN ('Done', 'Killed')",
-            0,
-        )
-        .await;
     }
 }
