@@ -10,7 +10,6 @@ mod billing_http;
 mod billing_idempotency;
 mod billing_webhooks;
 mod errors;
-mod fake_stripe;
 mod health;
 mod housekeeping;
 mod jobs;
