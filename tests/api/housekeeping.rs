@@ -5,7 +5,10 @@ use std::time::Duration;
 use ironclad::{db::DELETE_BATCH, housekeeping, jobs::periodic};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{TestApp, auth::register};
+use crate::support::{
+    TestApp,
+    auth::{mail_to, register},
+};
 
 /// Done jobs, `done_days_ago` days ago: `n` of them, numbered from `first`.
 async fn done_jobs(app: &TestApp, first: u64, n: u64, done_days_ago: u32) {
@@ -25,7 +28,7 @@ async fn housekeeping_deletes_only_what_can_no_longer_be_used() {
     let app = TestApp::spawn().await;
     register(&app, "keeper@example.com").await;
     // Registering queued a verification email: let its job finish, so only the rows below count.
-    crate::support::auth::mail_to(&app, "keeper@example.com", "Verify").await;
+    mail_to(&app, "keeper@example.com", "Verify").await;
     let old_done = 2 * DELETE_BATCH + 500;
     done_jobs(&app, 1, old_done, 8).await;
     done_jobs(&app, old_done + 1, 1, 1).await;
