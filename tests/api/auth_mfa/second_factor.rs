@@ -1,5 +1,6 @@
-//! The second step of a login (`/auth/mfa/verify`): each code accepted once, even by concurrent
-//! verifies; an mfa_token that dies after five wrong codes or expires; attempts limited per account.
+//! The second step of a login (`/auth/mfa/verify`): each code is accepted once, even by concurrent
+//! verifies; an mfa_token dies after five wrong codes, or expires; attempts are limited per
+//! account.
 use std::time::Duration;
 
 use serde_json::json;

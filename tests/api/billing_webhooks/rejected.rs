@@ -1,6 +1,6 @@
-//! Events that are not applied: unknown orders and unhandled types are kept for review; a payment of
-//! another amount, or with another order's PaymentIntent, is rejected with a 200 (so Stripe stops
-//! retrying) and delivers nothing.
+//! Events that are not applied: unknown orders and unhandled types are kept for review; a payment
+//! of another amount, or with another order's PaymentIntent, is rejected with a 200 (so Stripe
+//! stops retrying) and delivers nothing.
 use serde_json::{Value, json};
 
 use crate::support::{

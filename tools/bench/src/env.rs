@@ -191,8 +191,8 @@ fn server_binary() -> PathBuf {
 }
 
 /// The bench process's one fake Stripe, started by the first server that needs it. Every server
-/// points `STRIPE_API_BASE` at it, so none ever talks to api.stripe.com (say, a worker sweeping stuck
-/// orders, or a checkout), whatever a scenario does.
+/// points `STRIPE_API_BASE` at it, so none ever talks to api.stripe.com (say, a worker sweeping
+/// stuck orders, or a checkout), whatever a scenario does.
 async fn fake_stripe() -> &'static FakeStripe {
     static STRIPE: OnceCell<FakeStripe> = OnceCell::const_new();
     STRIPE.get_or_init(FakeStripe::start).await

@@ -10,7 +10,8 @@
 //! keys as Stripe does: the same key returns the same response. Sessions can be expired
 //! (`POST .../expire`: only an `open` one, as Stripe). It can be told to fail the next requests,
 //! like an outage, or to hold requests (recorded, unanswered) until released, like a slow network.
-//! A session's PaymentIntent can be expanded (`expand[]=payment_intent`), with a status a test sets.
+//! A session's PaymentIntent can be expanded (`expand[]=payment_intent`), with a status a test
+//! sets.
 //!
 //! The free functions build the Stripe objects a test sends back as webhook events: [`event`],
 //! [`completed`], [`refunded_charge`], [`dispute`].
