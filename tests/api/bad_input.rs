@@ -4,7 +4,7 @@
 //! was entitled to), never a 5xx, and the database must not change.
 use serde_json::{Value, json};
 
-use crate::{auth_support, helpers::TestApp};
+use crate::support::{TestApp, auth};
 
 const HOSTILE_STRINGS: [&str; 4] = [
     "' OR '1'='1' --",
@@ -212,10 +212,10 @@ fn attempts_for(
 async fn bad_input_gets_a_4xx_problem_and_changes_nothing() {
     let app = TestApp::spawn().await;
     // Signed in, so the input reaches the handlers instead of stopping at 401.
-    let (access, _) = auth_support::signed_in(&app, "fuzzer@example.com").await;
+    let (access, _) = auth::signed_in(&app, "fuzzer@example.com").await;
     // The sign-up's verification email is the one job of the setup: let it land before the snapshot,
     // or its delivery record would count as a change made by the bad input.
-    auth_support::mail_to(&app, "fuzzer@example.com", "Verify your email").await;
+    auth::mail_to(&app, "fuzzer@example.com", "Verify your email").await;
     let spec: Value = app
         .get("/api-docs/openapi.json")
         .await

@@ -1,239 +1,15 @@
 //! Billing: the catalogue, checkout (one order, one Stripe session, whatever the retries) and the
-//! full happy path to the licence and receipt emails. Shared helpers for the billing test files.
-use std::{ops::Deref, time::Duration};
+//! full happy path to the licence and receipt emails.
+use std::time::Duration;
 
-use ironclad::{
-    billing::{
-        BillingError, orders,
-        orders::{CheckoutRequest, CheckoutResponse},
-    },
-    mail::CapturedMail,
-};
-use serde_json::{Value, json};
+use ironclad::billing::{BillingError, orders};
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{
-    auth_support,
-    fake_stripe::{self, FakeStripe},
-    helpers::TestApp,
+use crate::support::{
+    billing::{BillingApp, PRO, TEAM},
+    fake_stripe,
 };
-
-pub const SECRET: &str = "whsec_test_current";
-pub const PRO: Uuid = Uuid::from_u128(0x0193a4c0_0000_7000_8000_000000000001);
-pub const TEAM: Uuid = Uuid::from_u128(0x0193a4c0_0000_7000_8000_000000000002);
-
-/// Counts the jobs billing queued: every job but the sign-ups' verification emails.
-pub const BILLING_JOBS: &str = "SELECT count(*) FROM apalis.jobs WHERE job_type <> 'email' \
-     OR convert_from(job, 'UTF8')::jsonb ->> 'template' <> 'verify_email'";
-
-/// The app, wired to a fake Stripe started first.
-pub struct BillingApp {
-    pub app: TestApp,
-    pub stripe: FakeStripe,
-}
-
-impl Deref for BillingApp {
-    type Target = TestApp;
-    fn deref(&self) -> &TestApp {
-        &self.app
-    }
-}
-
-/// A signed-in customer: their user id and access token.
-pub struct Shopper {
-    pub id: Uuid,
-    pub token: String,
-}
-
-/// An order whose Checkout Session exists, with what its events need.
-pub struct Order {
-    pub id: Uuid,
-    pub session: Value,
-    pub payment_intent: String,
-}
-
-impl BillingApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(&[]).await
-    }
-
-    pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
-        let stripe = FakeStripe::start().await;
-        let mut vars = vec![
-            ("STRIPE_API_BASE", stripe.url.as_str()),
-            ("STRIPE_SECRET_KEY", "sk_test_fake"),
-            ("STRIPE_WEBHOOK_SECRETS", SECRET),
-        ];
-        vars.extend_from_slice(extra);
-        let app = TestApp::spawn_with(&vars).await;
-        Self { app, stripe }
-    }
-
-    /// A customer signed up and signed in through the real auth routes.
-    pub async fn customer(&self, email: &str) -> Shopper {
-        let (token, _) = auth_support::signed_in(&self.app, email).await;
-        let id = auth_support::claims(&token)["sub"]
-            .as_str()
-            .expect("sub")
-            .parse()
-            .expect("a user id");
-        Shopper { id, token }
-    }
-
-    /// The id of a fresh signed-in customer (for tests calling the billing services directly).
-    pub async fn user(&self, email: &str) -> Uuid {
-        self.customer(email).await.id
-    }
-
-    /// `POST /api/v1/billing/checkout` as `token`, with `key` as the `Idempotency-Key` when given.
-    pub async fn post_checkout(
-        &self,
-        token: &str,
-        key: Option<&str>,
-        body: &Value,
-    ) -> auth_support::Response {
-        let mut request = self
-            .client
-            .post(self.url("/api/v1/billing/checkout"))
-            .bearer_auth(token)
-            .json(body);
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        let response = request.send().await.expect("checkout sent");
-        auth_support::Response {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.json().await.unwrap_or(Value::Null),
-        }
-    }
-
-    /// `GET /api/v1{path}` as `token`.
-    pub async fn get_as(&self, token: &str, path: &str) -> auth_support::Response {
-        auth_support::call(&self.app, "GET", path, Some(token), None).await
-    }
-
-    pub async fn sql(&self, sql: &str) {
-        use sea_orm::ConnectionTrait;
-        self.db.execute_unprepared(sql).await.expect(sql);
-    }
-
-    /// What `POST /billing/checkout` runs once the caller is authenticated and the key claimed.
-    pub async fn checkout(
-        &self,
-        user: Uuid,
-        key: &str,
-        product_id: Uuid,
-        quantity: u32,
-    ) -> Result<(CheckoutResponse, bool), BillingError> {
-        let request = CheckoutRequest {
-            product_id,
-            quantity,
-        };
-        checkout::checkout(&self.state, user, key, &request).await
-    }
-
-    /// A fresh customer's pending order for one Pro licence (checked out over HTTP), with its session.
-    pub async fn pending_order(&self, email: &str) -> Order {
-        let shopper = self.customer(email).await;
-        self.order_for(&shopper, &format!("key-{email}")).await
-    }
-
-    /// `shopper`'s new pending order for one Pro licence, checked out over HTTP with `key`.
-    pub async fn order_for(&self, shopper: &Shopper, key: &str) -> Order {
-        let response = self
-            .post_checkout(
-                &shopper.token,
-                Some(key),
-                &json!({"product_id": PRO, "quantity": 1}),
-            )
-            .await;
-        assert_eq!(response.status, 201, "{}", response.body);
-        let id: Uuid = response.body["order_id"].as_str().unwrap().parse().unwrap();
-        let session = self
-            .stripe
-            .sessions()
-            .into_iter()
-            .find(|s| s["client_reference_id"] == id.to_string())
-            .expect("the fake saw the session");
-        Order {
-            id,
-            session,
-            payment_intent: format!("pi_for_{}", id.simple()),
-        }
-    }
-
-    pub async fn post_event(&self, event: &Value) -> reqwest::Response {
-        let payload = serde_json::to_string(event).unwrap();
-        let signature = stripe_webhook::Webhook::generate_test_header(&payload, SECRET, None);
-        self.post_webhook(payload, Some(signature), "application/json")
-            .await
-    }
-
-    pub async fn post_webhook(
-        &self,
-        payload: String,
-        signature: Option<String>,
-        content_type: &str,
-    ) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(self.url("/api/v1/webhooks/stripe"))
-            .header("content-type", content_type)
-            .body(payload);
-        if let Some(signature) = signature {
-            request = request.header("stripe-signature", signature);
-        }
-        request.send().await.expect("webhook sent")
-    }
-
-    pub async fn order_status(&self, id: Uuid) -> String {
-        let order = orders::find(&self.db, id).await.unwrap().expect("order");
-        order.status
-    }
-
-    /// Waits until `sql` (a `SELECT count(*)`) reaches `expected`, failing after a while.
-    pub async fn eventually(&self, sql: &str, expected: i64) {
-        for _ in 0..300 {
-            if self.count(sql).await == expected {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{sql} never reached {expected}: {}", self.count(sql).await);
-    }
-
-    /// The billing emails in the sink (leaving out the sign-ups' verification emails), once at least
-    /// `count` arrived or `timeout` passed.
-    pub async fn billing_mail(&self, count: usize, timeout: Duration) -> Vec<CapturedMail> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let mail: Vec<CapturedMail> = self
-                .sink
-                .messages()
-                .into_iter()
-                .filter(|m| {
-                    m.message_id
-                        .as_deref()
-                        .is_some_and(|id| id.starts_with("<order-"))
-                })
-                .collect();
-            if mail.len() >= count || tokio::time::Instant::now() >= deadline {
-                return mail;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// Waits for the job queue to be idle (nothing pending, queued or running).
-    pub async fn jobs_idle(&self) {
-        self.eventually(
-            "SELECT count(*) FROM apalis.jobs WHERE status NOT IN ('Done', 'Killed')",
-            0,
-        )
-        .await;
-    }
-}
 
 #[tokio::test]
 async fn the_catalogue_lists_products_priced_in_the_shop_currency() {
@@ -437,11 +213,11 @@ async fn happy_path_checkout_webhook_licence_and_receipt_emails() {
     )
     .await;
     let user: Uuid = orders::find(&app.db, id).await.unwrap().unwrap().user_id;
-    let licences = views::licenses_for_user(&app.db, user).await.unwrap();
+    let licences = orders::licenses_for_user(&app.db, user).await.unwrap();
     assert_eq!(licences.len(), 1);
     assert_eq!(licences[0].status, "active");
     assert!(licence_mail.raw.contains(&licences[0].license_key));
-    let view = views::find_for_user(&app.db, user, id)
+    let view = orders::find_for_user(&app.db, user, id)
         .await
         .unwrap()
         .unwrap();
@@ -450,13 +226,13 @@ async fn happy_path_checkout_webhook_licence_and_receipt_emails() {
     // Another user cannot see it.
     let stranger = app.user("eve@example.com").await;
     assert!(
-        views::find_for_user(&app.db, stranger, id)
+        orders::find_for_user(&app.db, stranger, id)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        views::list_for_user(&app.db, stranger)
+        orders::list_for_user(&app.db, stranger)
             .await
             .unwrap()
             .is_empty()

@@ -7,15 +7,15 @@ use ironclad::billing::error::types;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    auth_support::{self, Response},
-    billing::{BILLING_JOBS, BillingApp, Order, PRO, Shopper},
+use crate::support::{
+    auth::{self, Response},
+    billing::{BILLING_JOBS, BillingApp, Order, PRO, Shopper, session_id},
     fake_stripe,
 };
 
 async fn cancel(app: &BillingApp, token: &str, id: Uuid) -> Response {
     let path = format!("/billing/orders/{id}/cancel");
-    auth_support::call(app, "POST", &path, Some(token), None).await
+    auth::call(app, "POST", &path, Some(token), None).await
 }
 
 /// A fresh customer and their pending order, with its open Checkout Session.
@@ -23,10 +23,6 @@ async fn shopper_with_order(app: &BillingApp, email: &str) -> (Shopper, Order) {
     let shopper = app.customer(email).await;
     let order = app.order_for(&shopper, "key-1").await;
     (shopper, order)
-}
-
-fn session_id(order: &Order) -> &str {
-    order.session["id"].as_str().unwrap()
 }
 
 /// The order's `cancel_requested` audit rows with `outcome`.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use ironclad::http::idempotency::types;
 use serde_json::{Value, json};
 
-use crate::{
+use crate::support::{
     billing::{BillingApp, PRO, TEAM},
     fake_stripe,
 };

@@ -19,7 +19,7 @@ use actix_web::{
 use ironclad::http::idempotency::{self, IdempotencyScope};
 use tokio::sync::Semaphore;
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 /// The caller, named by `X-Client`.
 struct TestClient(String);

@@ -4,7 +4,7 @@ use ironclad::http::errors;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn unknown_routes_are_problem_404s() {

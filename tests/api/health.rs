@@ -1,4 +1,4 @@
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn healthz_answers_ok() {

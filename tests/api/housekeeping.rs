@@ -3,27 +3,22 @@
 use std::time::Duration;
 
 use ironclad::{db::DELETE_BATCH, housekeeping, jobs::periodic};
-use sea_orm::ConnectionTrait;
 use tokio_util::sync::CancellationToken;
 
-use crate::{auth_support::register, helpers::TestApp};
-
-async fn exec(app: &TestApp, sql: &str) {
-    app.db.execute_unprepared(sql).await.expect(sql);
-}
+use crate::support::{
+    TestApp,
+    auth::{mail_to, register},
+};
 
 /// Done jobs, `done_days_ago` days ago: `n` of them, numbered from `first`.
 async fn done_jobs(app: &TestApp, first: u64, n: u64, done_days_ago: u32) {
-    exec(
-        app,
-        &format!(
-            "INSERT INTO apalis.jobs (id, job_type, job, status, done_at) \
+    app.sql(&format!(
+        "INSERT INTO apalis.jobs (id, job_type, job, status, done_at) \
              SELECT 'done-' || i, 'email', convert_to('{{}}', 'UTF8'), 'Done', \
                     now() - interval '{done_days_ago} days' \
              FROM generate_series({first}, {}) AS i",
-            first + n - 1
-        ),
-    )
+        first + n - 1
+    ))
     .await;
 }
 
@@ -33,12 +28,11 @@ async fn housekeeping_deletes_only_what_can_no_longer_be_used() {
     let app = TestApp::spawn().await;
     register(&app, "keeper@example.com").await;
     // Registering queued a verification email: let its job finish, so only the rows below count.
-    crate::auth_support::mail_to(&app, "keeper@example.com", "Verify").await;
+    mail_to(&app, "keeper@example.com", "Verify").await;
     let old_done = 2 * DELETE_BATCH + 500;
     done_jobs(&app, 1, old_done, 8).await;
     done_jobs(&app, old_done + 1, 1, 1).await;
-    exec(
-        &app,
+    app.sql(
         "INSERT INTO apalis.jobs (id, job_type, job, status, done_at, attempts, max_attempts) VALUES
            ('dead-old', 'email', convert_to('{}', 'UTF8'), 'Killed', now() - interval '60 days', 8, 8),
            ('pending-old', 'email', convert_to('{}', 'UTF8'), 'Pending', NULL, 0, 8);
@@ -171,21 +165,14 @@ async fn housekeeping_deletes_only_what_can_no_longer_be_used() {
 async fn housekeeping_runs_by_itself_on_the_workers() {
     let app = TestApp::spawn_with(&[("HOUSEKEEPING_INTERVAL_SECS", "1")]).await;
     done_jobs(&app, 1, 3, 8).await;
-    for _ in 0..100 {
-        let finished = app
-            .count(
-                "SELECT count(*) FROM apalis.jobs WHERE job_type = 'housekeeping' AND status = 'Done'",
-            )
-            .await;
-        let old = app
-            .count("SELECT count(*) FROM apalis.jobs WHERE id LIKE 'done-%'")
-            .await;
-        if finished >= 1 && old == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no housekeeping run deleted the old finished jobs within 10 s");
+    // A housekeeping run finished, and the old finished jobs are gone.
+    app.eventually_within(
+        "SELECT least(count(*), 1) FROM apalis.jobs WHERE job_type = 'housekeeping' \
+         AND status = 'Done' AND NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE id LIKE 'done-%')",
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
 }
 
 #[tokio::test]

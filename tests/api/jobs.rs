@@ -9,19 +9,11 @@ use ironclad::{
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
-use crate::{
-    auth_support::{mail_to, post, register},
-    helpers::TestApp,
+use crate::support::{
+    TestApp,
+    auth::{mail_to, post, register},
+    jobs::welcome,
 };
-
-fn welcome(to: &str) -> SendEmail {
-    SendEmail {
-        to: to.into(),
-        template: "welcome".into(),
-        context: json!({"name": "Ada", "app_url": "https://app.example.com"}),
-        message_key: None,
-    }
-}
 
 /// Waits until the job reaches `status` (or fails the test after a while).
 async fn wait_for_status(app: &TestApp, id: &str, status: JobStatus) -> ironclad::jobs::JobRecord {
@@ -284,19 +276,13 @@ async fn jobs_of_a_killed_worker_run_again_but_not_forever() {
 /// Waits until every job kind's worker is listening for announcements (a NOTIFY sent before that
 /// would be missed, and this test's poll is an hour away).
 async fn wait_for_listeners(app: &TestApp) {
-    for _ in 0..200 {
-        let listening = app
-            .count(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND query LIKE 'LISTEN %'",
-            )
-            .await;
-        if listening >= 6 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the workers never started listening");
+    app.eventually_within(
+        "SELECT least(count(*), 6) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+        6,
+        Duration::from_secs(10),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@ use std::time::Duration;
 use ironclad::{jobs::JobOptions, mail::SendEmail};
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn an_email_job_delivers_a_rendered_message_to_smtp() {

@@ -1,6 +1,6 @@
 use ironclad::{jobs::JobOptions, mail::SendEmail};
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_report_queue_depth() {

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 

@@ -1,5 +1,5 @@
-//! The bench's world: a fresh database on the configured server, a mail sink, and release server
-//! processes started on loopback with the settings a scenario asks for.
+//! The bench's world: a fresh database on the configured server, a mail sink, a fake Stripe, and
+//! release server processes started on loopback with the settings a scenario asks for.
 use std::{
     net::{SocketAddr, TcpListener},
     path::PathBuf,
@@ -7,10 +7,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use fake_stripe::FakeStripe;
 use ironclad::mail::MailSink;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-use tokio::process::{Child, Command};
+use tokio::{
+    process::{Child, Command},
+    sync::OnceCell,
+};
 
 pub struct BenchDb {
     pub url: String,
@@ -111,6 +115,7 @@ impl Server {
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
+        let stripe = fake_stripe().await;
         let mut command = Command::new(server_binary());
         command
             .args(args)
@@ -127,7 +132,7 @@ impl Server {
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates"),
             )
             .env("JOBS_POLL_INTERVAL_MS", "200")
-            .envs(app_env())
+            .envs(app_env(&stripe.url))
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -185,6 +190,14 @@ fn server_binary() -> PathBuf {
     me.with_file_name("ironclad")
 }
 
+/// The bench process's one fake Stripe, started by the first server that needs it. Every server
+/// points `STRIPE_API_BASE` at it, so none ever talks to api.stripe.com (say, a worker sweeping
+/// stuck orders, or a checkout), whatever a scenario does.
+async fn fake_stripe() -> &'static FakeStripe {
+    static STRIPE: OnceCell<FakeStripe> = OnceCell::const_new();
+    STRIPE.get_or_init(FakeStripe::start).await
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -192,9 +205,10 @@ fn free_port() -> anyhow::Result<u16> {
 pub const WEBHOOK_SECRET: &str = "whsec_bench_secret";
 
 /// Production-mode settings every bench server starts with (production refuses the development
-/// keys); a scenario's own settings come after them and win.
-fn app_env() -> Vec<(&'static str, String)> {
+/// keys), Stripe's API at `stripe_api_base`; a scenario's own settings come after them and win.
+fn app_env(stripe_api_base: &str) -> Vec<(&'static str, String)> {
     vec![
+        ("STRIPE_API_BASE", stripe_api_base.into()),
         ("STRIPE_SECRET_KEY", "sk_test_bench".into()),
         ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.into()),
         ("BILLING_SUCCESS_URL", "https://app.example.com/ok".into()),

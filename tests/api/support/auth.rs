@@ -1,5 +1,5 @@
-//! Helpers for the auth tests: accounts, logins, TOTP codes computed from the enrolment secret,
-//! hand-made access tokens, and tokens read out of captured emails.
+//! Accounts and sign-ins for any test: registration, logins, TOTP codes computed from the
+//! enrolment secret, hand-made access tokens, and tokens read out of captured emails.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -7,7 +7,7 @@ use ironclad::auth::config::{DEV_JWT_KID, DEV_JWT_SECRET};
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, Builder, Secret};
 
-use crate::helpers::TestApp;
+use crate::support::TestApp;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 

@@ -113,6 +113,42 @@ impl TestApp {
             .expect("a row");
         row.try_get_by_index::<i64>(0).expect("a count")
     }
+
+    /// Runs raw SQL statements (test data, injected faults), failing the test if they fail.
+    pub async fn sql(&self, sql: &str) {
+        self.db.execute_unprepared(sql).await.expect(sql);
+    }
+
+    /// Waits until `sql` (a `SELECT count(*) ...`, or any query answering one bigint) answers
+    /// `expected`, failing the test after 15 s.
+    pub async fn eventually(&self, sql: &str, expected: i64) {
+        self.eventually_within(sql, expected, Duration::from_secs(15))
+            .await;
+    }
+
+    /// [`TestApp::eventually`], failing the test after `limit`.
+    pub async fn eventually_within(&self, sql: &str, expected: i64, limit: Duration) {
+        const POLL: Duration = Duration::from_millis(50);
+        for _ in 0..limit.as_millis() / POLL.as_millis() {
+            if self.count(sql).await == expected {
+                return;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        panic!("{sql} never reached {expected}: {}", self.count(sql).await);
+    }
+
+    /// Waits until the job queue is idle: no job Pending, Queued, Running, or Failed with attempts
+    /// left (so due to run again). Every status but Done and Killed counts: the retry policy (the
+    /// jobs migration's trigger) turns a job that fails with no attempts left into Killed, so a
+    /// Failed job is one still to be retried.
+    pub async fn jobs_idle(&self) {
+        self.eventually(
+            "SELECT count(*) FROM apalis.jobs WHERE status NOT IN ('Done', 'Killed')",
+            0,
+        )
+        .await;
+    }
 }
 
 impl Drop for TestApp {

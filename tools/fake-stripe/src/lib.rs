@@ -1,20 +1,32 @@
-//! A fake Stripe API for the tests, started before the app so its URL goes into `STRIPE_API_BASE`.
-//! It records every request with its `Idempotency-Key`, answers Checkout Session creation with
-//! complete objects (async-stripe parses strictly), and honours idempotency keys as Stripe does: the
-//! same key returns the same response. Sessions can be expired (`POST .../expire`: only an `open`
-//! one, as Stripe). It can be told to fail the next requests, like an outage, or to
-//! hold requests (recorded, unanswered) until released, like a slow network. A session's
-//! PaymentIntent can be expanded (`expand[]=payment_intent`), with a status a test sets.
+//! The one fake of Stripe's API in this workspace: the integration tests (`tests/api`, through
+//! their `support` module), `just bench` (every server it starts points `STRIPE_API_BASE` here, so
+//! none ever talks to api.stripe.com) and, later, the local development loop all use it. It is a
+//! test tool and never ships: the release image builds only the `ironclad` package, which has it as
+//! a dev-dependency alone.
+//!
+//! [`FakeStripe::start`] serves it on a free loopback port; its [`FakeStripe::url`] goes into the
+//! app's `STRIPE_API_BASE`. It records every request with its `Idempotency-Key`, answers Checkout
+//! Session creation with complete objects (async-stripe parses strictly), and honours idempotency
+//! keys as Stripe does: the same key returns the same response. Sessions can be expired
+//! (`POST .../expire`: only an `open` one, as Stripe). It can be told to fail the next requests,
+//! like an outage, or to hold requests (recorded, unanswered) until released, like a slow network.
+//! A session's PaymentIntent can be expanded (`expand[]=payment_intent`), with a status a test
+//! sets.
+//!
+//! The free functions build the Stripe objects a test sends back as webhook events: [`event`],
+//! [`completed`], [`refunded_charge`], [`dispute`].
 use std::{
     collections::HashMap,
     net::TcpListener,
     sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+/// A request the fake received, as it arrived.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
@@ -36,13 +48,17 @@ struct State {
     hold: Option<Arc<Semaphore>>,
 }
 
+/// A running fake; dropping it stops the server.
 pub struct FakeStripe {
+    /// Its base URL, `http://127.0.0.1:PORT/`: the app's `STRIPE_API_BASE`.
     pub url: String,
     state: Arc<Mutex<State>>,
     handle: ServerHandle,
 }
 
 impl FakeStripe {
+    /// Serves a fresh fake (no sessions, nothing recorded) on a free loopback port. Call it inside
+    /// a Tokio runtime: the server runs as a task on it.
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
@@ -63,6 +79,7 @@ impl FakeStripe {
         Self { url, state, handle }
     }
 
+    /// Every request received so far, in order (held ones included).
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
@@ -273,7 +290,7 @@ pub fn checkout_session(id: &str, form: &HashMap<String, String>) -> Value {
         amount_total += unit.parse::<i64>().unwrap() * quantity;
     }
     let currency = get("line_items[0][price_data][currency]");
-    let now = chrono::Utc::now().timestamp();
+    let now = unix_now();
     json!({
         "id": id,
         "object": "checkout.session",
@@ -330,13 +347,19 @@ fn with_payment_intent(session: &Value, state: &State) -> Value {
     session
 }
 
+/// Now, in seconds since the epoch (Stripe's timestamps).
+fn unix_now() -> i64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    since_epoch.as_secs() as i64
+}
+
 /// A Stripe event envelope around `object`.
 pub fn event(id: &str, event_type: &str, object: Value) -> Value {
     json!({
         "id": id,
         "object": "event",
         "api_version": "2025-10-29.clover",
-        "created": chrono::Utc::now().timestamp(),
+        "created": unix_now(),
         "livemode": false,
         "pending_webhooks": 1,
         "request": {"id": null, "idempotency_key": null},

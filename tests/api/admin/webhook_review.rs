@@ -1,0 +1,170 @@
+//! Webhook events to review (unhandled, for an unknown order, failed): listed, and replayed so
+//! that each applies once however many replays race.
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{admin, admin_token};
+use crate::support::{
+    auth::call,
+    billing::{BillingApp, PRO},
+    fake_stripe,
+};
+
+/// A session for an order that does not exist (yet): its amount and currency are the Pro licence's.
+fn session_for(order_id: Uuid, session_id: &str) -> Value {
+    json!({
+        "id": session_id, "object": "checkout.session", "status": "complete",
+        "payment_status": "paid", "amount_total": 4900, "currency": "usd",
+        "client_reference_id": order_id, "metadata": {"order_id": order_id},
+        "payment_intent": format!("pi_for_{session_id}"),
+    })
+}
+
+#[tokio::test]
+async fn webhook_events_to_review_are_listed_and_a_replay_applies_once() {
+    let app = BillingApp::spawn().await;
+    let token = admin_token(&app).await;
+
+    // Unhandled: a type we do not act on.
+    let other = fake_stripe::event("evt_other", "customer.created", json!({"id": "cus_1"}));
+    assert_eq!(app.post_event(&other).await.status(), 200);
+    // Unknown order: paid for an order this database does not have (yet).
+    let late_order = Uuid::now_v7();
+    let unknown = fake_stripe::event(
+        "evt_unknown",
+        "checkout.session.completed",
+        session_for(late_order, "cs_late"),
+    );
+    let ack: Value = app.post_event(&unknown).await.json().await.unwrap();
+    assert_eq!(ack["outcome"], "unknown_order");
+    // Failed: processing this one breaks, so it rolls back and answers 500.
+    let order = app.pending_order("ada@example.com").await;
+    app.sql(
+        "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+         CREATE TRIGGER boom BEFORE INSERT ON stripe_events FOR EACH ROW
+             WHEN (NEW.event_id = 'evt_boom') EXECUTE FUNCTION boom();",
+    )
+    .await;
+    let boom = fake_stripe::event(
+        "evt_boom",
+        "checkout.session.completed",
+        fake_stripe::completed(&order.session, &order.payment_intent, true),
+    );
+    assert_eq!(app.post_event(&boom).await.status(), 500);
+    assert_eq!(app.post_event(&boom).await.status(), 500);
+
+    let listed = admin(&app, "GET", "/webhook-events", &token).await.body;
+    let reasons: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event_id"].as_str().unwrap(),
+                e["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3, "{listed}");
+    for expected in [
+        ("evt_other", "unhandled_type"),
+        ("evt_unknown", "unknown_order"),
+        ("evt_boom", "failed"),
+    ] {
+        assert!(reasons.contains(&expected), "{expected:?} in {reasons:?}");
+    }
+    let failed = admin(&app, "GET", "/webhook-events?reason=failed", &token)
+        .await
+        .body;
+    assert_eq!(failed[0]["failures"], 2);
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("injected failure")
+    );
+
+    // The failure is fixed: the replay runs the stored delivery as Stripe's retry would.
+    app.sql("DROP TRIGGER boom ON stripe_events").await;
+    let replayed = admin(&app, "POST", "/webhook-events/evt_boom/replay", &token)
+        .await
+        .body;
+    assert_eq!(replayed["outcome"], "applied");
+    assert_eq!(replayed["previous_outcome"], Value::Null);
+    app.eventually(
+        &format!(
+            "SELECT count(*) FROM orders WHERE id = '{}' AND status = 'fulfilled'",
+            order.id
+        ),
+        1,
+    )
+    .await;
+
+    // The late order appears (say, restored from a backup); several replays race to apply its event.
+    let user = app.user("late@example.com").await;
+    app.sql(&format!(
+        "INSERT INTO orders (id, user_id, checkout_key, currency, amount_total)
+             VALUES ('{late_order}', '{user}', 'late', 'usd', 4900);
+         INSERT INTO order_lines (id, order_id, product_id, product_name, unit_amount, quantity, seats)
+             VALUES (gen_random_uuid(), '{late_order}', '{PRO}', 'Ironclad Pro', 4900, 1, 1);"
+    ))
+    .await;
+    let replays = join_all((0..3).map(|_| {
+        call(
+            &app,
+            "POST",
+            "/admin/webhook-events/evt_unknown/replay",
+            Some(&token),
+            None,
+        )
+    }))
+    .await;
+    let mut replayed = 0;
+    for r in &replays {
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["outcome"], "applied");
+        if r.body["replayed"] == true {
+            assert_eq!(r.body["previous_outcome"], "unknown_order");
+            replayed += 1;
+        }
+    }
+    assert_eq!(replayed, 1, "exactly one replay ran it");
+    let again = admin(&app, "POST", "/webhook-events/evt_unknown/replay", &token)
+        .await
+        .body;
+    assert_eq!(
+        (again["replayed"].as_bool(), again["outcome"].as_str()),
+        (Some(false), Some("applied"))
+    );
+    app.jobs_idle().await;
+    let late = format!("order_id = '{late_order}'");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM order_events WHERE {late} AND to_status = 'paid'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!("SELECT count(*) FROM licenses WHERE {late}"))
+            .await,
+        1
+    );
+    assert_eq!(app.order_status(late_order).await, "fulfilled");
+
+    // What is left to review: the unhandled type.
+    let listed = admin(&app, "GET", "/webhook-events", &token).await.body;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["event_id"], "evt_other");
+    let missing = call(
+        &app,
+        "POST",
+        "/admin/webhook-events/evt_never/replay",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+}

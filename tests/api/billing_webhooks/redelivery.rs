@@ -1,0 +1,146 @@
+//! Deliveries again and again: fifty copies of one event at once, two events proving one payment,
+//! and a delivery that fails mid-processing (nothing committed) then succeeds on Stripe's retry.
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use super::assert_nothing_written;
+use crate::support::{billing::BillingApp, fake_stripe};
+
+#[tokio::test]
+async fn fifty_identical_events_at_once_make_one_transition_one_licence_one_receipt() {
+    let app = BillingApp::spawn().await;
+    let order = app.pending_order("ada@example.com").await;
+    let event = fake_stripe::event(
+        "evt_storm",
+        "checkout.session.completed",
+        fake_stripe::completed(&order.session, &order.payment_intent, true),
+    );
+    let responses = join_all((0..50).map(|_| app.post_event(&event))).await;
+    let mut outcomes = Vec::new();
+    for response in responses {
+        assert_eq!(response.status(), 200);
+        let ack: Value = response.json().await.unwrap();
+        outcomes.push(ack["outcome"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "applied").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 49);
+
+    let id = order.id;
+    assert_eq!(app.count("SELECT count(*) FROM stripe_events").await, 1);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM order_events WHERE order_id = '{id}' AND to_status = 'paid'"
+        ))
+        .await,
+        1
+    );
+    app.jobs_idle().await;
+    assert_eq!(app.count("SELECT count(*) FROM licenses").await, 1);
+    for queue in ["billing_deliver_license", "billing_send_receipt"] {
+        let jobs = app
+            .count(&format!(
+                "SELECT count(*) FROM apalis.jobs WHERE job_type = '{queue}'"
+            ))
+            .await;
+        assert_eq!(jobs, 1, "{queue}");
+    }
+    let mail = app.billing_mail(3, Duration::from_secs(2)).await;
+    assert_eq!(mail.len(), 2, "one receipt and one licence email: {mail:?}");
+    assert_eq!(app.order_status(id).await, "fulfilled");
+}
+
+#[tokio::test]
+async fn completed_and_async_payment_succeeded_together_pay_once() {
+    let app = BillingApp::spawn().await;
+    let order = app.pending_order("ada@example.com").await;
+    let completed = fake_stripe::event(
+        "evt_completed",
+        "checkout.session.completed",
+        fake_stripe::completed(&order.session, &order.payment_intent, true),
+    );
+    let async_ok = fake_stripe::event(
+        "evt_async_ok",
+        "checkout.session.async_payment_succeeded",
+        fake_stripe::completed(&order.session, &order.payment_intent, true),
+    );
+    // Both events, each delivered several times, all at once.
+    let deliveries = (0..10).flat_map(|_| [&completed, &async_ok]);
+    let responses = join_all(deliveries.map(|e| app.post_event(e))).await;
+    assert!(responses.iter().all(|r| r.status() == 200));
+
+    let id = order.id;
+    assert_eq!(app.count("SELECT count(*) FROM stripe_events").await, 2);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM order_events WHERE order_id = '{id}' AND to_status = 'paid'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM stripe_events WHERE outcome = 'applied'")
+            .await
+            + app
+                .count("SELECT count(*) FROM stripe_events WHERE outcome = 'ignored'")
+                .await,
+        2,
+        "one paid the order, the other was recorded as a duplicate payment proof"
+    );
+    app.jobs_idle().await;
+    assert_eq!(app.count("SELECT count(*) FROM licenses").await, 1);
+    let mail = app.billing_mail(3, Duration::from_secs(2)).await;
+    assert_eq!(mail.len(), 2, "{mail:?}");
+}
+
+#[tokio::test]
+async fn a_failure_mid_processing_commits_nothing_answers_500_and_the_retry_succeeds() {
+    let app = BillingApp::spawn().await;
+    let order = app.pending_order("ada@example.com").await;
+    // Fail the first job enqueue — the last step, after the event, the audit row and the status
+    // change were written. A sequence survives the rollback, so only the first attempt fails.
+    app.sql(
+        "CREATE SEQUENCE fail_once;
+         CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF nextval('fail_once') = 1 THEN RAISE EXCEPTION 'injected failure'; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER fail_once BEFORE INSERT ON apalis.jobs FOR EACH ROW EXECUTE FUNCTION fail_once();",
+    )
+    .await;
+    let event = fake_stripe::event(
+        "evt_paid",
+        "checkout.session.completed",
+        fake_stripe::completed(&order.session, &order.payment_intent, true),
+    );
+    let response = app.post_event(&event).await;
+    assert_eq!(response.status(), 500);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        !body.to_string().contains("injected"),
+        "the cause is not leaked: {body}"
+    );
+    assert_nothing_written(&app).await;
+    assert_eq!(app.order_status(order.id).await, "pending_payment");
+
+    // Stripe retries the same event: it is processed as if the first attempt never happened.
+    let response = app.post_event(&event).await;
+    assert_eq!(response.status(), 200);
+    let ack: Value = response.json().await.unwrap();
+    assert_eq!(ack["outcome"], "applied");
+    app.eventually("SELECT count(*) FROM licenses", 1).await;
+    app.eventually(
+        &format!(
+            "SELECT count(*) FROM orders WHERE id = '{}' AND status = 'fulfilled'",
+            order.id
+        ),
+        1,
+    )
+    .await;
+}
