@@ -29,7 +29,6 @@ pub(super) fn one() -> u32 {
     "checkout_url": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3",
     "status": "pending_payment"
 }))]
-
 pub struct CheckoutResponse {
     pub order_id: Uuid,
     /// Where to send the customer to pay; absent once the order no longer awaits payment.
@@ -49,7 +48,6 @@ pub struct CheckoutResponse {
     "paid_at": "2026-11-23T12:01:10Z",
     "fulfilled_at": "2026-11-23T12:01:11Z"
 }))]
-
 pub struct OrderView {
     pub id: Uuid,
     pub status: OrderStatus,
@@ -65,7 +63,6 @@ pub struct OrderView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, FromQueryResult)]
 #[schema(example = json!({"product_id": "0193a4c0-0000-7000-8000-000000000001",
                           "product_name": "Ironclad Pro", "unit_amount": 4900, "quantity": 1}))]
-
 pub struct OrderLineView {
     pub product_id: Uuid,
     pub product_name: String,
@@ -84,7 +81,6 @@ pub struct OrderLineView {
     "status": "active",
     "created_at": "2026-11-23T12:01:11Z"
 }))]
-
 pub struct LicenseView {
     pub id: Uuid,
     pub order_id: Uuid,

@@ -168,6 +168,20 @@ impl IdempotencyKey {
     }
 }
 
+impl std::str::FromStr for IdempotencyKey {
+    type Err = Problem;
+    fn from_str(raw: &str) -> Result<Self, Problem> {
+        let value = HeaderValue::from_str(raw).map_err(|_| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                types::INVALID,
+                "The Idempotency-Key header is not valid",
+            )
+        })?;
+        parse_key(Some(&value)).map_err(|problem| *problem)
+    }
+}
+
 impl FromRequest for IdempotencyKey {
     type Error = Problem;
     type Future = std::future::Ready<Result<Self, Problem>>;

@@ -153,7 +153,7 @@ impl Layers {
     }
 
     /// Registers each state for the handlers, guards and middleware that ask for it.
-    fn register(&self, app: &mut web::ServiceConfig) {
+    pub fn register(&self, app: &mut web::ServiceConfig) {
         app.app_data(web::Data::new(self.db.clone()))
             .app_data(web::Data::new(self.jobs.clone()))
             .app_data(web::Data::from(self.metrics.clone()))

@@ -222,7 +222,7 @@ async fn bad_input_gets_a_4xx_problem_and_changes_nothing() {
         .json()
         .await
         .unwrap();
-    let body_limit = app.state.config.http.body_limit;
+    let body_limit = app.layers.config.http.body_limit;
     let before = snapshot(&app).await;
     let mut failures = Vec::new();
     let mut sent = 0;

@@ -2,7 +2,7 @@
 //! full happy path to the licence and receipt emails.
 use std::time::Duration;
 
-use ironclad::billing::{BillingError, orders};
+use ironclad::billing::{BillingError, orders, views};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -213,11 +213,11 @@ async fn happy_path_checkout_webhook_licence_and_receipt_emails() {
     )
     .await;
     let user: Uuid = orders::find(&app.db, id).await.unwrap().unwrap().user_id;
-    let licences = orders::licenses_for_user(&app.db, user).await.unwrap();
+    let licences = views::licenses_for_user(&app.db, user).await.unwrap();
     assert_eq!(licences.len(), 1);
     assert_eq!(licences[0].status, "active");
     assert!(licence_mail.raw.contains(&licences[0].license_key));
-    let view = orders::find_for_user(&app.db, user, id)
+    let view = views::find_for_user(&app.db, user, id)
         .await
         .unwrap()
         .unwrap();
@@ -226,13 +226,13 @@ async fn happy_path_checkout_webhook_licence_and_receipt_emails() {
     // Another user cannot see it.
     let stranger = app.user("eve@example.com").await;
     assert!(
-        orders::find_for_user(&app.db, stranger, id)
+        views::find_for_user(&app.db, stranger, id)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        orders::list_for_user(&app.db, stranger)
+        views::list_for_user(&app.db, stranger)
             .await
             .unwrap()
             .is_empty()

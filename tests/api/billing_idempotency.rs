@@ -71,7 +71,7 @@ macro_rules! service {
     ($app:expr, $probe:expr) => {
         test::init_service(
             App::new()
-                .app_data(web::Data::new($app.state.clone()))
+                .configure(|cfg| $app.layers.register(cfg))
                 .app_data(web::Data::new($probe.clone()))
                 .service(
                     web::resource("/things")

@@ -83,7 +83,7 @@ async fn housekeeping_deletes_only_what_can_no_longer_be_used() {
     let sent_before = app.count(&before("sent_emails")).await;
     let jobs_before = app.count(&before("apalis.jobs")).await;
 
-    let deleted = housekeeping::run(&app.state).await.unwrap();
+    let deleted = app.layers.housekeeping().run().await.unwrap();
 
     let deleted_from = |table: &str| {
         deleted
@@ -157,7 +157,7 @@ async fn housekeeping_deletes_only_what_can_no_longer_be_used() {
     );
 
     // Nothing left to do: a second run (another instance, a retry) deletes nothing.
-    let again = housekeeping::run(&app.state).await.unwrap();
+    let again = app.layers.housekeeping().run().await.unwrap();
     assert!(again.iter().all(|(_, n)| *n == 0), "{again:?}");
 }
 
@@ -183,7 +183,8 @@ async fn a_periodic_job_is_queued_once_per_interval_however_many_processes_sched
     let others = CancellationToken::new();
     for _ in 0..3 {
         tokio::spawn(periodic::schedule::<housekeeping::Housekeeping>(
-            app.state.clone(),
+            app.layers.jobs.clone(),
+            app.db.clone(),
             Duration::from_secs(1),
             others.clone(),
         ));

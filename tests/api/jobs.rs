@@ -44,7 +44,7 @@ fn new_id(enqueued: Enqueued) -> String {
 async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
     let app = TestApp::spawn().await;
     let txn = app.db.begin().await.unwrap();
-    app.state
+    app.layers
         .jobs
         .push(
             &txn,
@@ -57,7 +57,7 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
 
     // A marker job enqueued afterwards runs; once it has, the rolled-back one would have too.
     let marker = new_id(
-        app.state
+        app.layers
             .jobs
             .push(
                 &app.db,
@@ -84,7 +84,7 @@ async fn a_job_enqueued_in_a_committed_transaction_runs_with_the_write() {
     .await
     .unwrap();
     let id = new_id(
-        app.state
+        app.layers
             .jobs
             .push(&txn, &welcome("ada@example.com"), JobOptions::default())
             .await
@@ -112,7 +112,7 @@ async fn the_same_idempotency_key_enqueues_once() {
     let app = TestApp::spawn().await;
     let job = welcome("once@example.com");
     let first = app
-        .state
+        .layers
         .jobs
         .push(&app.db, &job, JobOptions::idempotency_key("welcome:once"))
         .await
@@ -120,7 +120,7 @@ async fn the_same_idempotency_key_enqueues_once() {
     // A duplicate inside a transaction must not poison it: the transaction still commits.
     let txn = app.db.begin().await.unwrap();
     let second = app
-        .state
+        .layers
         .jobs
         .push(&txn, &job, JobOptions::idempotency_key("welcome:once"))
         .await
@@ -143,7 +143,7 @@ async fn a_failing_job_is_retried_then_kept_as_dead() {
         ..welcome("never@example.com")
     };
     let id = new_id(
-        app.state
+        app.layers
             .jobs
             .push(&app.db, &broken, JobOptions::default())
             .await
@@ -200,7 +200,7 @@ async fn failed_attempts_back_off_exponentially_until_the_job_is_dead() {
         ..JobOptions::default()
     };
     let id = new_id(
-        app.state
+        app.layers
             .jobs
             .push(&app.db, &welcome("x@example.com"), options)
             .await
@@ -223,7 +223,7 @@ async fn failed_attempts_back_off_exponentially_until_the_job_is_dead() {
 /// A worker that died mid-job (kill -9): its row says Running, its heartbeats stopped long ago.
 async fn orphan_job(app: &TestApp, attempts: i32, max_attempts: i32, to: &str) -> String {
     let id = new_id(
-        app.state
+        app.layers
             .jobs
             .push(
                 &app.db,
@@ -309,7 +309,7 @@ async fn new_jobs_wake_the_workers_once_their_transaction_has_committed() {
 
     // Outside a request or job: the announcement rides on the transaction, delivered at commit.
     let txn = app.db.begin().await.unwrap();
-    app.state
+    app.layers
         .jobs
         .push(&txn, &welcome("grace@example.com"), JobOptions::default())
         .await
@@ -337,7 +337,7 @@ async fn jobs_queued_in_a_unit_of_work_are_announced_after_it_not_inside_its_tra
 
     let (committed, on_commit) = tokio::sync::oneshot::channel();
     let (finish, on_finish) = tokio::sync::oneshot::channel::<()>();
-    let (jobs, db) = (app.state.jobs.clone(), app.db.clone());
+    let (jobs, db) = (app.layers.jobs.clone(), app.db.clone());
     let unit_of_work = tokio::spawn(async move {
         jobs.clone()
             .announce_after(async move {

@@ -14,7 +14,7 @@ async fn an_email_job_delivers_a_rendered_message_to_smtp() {
         context: json!({"name": "Ada", "app_url": "https://app.example.com"}),
         message_key: Some("welcome.user-1".into()),
     };
-    app.state
+    app.layers
         .jobs
         .push(&app.db, &email, JobOptions::default())
         .await

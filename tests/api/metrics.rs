@@ -20,7 +20,11 @@ async fn metrics_count_requests_by_route_and_report_queue_depth() {
         delay: Some(std::time::Duration::from_secs(3600)),
         ..JobOptions::default()
     };
-    app.state.jobs.push(&app.db, &later, options).await.unwrap();
+    app.layers
+        .jobs
+        .push(&app.db, &later, options)
+        .await
+        .unwrap();
 
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);

@@ -16,10 +16,12 @@ const ROUTES: [(&str, &str); 6] = [
 #[tokio::test]
 async fn operator_tools_need_the_admin_role_and_a_fresh_second_factor() {
     let app = BillingApp::spawn().await;
-    let password = secrecy::SecretString::from(PASSWORD.to_owned());
-    ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
-        .await
-        .unwrap();
+    ironclad::auth::users::create_admin(
+        &app.db,
+        crate::support::auth::new_account("root@example.com", PASSWORD),
+    )
+    .await
+    .unwrap();
     let (no_mfa, _) = tokens_of(&login(&app, "root@example.com", PASSWORD).await);
     let fresh = enable_mfa(&app, &no_mfa).await.access_token;
     let stale = resign(&fresh, |c| c["mfa_time"] = (now() - 301).into());
@@ -45,9 +47,12 @@ async fn operator_tools_need_the_admin_role_and_a_fresh_second_factor() {
     assert_eq!(r.status, 401, "{}", r.body);
 
     // An admin who never enrolled is told to enrol first.
-    ironclad::auth::accounts::create_admin(&app.db, "ops@example.com", &password)
-        .await
-        .unwrap();
+    ironclad::auth::users::create_admin(
+        &app.db,
+        crate::support::auth::new_account("ops@example.com", PASSWORD),
+    )
+    .await
+    .unwrap();
     let (unenrolled, _) = tokens_of(&login(&app, "ops@example.com", PASSWORD).await);
     let r = call(&app, "GET", "/admin/jobs/dead", Some(&unenrolled), None).await;
     assert_eq!(r.status, 403, "{}", r.body);

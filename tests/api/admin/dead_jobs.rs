@@ -23,7 +23,7 @@ async fn dead_jobs_are_listed_with_their_error_and_retried_one_or_all() {
     let mut ids = Vec::new();
     for to in ["a@example.com", "b@example.com", "c@example.com"] {
         let queued = app
-            .state
+            .layers
             .jobs
             .push(&app.db, &welcome(to), Default::default())
             .await

@@ -16,10 +16,12 @@ use crate::support::{
 
 /// An admin's first session, stepped up with a fresh second factor (aal2).
 async fn admin_token(app: &TestApp) -> String {
-    let password = secrecy::SecretString::from(PASSWORD.to_owned());
-    ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
-        .await
-        .unwrap();
+    ironclad::auth::users::create_admin(
+        &app.db,
+        crate::support::auth::new_account("root@example.com", PASSWORD),
+    )
+    .await
+    .unwrap();
     let (access, _) = tokens_of(&login(app, "root@example.com", PASSWORD).await);
     enable_mfa(app, &access).await.access_token
 }

@@ -60,14 +60,19 @@ async fn the_create_admin_command_runs_without_stdin() {
 #[tokio::test]
 async fn require_role_admits_only_admins_by_their_current_role() {
     let app = TestApp::spawn().await;
-    let password = secrecy::SecretString::from(PASSWORD.to_owned());
-    ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
-        .await
-        .unwrap();
+    ironclad::auth::users::create_admin(
+        &app.db,
+        crate::support::auth::new_account("root@example.com", PASSWORD),
+    )
+    .await
+    .unwrap();
     assert!(
-        ironclad::auth::accounts::create_admin(&app.db, "root@example.com", &password)
-            .await
-            .is_err()
+        ironclad::auth::users::create_admin(
+            &app.db,
+            crate::support::auth::new_account("root@example.com", PASSWORD)
+        )
+        .await
+        .is_err()
     );
 
     let (admin, _) = tokens_of(&login(&app, "root@example.com", PASSWORD).await);

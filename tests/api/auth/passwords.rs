@@ -133,7 +133,7 @@ async fn a_reset_request_is_a_queued_job_that_sends_one_email_however_often_it_r
             user_agent: None,
         };
         let ctx = JobContext {
-            app: app.state.clone(),
+            state: app.layers.auth.clone(),
             job_id: job_id.clone(),
             attempt,
         };

@@ -9,9 +9,8 @@ use std::{
 };
 
 use ironclad::{
-    config::Config,
     mail::MailSink,
-    startup::{AppState, Application},
+    startup::{Application, Config, Layers},
 };
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -19,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub address: String,
-    pub state: AppState,
+    pub layers: Layers,
     pub db: DatabaseConnection,
     pub sink: MailSink,
     pub client: reqwest::Client,
@@ -70,14 +69,14 @@ impl TestApp {
         let config = Config::from_lookup(|k| settings.get(k).cloned()).expect("test config");
         let app = Application::build(config).await.expect("app builds");
         let address = format!("http://127.0.0.1:{}", app.port());
-        let state = app.state().clone();
+        let layers = app.layers().clone();
         let sink = app.mail_sink().expect("tests use the mail sink").clone();
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run(true, shutdown.clone()));
         Self {
             address,
-            db: state.db.clone(),
-            state,
+            db: layers.db.clone(),
+            layers,
             sink,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

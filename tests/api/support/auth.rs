@@ -233,3 +233,12 @@ pub async fn metrics_text(app: &TestApp) -> String {
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()
 }
+
+/// Credentials parsed as registration (and `create-admin`) parse them.
+pub fn new_account(email: &str, password: &str) -> ironclad::auth::dto::NewAccount {
+    let credentials = ironclad::auth::dto::Credentials {
+        email: email.to_owned(),
+        password: password.to_owned().into(),
+    };
+    (&credentials).try_into().expect("acceptable credentials")
+}

@@ -5,8 +5,8 @@ use std::{ops::Deref, time::Duration};
 
 use ironclad::{
     billing::{
-        BillingError, orders,
-        orders::{CheckoutRequest, CheckoutResponse},
+        BillingError, checkout, orders,
+        views::{CheckoutRequest, CheckoutResponse},
     },
     mail::CapturedMail,
 };
@@ -127,7 +127,8 @@ impl BillingApp {
             product_id,
             quantity,
         };
-        orders::checkout(&self.state, user, key, &request).await
+        let key = key.parse().expect("a valid Idempotency-Key");
+        checkout::checkout(&self.layers.billing, user, &key, &request).await
     }
 
     /// A fresh customer's pending order for one Pro licence (checked out over HTTP), with its session.
@@ -186,7 +187,7 @@ impl BillingApp {
 
     pub async fn order_status(&self, id: Uuid) -> String {
         let order = orders::find(&self.db, id).await.unwrap().expect("order");
-        order.status
+        order.status.as_str().to_owned()
     }
 
     /// The billing emails in the sink (leaving out the sign-ups' verification emails), once at least
