@@ -11,9 +11,12 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /app
 
-# The whole source goes in at once: every workspace member ("." and
-# "migrations" today, more later) is picked up without listing it here, and
-# .dockerignore keeps target/, .data/, .git/ and .env out of the context.
+# The whole source goes in at once: every workspace member (".", "migrations",
+# "tools/bench", "tools/fake-stripe" today) is picked up without listing it
+# here, so the manifest resolves; .dockerignore keeps target/, .data/, .git/
+# and .env out of the context. Only the `ironclad` binary is built, and only it
+# and templates/ reach the runtime image: the bench and the fake Stripe never
+# ship.
 # Dependency caching comes from the cache mounts: the crates.io registry and
 # target/ survive between builds, so a source change rebuilds only our crates.
 COPY . .

@@ -1,8 +1,10 @@
 //! Prometheus metrics, served as text at `GET /metrics` (by [`crate::http::scrape`]).
 //!
-//! Counters and histograms are updated in-process by the code that knows the outcome (HTTP
-//! middleware, webhook handler, login, MFA, idempotency layer). Queue gauges are read from
-//! `apalis.jobs` at scrape time, so every instance reports the same, true depth.
+//! Counters and histograms are updated in-process by the code that knows the outcome. This module
+//! owns the registry and the infrastructure's own series (HTTP, idempotency keys, the job queue);
+//! a layer registers its own series while the composition root builds it ([`Metrics::counter`],
+//! [`Metrics::histogram`]; e.g. `auth::AuthMetrics`), so no layer's metrics are named here. Queue
+//! gauges are read from `apalis.jobs` at scrape time, so every instance reports the same, true depth.
 use std::time::Duration;
 
 use actix_web::{
@@ -22,7 +24,9 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, FromQueryResult};
+
+use crate::db;
 use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,13 +42,7 @@ struct RouteLabels {
     route: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct WebhookLabels {
-    pub event_type: String,
-    /// applied | duplicate | ignored | failed
-    pub outcome: &'static str,
-}
-
+/// The label of a counter of outcomes (`ok`, `invalid_code`, …).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
@@ -61,7 +59,8 @@ struct QueueLabels {
     queue: String,
 }
 
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+/// A histogram per label set, with the latency buckets every histogram here uses.
+pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
     // 0.5 ms .. ~16 s
@@ -72,10 +71,7 @@ pub struct Metrics {
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: HistogramFamily<RouteLabels>,
-    webhooks: HistogramFamily<WebhookLabels>,
     idempotency: Family<OutcomeLabels, Counter>,
-    logins: Family<OutcomeLabels, Counter>,
-    mfa_verifications: Family<OutcomeLabels, Counter>,
     jobs: Family<JobLabels, Gauge>,
     oldest_pending: Family<QueueLabels, Gauge<f64, AtomicU64>>,
 }
@@ -86,10 +82,7 @@ impl Default for Metrics {
         let metrics = Self {
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(latency_histogram),
-            webhooks: Family::new_with_constructor(latency_histogram),
             idempotency: Family::default(),
-            logins: Family::default(),
-            mfa_verifications: Family::default(),
             jobs: Family::default(),
             oldest_pending: Family::default(),
             registry: Registry::default(),
@@ -105,24 +98,9 @@ impl Default for Metrics {
             metrics.http_duration.clone(),
         );
         registry.register(
-            "webhook_duration_seconds",
-            "Stripe webhook handling time by event type and outcome",
-            metrics.webhooks.clone(),
-        );
-        registry.register(
             "idempotency_keys",
             "Idempotency-Key lookups by outcome (new, replayed, in_flight, mismatch)",
             metrics.idempotency.clone(),
-        );
-        registry.register(
-            "logins",
-            "Login attempts by outcome",
-            metrics.logins.clone(),
-        );
-        registry.register(
-            "mfa_verifications",
-            "MFA code verifications by outcome",
-            metrics.mfa_verifications.clone(),
         );
         registry.register("jobs", "Jobs by queue and status", metrics.jobs.clone());
         registry.register(
@@ -138,27 +116,28 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn observe_webhook(&self, event_type: &str, outcome: &'static str, elapsed: Duration) {
-        self.webhooks
-            .get_or_create(&WebhookLabels {
-                event_type: event_type.to_owned(),
-                outcome,
-            })
-            .observe(elapsed.as_secs_f64());
+    /// Registers a layer's counter family (`ironclad_<name>_total`); call while building the layer.
+    pub fn counter<L>(&mut self, name: &str, help: &str) -> Family<L, Counter>
+    where
+        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let family = Family::<L, Counter>::default();
+        self.registry.register(name, help, family.clone());
+        family
+    }
+
+    /// Registers a layer's latency histogram family (seconds, 0.5 ms to ~16 s).
+    pub fn histogram<L>(&mut self, name: &str, help: &str) -> HistogramFamily<L>
+    where
+        L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let family = HistogramFamily::<L>::new_with_constructor(latency_histogram);
+        self.registry.register(name, help, family.clone());
+        family
     }
 
     pub fn count_idempotency(&self, outcome: &'static str) {
         self.idempotency
-            .get_or_create(&OutcomeLabels { outcome })
-            .inc();
-    }
-
-    pub fn count_login(&self, outcome: &'static str) {
-        self.logins.get_or_create(&OutcomeLabels { outcome }).inc();
-    }
-
-    pub fn count_mfa_verification(&self, outcome: &'static str) {
-        self.mfa_verifications
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
@@ -188,12 +167,12 @@ impl Metrics {
             jobs: i64,
             oldest_pending_secs: Option<f64>,
         }
-        let rows = QueueRow::find_by_statement(Statement::from_string(
-            DbBackend::Postgres,
+        let rows = QueueRow::find_by_statement(db::stmt(
             "SELECT job_type, status, count(*) AS jobs,
                     extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
                         AS oldest_pending_secs
              FROM apalis.jobs GROUP BY job_type, status",
+            [],
         ))
         .all(db)
         .await?;

@@ -2,18 +2,23 @@
 //!
 //! The front door, for the composition root: [`AuthState`] (what every handler, service and job of
 //! this layer uses), [`AuthConfig`], [`routes`] (mounted under `/api/v1`), [`register_jobs`] and
-//! [`housekeeping_step`]. Its tables are created by the `m2026*_auth*` migrations (README lists them).
+//! [`housekeeping_step`], [`AuthMetrics`]. Its tables come from the `m20261123_000003_auth`
+//! migration.
 //!
 //! For other layers:
 //! - [`AuthUser`]: extractor for the caller of a bearer-authenticated route.
 //! - [`RequireMfa::within`]: route guard for sensitive actions (recent second factor, live session).
 //! - [`RequireRole`]: route guard on the user's current role.
 //!
-//! Layout: `routes.rs` is HTTP only; `accounts.rs`, `sessions.rs` and `mfa.rs` hold the logic;
-//! `domain.rs`, `tokens.rs`, `password.rs` and `totp.rs` are pure and unit-tested; `guard.rs` holds
-//! the extractor and the guards; `throttle.rs` and `audit.rs` the brute-force limits and the audit
-//! trail; `jobs.rs` the background work (password reset requests); `prune.rs` what housekeeping
-//! deletes once it is of no further use.
+//! Layout: `routes.rs` is HTTP only, `dto.rs` its bodies (parsed into domain types there). The
+//! logic: `users.rs` (the account row and profile), `verification.rs` (registration, email
+//! verification), `password_reset.rs` (reset and change), `account_mail.rs` (email links and
+//! notices they share), `login.rs` (password, then MFA step), `sessions.rs` (refresh, reuse
+//! detection, logout, list and revoke), `mfa.rs`. `domain.rs`, `tokens.rs`, `password.rs` and
+//! `totp.rs` are pure and unit-tested; `guard.rs` holds the extractor and the guards; `throttle.rs`
+//! and `audit.rs` the brute-force limits and the audit trail; `jobs.rs` the background work
+//! (password reset requests); `prune.rs` what housekeeping deletes once it is of no further use;
+//! `metrics.rs` its Prometheus series.
 pub mod account_mail;
 pub mod audit;
 pub mod config;
@@ -23,6 +28,7 @@ pub mod error;
 pub mod guard;
 pub mod jobs;
 pub mod login;
+pub mod metrics;
 pub mod mfa;
 pub mod password;
 pub mod password_reset;
@@ -39,6 +45,7 @@ pub use config::AuthConfig;
 pub use domain::{Aal, Role};
 pub use error::AuthError;
 pub use guard::{AuthUser, RequireMfa, RequireRole};
+pub use metrics::AuthMetrics;
 pub use routes::routes;
 
 use std::{sync::Arc, time::Duration};
@@ -48,7 +55,6 @@ use sea_orm::DatabaseConnection;
 use crate::{
     housekeeping::{self, Step},
     jobs::{JobQueue, Workers},
-    metrics::Metrics,
 };
 
 /// What the auth layer's handlers, services and jobs use. Cheap to clone (handles only).
@@ -57,7 +63,7 @@ pub struct AuthState {
     pub db: DatabaseConnection,
     pub config: Arc<AuthConfig>,
     pub jobs: JobQueue,
-    pub metrics: Arc<Metrics>,
+    pub metrics: AuthMetrics,
     /// The public base URL, for links in emails.
     pub public_url: String,
 }

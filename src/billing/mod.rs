@@ -1,9 +1,10 @@
 //! Checkout, orders, licences and Stripe webhooks.
 //!
-//! The front door, for the composition root: [`BillingState`], [`BillingConfig`], [`routes`]
-//! (mounted under `/api/v1`, the operator routes included) and [`register_jobs`]. Its one contact
-//! with auth is [`Customer`] (and the guards on its operator routes); its tables are created by the
-//! billing migrations README lists.
+//! The front door, for the composition root: [`BillingState`], [`BillingConfig`], [`routes`] and
+//! [`operator::routes`] (mounted under `/api/v1`), [`register_jobs`], [`BillingMetrics`]. Its one
+//! contact with auth is [`Customer`] (and the guards on its operator routes); with admin, the admin
+//! audit trail its operator routes write. Its tables come from the billing migrations README lists
+//! under "How to remove a module".
 //!
 //! - `routes.rs`: HTTP only (extract, call one function, answer); `operator.rs` the operator routes
 //!   under `/admin` (webhook events to review and replay, stuck orders), `review.rs` their list.
@@ -16,6 +17,7 @@
 //! - `jobs.rs`: licence delivery, receipts, licence revocation/suspension.
 //! - `reconcile.rs`: stuck orders brought in line with their Checkout Session (and its periodic job).
 //! - `stripe_api.rs`: the Stripe calls (async-stripe), pointed at `STRIPE_API_BASE`.
+//! - `metrics.rs`: its Prometheus series (webhook handling time).
 pub mod cancel;
 pub mod catalogue;
 pub mod checkout;
@@ -24,6 +26,7 @@ pub mod customer;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod metrics;
 pub mod money;
 pub mod operator;
 pub mod orders;
@@ -40,6 +43,7 @@ pub mod webhook;
 pub use config::BillingConfig;
 pub use customer::Customer;
 pub use error::BillingError;
+pub use metrics::BillingMetrics;
 pub use routes::routes;
 pub use stripe_api::StripeApi;
 
@@ -50,7 +54,6 @@ use sea_orm::DatabaseConnection;
 use crate::{
     jobs::{JobQueue, Workers},
     mail::MailState,
-    metrics::Metrics,
 };
 
 /// What the billing layer's handlers, services and jobs use. Cheap to clone (handles only).
@@ -61,7 +64,7 @@ pub struct BillingState {
     pub jobs: JobQueue,
     /// The Stripe API (at `STRIPE_API_BASE`).
     pub stripe: StripeApi,
-    pub metrics: Arc<Metrics>,
+    pub metrics: BillingMetrics,
     /// Receipts are sent by billing's own job (at most once per order), through the mailer.
     pub mail: MailState,
     /// The public base URL, for links in emails.

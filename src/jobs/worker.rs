@@ -10,16 +10,30 @@
 //!     .periodic::<Housekeeping>(housekeeping_state, every_hour)
 //!     .run(shutdown)
 //! ```
-use std::{future::Future, pin::Pin, time::Duration, time::Instant};
+use std::{
+    collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration, time::Instant,
+};
 
 use apalis::prelude::*;
 use apalis_postgres::{PostgresStorage, Pubsub};
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Job, JobContext, JobQueue, periodic};
-use crate::config::JobsConfig;
+use crate::{config::JobsConfig, db};
+
+/// One run of a job kind from its stored arguments (for [`Workers::run_until_idle`]).
+type RunStored = Arc<
+    dyn Fn(
+            Vec<u8>,
+            String,
+            usize,
+            String,
+        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 type Scheduler =
     Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -31,6 +45,8 @@ pub struct Workers {
     queue: JobQueue,
     config: JobsConfig,
     schedulers: Vec<Scheduler>,
+    /// Queue → how to run one of its jobs here, without apalis.
+    runners: BTreeMap<&'static str, RunStored>,
     /// Unique per process: apalis tracks liveness per worker name, and a killed process' jobs are
     /// re-run once its heartbeats stop.
     instance: String,
@@ -65,6 +81,7 @@ impl Workers {
             queue,
             config,
             schedulers: Vec::new(),
+            runners: BTreeMap::new(),
             instance: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
@@ -78,6 +95,18 @@ impl Workers {
             queue: self.queue.clone(),
         };
         let instance = self.instance.clone();
+        let stored = runner.clone();
+        self.runners.insert(
+            J::QUEUE,
+            Arc::new(move |args, job_id, attempt, request_id| {
+                let runner = stored.clone();
+                Box::pin(async move {
+                    let job: J = serde_json::from_slice(&args)
+                        .map_err(|e| format!("the job's arguments do not parse: {e}"))?;
+                    run_logged(job, &runner, job_id, attempt, &request_id).await
+                })
+            }),
+        );
         self.monitor = self.monitor.register(move |restarts| {
             let config = apalis_postgres::Config::default()
                 .queue(J::QUEUE)
@@ -133,17 +162,26 @@ async fn execute<J: Job>(
     metadata: MetadataStore,
 ) -> Result<(), BoxDynError> {
     let request_id = metadata.get("request_id").unwrap_or_default();
-    let span = tracing::info_span!(
-        "job",
-        queue = J::QUEUE,
-        job_id = %id,
-        attempt = attempt.current(),
-        request_id,
-    );
+    run_logged(job, &runner, id.to_string(), attempt.current(), request_id)
+        .await
+        .map_err(Into::into)
+}
+
+/// Runs one job in its span (queue, id, attempt and the request that queued it), announcing the jobs
+/// it queues once it has finished; a failure comes back with its whole cause chain, which is what an
+/// operator reads as the dead job's last error.
+async fn run_logged<J: Job>(
+    job: J,
+    runner: &Runner<J::State>,
+    job_id: String,
+    attempt: usize,
+    request_id: &str,
+) -> Result<(), String> {
+    let span = tracing::info_span!("job", queue = J::QUEUE, job_id, attempt, request_id);
     let ctx = JobContext {
         state: runner.state.clone(),
-        job_id: id.to_string(),
-        attempt: attempt.current(),
+        job_id,
+        attempt,
     };
     async move {
         let started = Instant::now();
@@ -153,9 +191,85 @@ async fn execute<J: Job>(
             Ok(()) => tracing::info!(elapsed_ms, "job done"),
             Err(error) => tracing::warn!(error = format!("{error:#}"), elapsed_ms, "job failed"),
         }
-        // The whole cause chain is what an operator reads in the dead job's last error.
-        result.map_err(|error| format!("{error:#}").into())
+        result.map_err(|error| format!("{error:#}"))
     }
     .instrument(span)
     .await
+}
+
+#[derive(FromQueryResult)]
+struct TakenJob {
+    id: String,
+    job_type: String,
+    job: Vec<u8>,
+    attempts: i32,
+    request_id: Option<String>,
+}
+
+// The next due job of the given kinds, taken as an apalis worker takes one (locked to `$2`, so the
+// retry policy's trigger applies when it leaves `Running`), its attempt counted.
+const TAKE_NEXT: &str = "
+WITH next AS (
+    SELECT id FROM apalis.jobs
+    WHERE (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))
+      AND run_at <= now() AND job_type = ANY(string_to_array($1, ','))
+    ORDER BY priority DESC, run_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE apalis.jobs j
+SET status = 'Running', lock_by = $2, lock_at = now(), attempts = j.attempts + 1
+FROM next WHERE j.id = next.id
+RETURNING j.id, j.job_type, j.job, j.attempts, j.metadata -> 'request_id' AS request_id";
+
+impl Workers {
+    /// Runs every due job of the registered kinds here, one after another, until none is due, and
+    /// returns how many ran: the queue's work done deterministically, without background workers
+    /// or polling (tests that only need the jobs done; one-off scripts). Results are recorded as a
+    /// worker records them, so a failure backs off (it is then not due, and stays for later) and a
+    /// job out of attempts is dead. Jobs delayed into the future are left for their time.
+    pub async fn run_until_idle(&self) -> Result<usize, DbErr> {
+        let worker = format!("run-until-idle-{}", self.instance);
+        self.db
+            .execute_raw(db::stmt(
+                "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen) \
+                 VALUES ($1, 'run_until_idle', 'PostgresStorage', '', now()) \
+                 ON CONFLICT (id) DO UPDATE SET last_seen = now()",
+                [worker.clone().into()],
+            ))
+            .await?;
+        let kinds = self.runners.keys().copied().collect::<Vec<_>>().join(",");
+        let mut ran = 0;
+        loop {
+            let taken = TakenJob::find_by_statement(db::stmt(
+                TAKE_NEXT,
+                [kinds.clone().into(), worker.clone().into()],
+            ))
+            .one(&self.db)
+            .await?;
+            let Some(job) = taken else {
+                return Ok(ran);
+            };
+            let run = &self.runners[job.job_type.as_str()];
+            let attempt = job.attempts.max(1) as usize;
+            let request_id = job.request_id.unwrap_or_default();
+            let (status, result) = match run(job.job, job.id.clone(), attempt, request_id).await {
+                Ok(()) => ("Done", serde_json::json!({ "Ok": null })),
+                Err(error) => ("Failed", serde_json::json!({ "Err": error })),
+            };
+            self.db
+                .execute_raw(db::stmt(
+                    "UPDATE apalis.jobs SET status = $2, last_result = $3, done_at = now() \
+                     WHERE id = $1 AND lock_by = $4",
+                    [
+                        job.id.into(),
+                        status.into(),
+                        result.into(),
+                        worker.clone().into(),
+                    ],
+                ))
+                .await?;
+            ran += 1;
+        }
+    }
 }

@@ -71,13 +71,16 @@ impl Layers {
             .with_context(|| format!("loading templates from {}", templates_dir.display()))?;
         let mailer = Mailer::new(&config.mail, templates, sink.as_ref())?;
         let jobs = JobQueue::new(config.jobs.clone(), db.clone());
-        let metrics = Arc::new(Metrics::default());
+        let mut metrics = Metrics::default();
+        let auth_metrics = auth::AuthMetrics::register(&mut metrics);
+        let billing_metrics = billing::BillingMetrics::register(&mut metrics);
+        let metrics = Arc::new(metrics);
         let public_url = config.http.public_url.clone();
         let auth = auth::AuthState {
             db: db.clone(),
             config: Arc::new(config.auth.clone()),
             jobs: jobs.clone(),
-            metrics: metrics.clone(),
+            metrics: auth_metrics,
             public_url: public_url.clone(),
         };
         let mail = MailState {
@@ -90,7 +93,7 @@ impl Layers {
                 .context("building the Stripe client")?,
             config: Arc::new(config.billing.clone()),
             jobs: jobs.clone(),
-            metrics: metrics.clone(),
+            metrics: billing_metrics,
             mail: mail.clone(),
             public_url,
         };

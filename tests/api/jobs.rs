@@ -371,3 +371,65 @@ async fn jobs_queued_in_a_unit_of_work_are_announced_after_it_not_inside_its_tra
     assert_eq!(payload["job_type"], SendEmail::QUEUE);
     assert_eq!(payload["id"], id.as_str());
 }
+
+#[tokio::test]
+async fn run_until_idle_runs_what_is_due_records_failures_as_a_worker_does_and_leaves_the_rest() {
+    let app = TestApp::spawn_without_workers(&[("JOBS_MAX_ATTEMPTS", "2")]).await;
+    let push = |job: SendEmail, options: JobOptions| {
+        let (jobs, db) = (app.layers.jobs.clone(), app.db.clone());
+        async move { new_id(jobs.push(&db, &job, options).await.unwrap()) }
+    };
+    let sent = push(welcome("now@example.com"), JobOptions::default()).await;
+    let mut broken = welcome("broken@example.com");
+    broken.template = "no_such_template".into();
+    let failing = push(broken, JobOptions::default()).await;
+    let later = push(
+        welcome("later@example.com"),
+        JobOptions {
+            delay: Some(Duration::from_secs(3600)),
+            ..JobOptions::default()
+        },
+    )
+    .await;
+
+    assert_eq!(
+        app.run_jobs_until_idle().await,
+        2,
+        "the two due jobs ran, once each"
+    );
+    let find = |id: String| {
+        let db = app.db.clone();
+        async move { JobQueue::find(&db, &id).await.unwrap().expect("job") }
+    };
+    assert_eq!(find(sent.clone()).await.status, JobStatus::Done);
+    assert_eq!(
+        app.sink.messages().len(),
+        1,
+        "the email went out at once, through SMTP"
+    );
+    let failed = find(failing.clone()).await;
+    assert_eq!((failed.status, failed.attempts), (JobStatus::Failed, 1));
+    assert!(
+        failed.run_at > chrono::Utc::now(),
+        "backed off by the retry policy"
+    );
+    assert!(
+        failed
+            .last_result
+            .unwrap()
+            .to_string()
+            .contains("no_such_template"),
+        "the error is recorded"
+    );
+    assert_eq!(find(later).await.status, JobStatus::Pending, "not due yet");
+
+    // Nothing is due any more: a second run does nothing.
+    assert_eq!(app.run_jobs_until_idle().await, 0);
+    // Once the retry is due it runs again, and out of attempts the job is dead.
+    app.sql(&format!(
+        "UPDATE apalis.jobs SET run_at = now() WHERE id = '{failing}'"
+    ))
+    .await;
+    assert_eq!(app.run_jobs_until_idle().await, 1);
+    assert_eq!(find(failing).await.status, JobStatus::Killed);
+}

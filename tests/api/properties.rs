@@ -98,3 +98,20 @@ proptest! {
         }
     }
 }
+
+/// The fake Stripe (tests, `just bench`, the dev loop) signs as Stripe does: its header verifies.
+#[test]
+fn the_fake_stripes_signatures_verify() {
+    let payload = br#"{"id":"evt_1","type":"checkout.session.completed"}"#;
+    let header = fake_stripe::signature_header(payload, "whsec_new", NOW);
+    let secrets = [b"whsec_new".as_slice()];
+    assert_eq!(
+        signature::verify(Some(&header), payload, &secrets, TOLERANCE, NOW),
+        Ok(NOW)
+    );
+    let other = [b"whsec_other".as_slice()];
+    assert_eq!(
+        signature::verify(Some(&header), payload, &other, TOLERANCE, NOW),
+        Err(SignatureError::Mismatch)
+    );
+}

@@ -10,7 +10,7 @@ use crate::support::{billing::BillingApp, fake_stripe};
 
 #[tokio::test]
 async fn fifty_identical_events_at_once_make_one_transition_one_licence_one_receipt() {
-    let app = BillingApp::spawn().await;
+    let app = BillingApp::spawn_without_workers().await;
     let order = app.pending_order("ada@example.com").await;
     let event = fake_stripe::event(
         "evt_storm",
@@ -40,7 +40,7 @@ async fn fifty_identical_events_at_once_make_one_transition_one_licence_one_rece
         .await,
         1
     );
-    app.jobs_idle().await;
+    app.run_jobs_until_idle().await;
     assert_eq!(app.count("SELECT count(*) FROM licenses").await, 1);
     for queue in ["billing_deliver_license", "billing_send_receipt"] {
         let jobs = app
@@ -57,7 +57,7 @@ async fn fifty_identical_events_at_once_make_one_transition_one_licence_one_rece
 
 #[tokio::test]
 async fn completed_and_async_payment_succeeded_together_pay_once() {
-    let app = BillingApp::spawn().await;
+    let app = BillingApp::spawn_without_workers().await;
     let order = app.pending_order("ada@example.com").await;
     let completed = fake_stripe::event(
         "evt_completed",
@@ -92,7 +92,7 @@ async fn completed_and_async_payment_succeeded_together_pay_once() {
         2,
         "one paid the order, the other was recorded as a duplicate payment proof"
     );
-    app.jobs_idle().await;
+    app.run_jobs_until_idle().await;
     assert_eq!(app.count("SELECT count(*) FROM licenses").await, 1);
     let mail = app.billing_mail(3, Duration::from_secs(2)).await;
     assert_eq!(mail.len(), 2, "{mail:?}");

@@ -66,7 +66,7 @@ async fn a_payment_for_another_amount_is_rejected_and_delivers_nothing() {
 
 #[tokio::test]
 async fn an_event_with_another_orders_payment_intent_is_rejected_with_200_not_retried_forever() {
-    let app = BillingApp::spawn().await;
+    let app = BillingApp::spawn_without_workers().await;
     let first = app.pending_order("ada@example.com").await;
     let second = app.pending_order("bob@example.com").await;
     let paid = app
@@ -105,7 +105,7 @@ async fn an_event_with_another_orders_payment_intent_is_rejected_with_200_not_re
             .await,
         1
     );
-    app.jobs_idle().await;
+    app.run_jobs_until_idle().await;
     assert_eq!(
         app.count(&format!(
             "SELECT count(*) FROM licenses WHERE order_id = '{}'",

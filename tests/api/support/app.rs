@@ -59,6 +59,16 @@ impl TestApp {
 
     /// Spawns the app with some settings overridden, e.g. `[("JOBS_MAX_ATTEMPTS", "3")]`.
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        Self::start(overrides, true).await
+    }
+
+    /// Spawns the app with no job workers: jobs wait in the queue until the test runs them with
+    /// [`run_jobs_until_idle`](Self::run_jobs_until_idle).
+    pub async fn spawn_without_workers(overrides: &[(&str, &str)]) -> Self {
+        Self::start(overrides, false).await
+    }
+
+    async fn start(overrides: &[(&str, &str)], with_workers: bool) -> Self {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         init_test_logging();
         let (db_name, database_url) = create_test_database().await;
@@ -72,7 +82,7 @@ impl TestApp {
         let layers = app.layers().clone();
         let sink = app.mail_sink().expect("tests use the mail sink").clone();
         let shutdown = CancellationToken::new();
-        tokio::spawn(app.run(true, shutdown.clone()));
+        tokio::spawn(app.run(with_workers, shutdown.clone()));
         Self {
             address,
             db: layers.db.clone(),
@@ -147,6 +157,20 @@ impl TestApp {
             0,
         )
         .await;
+    }
+}
+
+impl TestApp {
+    /// Runs every due job right here, one after another, until none is due: each of the app's job
+    /// kinds with its layer's state, as the workers would. For tests that only need the jobs done
+    /// (start the app with [`spawn_without_workers`](Self::spawn_without_workers)): deterministic,
+    /// no polling, no timeout. Returns how many ran.
+    pub async fn run_jobs_until_idle(&self) -> usize {
+        self.layers
+            .workers()
+            .run_until_idle()
+            .await
+            .expect("jobs run")
     }
 }
 

@@ -60,6 +60,15 @@ impl BillingApp {
     }
 
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
+        Self::start(extra, true).await
+    }
+
+    /// The billing app with no job workers (see [`TestApp::run_jobs_until_idle`]).
+    pub async fn spawn_without_workers() -> Self {
+        Self::start(&[], false).await
+    }
+
+    async fn start(extra: &[(&str, &str)], with_workers: bool) -> Self {
         let stripe = FakeStripe::start().await;
         let mut vars = vec![
             ("STRIPE_API_BASE", stripe.url.as_str()),
@@ -67,7 +76,11 @@ impl BillingApp {
             ("STRIPE_WEBHOOK_SECRETS", SECRET),
         ];
         vars.extend_from_slice(extra);
-        let app = TestApp::spawn_with(&vars).await;
+        let app = if with_workers {
+            TestApp::spawn_with(&vars).await
+        } else {
+            TestApp::spawn_without_workers(&vars).await
+        };
         Self { app, stripe }
     }
 

@@ -409,3 +409,17 @@ pub fn dispute(payment_intent: &str, amount: i64) -> Value {
         "metadata": {},
     })
 }
+
+/// The `Stripe-Signature` header Stripe sends with `payload`: `t=<timestamp>,v1=<HMAC-SHA256 of
+/// "<timestamp>.<payload>" keyed with the endpoint's secret>`.
+pub fn signature_header(payload: &[u8], secret: &str, timestamp: i64) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(payload);
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use ironclad::{billing::signature, mail::MailSink};
+use ironclad::mail::MailSink;
 use serde_json::json;
 
 use crate::{
@@ -58,8 +58,8 @@ pub async fn pending_orders(
 pub fn signed_completion(n: usize, order_id: &str) -> (Bytes, String) {
     let payload = completion_event(n, order_id).to_string();
     let timestamp = chrono::Utc::now().timestamp();
-    let v1 = signature::sign(payload.as_bytes(), SECRET.as_bytes(), timestamp);
-    (Bytes::from(payload), format!("t={timestamp},v1={v1}"))
+    let header = fake_stripe::signature_header(payload.as_bytes(), SECRET, timestamp);
+    (Bytes::from(payload), header)
 }
 
 /// A `checkout.session.completed` event as Stripe sends it (API 2025-10-29.clover): every field of
