@@ -8,6 +8,7 @@ mod billing;
 mod billing_cancel;
 mod billing_http;
 mod billing_idempotency;
+mod billing_operator;
 mod billing_webhooks;
 mod errors;
 mod health;

@@ -2,8 +2,11 @@
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use super::{admin, admin_token};
-use crate::support::{TestApp, auth::call, jobs::welcome};
+use crate::support::{
+    TestApp,
+    auth::{admin, admin_token, call},
+    jobs::welcome,
+};
 
 #[tokio::test]
 async fn dead_jobs_are_listed_with_their_error_and_retried_one_or_all() {

@@ -242,3 +242,43 @@ pub fn new_account(email: &str, password: &str) -> ironclad::auth::dto::NewAccou
     };
     (&credentials).try_into().expect("acceptable credentials")
 }
+
+/// An admin's first session, stepped up with a fresh second factor (aal2).
+pub async fn admin_token(app: &TestApp) -> String {
+    ironclad::auth::users::create_admin(&app.db, new_account("root@example.com", PASSWORD))
+        .await
+        .unwrap();
+    let (access, _) = tokens_of(&login(app, "root@example.com", PASSWORD).await);
+    enable_mfa(app, &access).await.access_token
+}
+
+/// An operator route called by an admin (`path` under `/admin`), which must answer 200.
+pub async fn admin(app: &TestApp, method: &str, path: &str, token: &str) -> Response {
+    let r = call(app, method, &format!("/admin{path}"), Some(token), None).await;
+    assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+    r
+}
+
+/// Checks each operator route `(method, path, status a fresh admin gets)` refuses everyone but an
+/// admin with a fresh second factor: 401 anonymous, 403 for a user (even with MFA), 401 (step-up)
+/// for an admin whose second factor is stale. Returns the fresh admin's token.
+pub async fn assert_operator_only(app: &TestApp, routes: &[(&str, &str, u16)]) -> String {
+    let fresh = admin_token(app).await;
+    let stale = resign(&fresh, |c| c["mfa_time"] = (now() - 301).into());
+    // A user with a fresh second factor is still not an admin.
+    let (user, _) = signed_in(app, "ada@example.com").await;
+    let user = enable_mfa(app, &user).await.access_token;
+    for &(method, path, expected) in routes {
+        let anonymous = call(app, method, path, None, None).await;
+        assert_eq!(anonymous.status, 401, "{method} {path}");
+        let r = call(app, method, path, Some(&user), None).await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+        assert_eq!(r.problem_type(), "urn:ironclad:problem:forbidden");
+        let r = call(app, method, path, Some(&stale), None).await;
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+        assert_eq!(r.problem_type(), "urn:ironclad:problem:mfa-required");
+        let r = call(app, method, path, Some(&fresh), None).await;
+        assert_eq!(r.status, expected, "{method} {path}: {}", r.body);
+    }
+    fresh
+}

@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{admin, admin_token};
+use crate::support::auth::{admin, admin_token};
 use crate::support::{
     auth::call,
     billing::{BillingApp, PRO},

@@ -5,7 +5,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use super::{admin, admin_token, sweep};
+use super::sweep;
+use crate::support::auth::{admin, admin_token};
 use crate::support::{
     auth::{call, mail_to},
     billing::{BillingApp, Order, session_id},

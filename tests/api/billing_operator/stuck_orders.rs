@@ -6,7 +6,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{admin, admin_token, sweep};
+use super::sweep;
+use crate::support::auth::{admin, admin_token};
 use crate::support::{
     auth::{call, mail_to},
     billing::{BillingApp, PRO},
