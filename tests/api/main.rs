@@ -1,5 +1,6 @@
 //! Integration tests: the real app over real HTTP against real Postgres. One binary (fast to link),
 //! one module per area.
+
 mod admin;
 mod auth;
 mod auth_mfa;
@@ -7,15 +8,15 @@ mod bad_input;
 mod billing;
 mod billing_cancel;
 mod billing_http;
-mod billing_idempotency;
 mod billing_operator;
+mod billing_properties;
 mod billing_webhooks;
 mod errors;
 mod health;
 mod housekeeping;
+mod idempotency;
 mod jobs;
 mod mail;
 mod metrics;
 mod openapi;
-mod properties;
 mod support;
