@@ -1,6 +1,5 @@
 //! Integration tests: the real app over real HTTP against real Postgres. One binary (fast to link),
 //! one module per area.
-
 mod admin;
 mod auth;
 mod auth_mfa;
