@@ -6,10 +6,7 @@ use ironclad::billing::{BillingError, orders, views};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::support::{
-    billing::{BillingApp, PRO, TEAM},
-    fake_stripe,
-};
+use crate::support::billing::{BillingApp, PRO, TEAM};
 
 #[tokio::test]
 async fn the_catalogue_lists_products_priced_in_the_shop_currency() {

@@ -10,7 +10,6 @@ use uuid::Uuid;
 use crate::support::{
     auth::{self, Response},
     billing::{BILLING_JOBS, BillingApp, Order, PRO, Shopper, session_id},
-    fake_stripe,
 };
 
 async fn cancel(app: &BillingApp, token: &str, id: Uuid) -> Response {

@@ -5,10 +5,7 @@ use std::time::Duration;
 use ironclad::http::idempotency::types;
 use serde_json::{Value, json};
 
-use crate::support::{
-    billing::{BillingApp, PRO, TEAM},
-    fake_stripe,
-};
+use crate::support::billing::{BillingApp, PRO, TEAM};
 
 const ORDERS: &str = "SELECT count(*) FROM orders";
 

@@ -10,7 +10,6 @@ use crate::support::auth::{admin, admin_token};
 use crate::support::{
     auth::{call, mail_to},
     billing::{BillingApp, Order, session_id},
-    fake_stripe,
 };
 
 /// An order whose checkout completed with a delayed payment method (SEPA, ACH), as its webhook

@@ -11,7 +11,6 @@ use crate::support::auth::{admin, admin_token};
 use crate::support::{
     auth::{call, mail_to},
     billing::{BillingApp, PRO},
-    fake_stripe,
 };
 
 fn pay(app: &BillingApp, session: &Value, payment_intent: &str) {

@@ -8,7 +8,6 @@ use crate::support::auth::{admin, admin_token};
 use crate::support::{
     auth::call,
     billing::{BillingApp, PRO},
-    fake_stripe,
 };
 
 /// A session for an order that does not exist (yet): its amount and currency are the Pro licence's.

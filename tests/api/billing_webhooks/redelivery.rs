@@ -6,7 +6,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use super::assert_nothing_written;
-use crate::support::{billing::BillingApp, fake_stripe};
+use crate::support::billing::BillingApp;
 
 #[tokio::test]
 async fn fifty_identical_events_at_once_make_one_transition_one_licence_one_receipt() {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{billing::BillingApp, fake_stripe};
+use crate::support::billing::BillingApp;
 
 #[tokio::test]
 async fn expired_after_paid_is_ignored_and_refunded_before_paid_wins() {

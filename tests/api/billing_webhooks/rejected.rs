@@ -3,10 +3,7 @@
 //! stops retrying) and delivers nothing.
 use serde_json::{Value, json};
 
-use crate::support::{
-    billing::{BILLING_JOBS, BillingApp},
-    fake_stripe,
-};
+use crate::support::billing::{BILLING_JOBS, BillingApp};
 
 #[tokio::test]
 async fn unknown_orders_and_unhandled_types_are_kept_for_review_and_acknowledged() {

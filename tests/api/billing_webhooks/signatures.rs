@@ -3,10 +3,7 @@
 use serde_json::json;
 
 use super::assert_nothing_written;
-use crate::support::{
-    billing::{BillingApp, SECRET},
-    fake_stripe,
-};
+use crate::support::billing::{BillingApp, SECRET};
 
 #[tokio::test]
 async fn unsigned_forged_stale_malformed_or_non_json_deliveries_are_4xx_and_write_nothing() {

@@ -13,7 +13,9 @@ use ironclad::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{TestApp, auth, fake_stripe::FakeStripe};
+use fake_stripe::FakeStripe;
+
+use super::{TestApp, auth};
 
 pub const SECRET: &str = "whsec_test_current";
 pub const PRO: Uuid = Uuid::from_u128(0x0193a4c0_0000_7000_8000_000000000001);
