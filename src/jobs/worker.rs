@@ -139,6 +139,11 @@ impl Workers {
         this
     }
 
+    /// The queues of the registered job kinds.
+    pub fn queues(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.runners.keys().copied()
+    }
+
     /// Runs every registered kind until `shutdown` fires, then lets running jobs finish (up to the
     /// shutdown timeout) and hands back the ones it had fetched but not started.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), MonitorError> {

@@ -276,10 +276,13 @@ async fn jobs_of_a_killed_worker_run_again_but_not_forever() {
 /// Waits until every job kind's worker is listening for announcements (a NOTIFY sent before that
 /// would be missed, and this test's poll is an hour away).
 async fn wait_for_listeners(app: &TestApp) {
+    let kinds = app.layers.workers().queues().count() as i64;
     app.eventually_within(
-        "SELECT least(count(*), 6) FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN %'",
-        6,
+        &format!(
+            "SELECT least(count(*), {kinds}) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+        ),
+        kinds,
         Duration::from_secs(10),
     )
     .await;
