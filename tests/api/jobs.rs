@@ -377,7 +377,13 @@ async fn jobs_queued_in_a_unit_of_work_are_announced_after_it_not_inside_its_tra
 
 #[tokio::test]
 async fn run_until_idle_runs_what_is_due_records_failures_as_a_worker_does_and_leaves_the_rest() {
-    let app = TestApp::spawn_without_workers(&[("JOBS_MAX_ATTEMPTS", "2")]).await;
+    // A retry backs off ten minutes: well past the end of the test, however slow the machine.
+    let app = TestApp::spawn_without_workers(&[
+        ("JOBS_MAX_ATTEMPTS", "2"),
+        ("JOBS_RETRY_BASE_MS", "600000"),
+        ("JOBS_RETRY_MAX_MS", "600000"),
+    ])
+    .await;
     let push = |job: SendEmail, options: JobOptions| {
         let (jobs, db) = (app.layers.jobs.clone(), app.db.clone());
         async move { new_id(jobs.push(&db, &job, options).await.unwrap()) }
