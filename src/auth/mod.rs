@@ -69,8 +69,8 @@ pub struct AuthState {
 }
 
 /// Registers the auth layer's job kinds.
-pub fn register_jobs(workers: Workers, state: &AuthState) -> Workers {
-    workers.register::<jobs::RequestPasswordReset>(state.clone())
+pub fn register_jobs(workers: &mut Workers, state: &AuthState) {
+    workers.register::<jobs::RequestPasswordReset>(state.clone());
 }
 
 /// The housekeeping step deleting what auth keeps only while it can matter (see [`prune`]).

@@ -72,10 +72,13 @@ pub struct BillingState {
 }
 
 /// Registers the billing layer's job kinds and its periodic sweep of stuck orders.
-pub fn register_jobs(workers: Workers, state: &BillingState) -> Workers {
+pub fn register_jobs(workers: &mut Workers, state: &BillingState) {
     workers
         .register::<jobs::DeliverLicense>(state.clone())
         .register::<jobs::SendReceipt>(state.clone())
         .register::<jobs::RestrictLicenses>(state.clone())
-        .periodic::<reconcile::ReconcileStuckOrders>(state.clone(), state.config.reconcile_interval)
+        .periodic::<reconcile::ReconcileStuckOrders>(
+            state.clone(),
+            state.config.reconcile_interval,
+        );
 }

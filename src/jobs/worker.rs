@@ -5,10 +5,12 @@
 //! The composition root registers every job kind with the state of the layer that owns it:
 //!
 //! ```ignore
-//! Workers::new(db, queue, config.jobs.clone(), shutdown_timeout)
+//! let mut workers = Workers::new(db, queue, config.jobs.clone(), shutdown_timeout);
+//! workers
 //!     .register::<SendEmail>(mail_state)
-//!     .periodic::<Housekeeping>(housekeeping_state, every_hour)
-//!     .run(shutdown)
+//!     .periodic::<Housekeeping>(housekeeping_state, every_hour);
+//! auth::register_jobs(&mut workers, &auth_state);
+//! workers.run(shutdown).await
 //! ```
 use std::{
     collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration, time::Instant,
@@ -87,7 +89,7 @@ impl Workers {
     }
 
     /// Runs jobs of kind `J` here, each run given `state`.
-    pub fn register<J: Job>(mut self, state: J::State) -> Self {
+    pub fn register<J: Job>(&mut self, state: J::State) -> &mut Self {
         let pool = self.db.get_postgres_connection_pool().clone();
         let settings = self.config.clone();
         let runner = Runner {
@@ -107,7 +109,8 @@ impl Workers {
                 })
             }),
         );
-        self.monitor = self.monitor.register(move |restarts| {
+        let monitor = std::mem::replace(&mut self.monitor, Monitor::new());
+        self.monitor = monitor.register(move |restarts| {
             let config = apalis_postgres::Config::default()
                 .queue(J::QUEUE)
                 .batch_size(settings.concurrency)
@@ -130,13 +133,13 @@ impl Workers {
 
     /// Runs jobs of kind `J` here (as [`register`](Self::register)) and queues `J::default()` once
     /// per `every`, however many processes do the same; a zero interval only registers it.
-    pub fn periodic<J: Job + Default>(self, state: J::State, every: Duration) -> Self {
-        let mut this = self.register::<J>(state);
-        let (queue, db) = (this.queue.clone(), this.db.clone());
-        this.schedulers.push(Box::new(move |shutdown| {
+    pub fn periodic<J: Job + Default>(&mut self, state: J::State, every: Duration) -> &mut Self {
+        self.register::<J>(state);
+        let (queue, db) = (self.queue.clone(), self.db.clone());
+        self.schedulers.push(Box::new(move |shutdown| {
             Box::pin(periodic::schedule::<J>(queue, db, every, shutdown))
         }));
-        this
+        self
     }
 
     /// The queues of the registered job kinds.

@@ -75,13 +75,12 @@ impl Layers {
         let auth_metrics = auth::AuthMetrics::register(&mut metrics);
         let billing_metrics = billing::BillingMetrics::register(&mut metrics);
         let metrics = Arc::new(metrics);
-        let public_url = config.http.public_url.clone();
         let auth = auth::AuthState {
             db: db.clone(),
             config: Arc::new(config.auth.clone()),
             jobs: jobs.clone(),
             metrics: auth_metrics,
-            public_url: public_url.clone(),
+            public_url: config.http.public_url.clone(),
         };
         let mail = MailState {
             db: db.clone(),
@@ -95,7 +94,7 @@ impl Layers {
             jobs: jobs.clone(),
             metrics: billing_metrics,
             mail: mail.clone(),
-            public_url,
+            public_url: config.http.public_url.clone(),
         };
         let layers = Self {
             mail,
@@ -112,16 +111,18 @@ impl Layers {
     /// Every job kind, each with its layer's state, and the periodic jobs.
     pub fn workers(&self) -> Workers {
         let config = &self.config;
-        let workers = Workers::new(
+        let mut workers = Workers::new(
             self.db.clone(),
             self.jobs.clone(),
             config.jobs.clone(),
             config.http.shutdown_timeout,
-        )
-        .register::<mail::SendEmail>(self.mail.clone())
-        .periodic::<Housekeeping>(self.housekeeping(), config.housekeeping.interval);
-        let workers = auth::register_jobs(workers, &self.auth);
-        billing::register_jobs(workers, &self.billing)
+        );
+        workers
+            .register::<mail::SendEmail>(self.mail.clone())
+            .periodic::<Housekeeping>(self.housekeeping(), config.housekeeping.interval);
+        auth::register_jobs(&mut workers, &self.auth);
+        billing::register_jobs(&mut workers, &self.billing);
+        workers
     }
 
     /// What housekeeping deletes: each part's own step.

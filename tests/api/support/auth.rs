@@ -117,6 +117,20 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// Waits, when fewer than 10 s of the current 30-second TOTP step remain, for the next step: a test
+/// that confirms with this step's code and then replays it must not see the step change between
+/// the two (the replayed "current" code would then be a new, unused one).
+pub async fn early_in_a_totp_step() {
+    let into_step = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 30_000;
+    if into_step >= 20_000 {
+        tokio::time::sleep(Duration::from_millis((30_000 - into_step) as u64 + 50)).await;
+    }
+}
+
 /// The TOTP code of `secret` (base32, as returned by enrolment) `steps` 30-second steps from now.
 pub fn totp_code(secret: &str, steps: i64) -> String {
     let totp = Builder::new()
@@ -138,6 +152,7 @@ pub struct Mfa {
 }
 
 pub async fn enable_mfa(app: &TestApp, access: &str) -> Mfa {
+    early_in_a_totp_step().await;
     let started = post(app, "/me/mfa/totp", Some(access), json!({})).await;
     assert_eq!(started.status, 200, "{}", started.body);
     let secret = started.body["secret"].as_str().unwrap().to_owned();
