@@ -163,9 +163,9 @@ impl Layers {
             .app_data(web::Data::from(self.metrics.clone()))
             .app_data(web::Data::new(ScrapeToken(
                 self.config.metrics_token.clone(),
-            )))
-            .app_data(web::Data::new(self.auth.clone()))
-            .app_data(web::Data::new(self.billing.clone()));
+            )));
+        app.app_data(web::Data::new(self.auth.clone()));
+        app.app_data(web::Data::new(self.billing.clone()));
     }
 }
 
