@@ -8,7 +8,7 @@
 //! - [`Workers`] runs the job kinds the composition root registers (each with its layer's state)
 //!   until shutdown, and queues the periodic ones once per interval across processes
 //!   ([`periodic`]). This module knows no job kind: a layer adding one registers it in its own
-//!   `jobs` function.
+//!   `register_jobs` function.
 //!
 //! Retries back off exponentially and a job out of attempts is kept as dead (`status = 'Killed'`);
 //! both are enforced in the database (see the jobs migration), so they hold across restarts and for

@@ -3,8 +3,10 @@
 //! their housekeeping steps. `main` and the tests build the app the same way (tests with port 0 and
 //! their own database).
 //!
-//! Adding a layer means a line in each of [`Layers::build`], [`routes`], [`Layers::workers`] and
-//! (if it prunes anything) [`Layers::housekeeping`]; removing one, deleting those lines.
+//! Adding a layer means its field in [`Config`] and [`Layers`], and a line or block in each of
+//! [`Layers::build`], [`Layers::register`], [`routes`], [`Layers::workers`] and (if it prunes
+//! anything) [`Layers::housekeeping`]; removing one, deleting those lines (README: "How to remove a
+//! module"). Nothing else in the code base names every layer.
 mod config;
 mod openapi;
 
