@@ -1,5 +1,5 @@
-//! The one fake of Stripe's API in this workspace: the integration tests (`tests/api`, through
-//! their `support` module), `just bench` (every server it starts points `STRIPE_API_BASE` here, so
+//! The one fake of Stripe's API in this workspace: the integration tests (`tests/api`, where
+//! `support::billing` wires it into the app), `just bench` (every server it starts points `STRIPE_API_BASE` here, so
 //! none ever talks to api.stripe.com) and, later, the local development loop all use it. It is a
 //! test tool and never ships: the release image builds only the `ironclad` package, which has it as
 //! a dev-dependency alone.
@@ -14,7 +14,8 @@
 //! sets.
 //!
 //! The free functions build the Stripe objects a test sends back as webhook events: [`event`],
-//! [`completed`], [`refunded_charge`], [`dispute`].
+//! [`completed`], [`refunded_charge`], [`dispute`]; [`signature_header`] signs a delivery as
+//! Stripe does.
 use std::{
     collections::HashMap,
     net::TcpListener,
