@@ -12,8 +12,8 @@ use super::{
     dto::{LoginResponse, MfaChallenge, TokenPair},
     error::AuthError,
     guard::RequestMeta,
-    mfa,
     password::{self, Verified},
+    second_factor,
     sessions::start_session,
     throttle::{self, Limit},
     tokens::{random_token, token_hash},
@@ -169,7 +169,7 @@ pub async fn verify_mfa(
     throttle::attempt(&app.db, std::slice::from_ref(&account), cfg.throttle.window).await?;
 
     let txn = app.db.begin().await?;
-    let Some(factor) = mfa::verify_code(&txn, app, challenge.user_id, code).await? else {
+    let Some(factor) = second_factor::verify_code(&txn, app, challenge.user_id, code).await? else {
         txn.rollback().await?;
         app.db
             .execute_raw(stmt(
@@ -206,7 +206,7 @@ pub async fn verify_mfa(
         .await?
         .ok_or(AuthError::InvalidMfaToken)?;
     let (session_id, pair) = start_session(&txn, app, user.id, user.role, Aal::Aal2, meta).await?;
-    mfa::record_factor_use(&txn, app, &user, factor, Some(session_id), meta).await?;
+    second_factor::record_factor_use(&txn, app, &user, factor, Some(session_id), meta).await?;
     audit::record(
         &txn,
         Event::LoginSucceeded,

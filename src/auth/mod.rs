@@ -14,11 +14,12 @@
 //! logic: `users.rs` (the account row and profile), `verification.rs` (registration, email
 //! verification), `password_reset.rs` (reset and change), `account_mail.rs` (email links and
 //! notices they share), `login.rs` (password, then MFA step), `sessions.rs` (refresh, reuse
-//! detection, logout, list and revoke), `mfa.rs`. `domain.rs`, `tokens.rs`, `password.rs` and
-//! `totp.rs` are pure and unit-tested; `guard.rs` holds the extractor and the guards; `throttle.rs`
-//! and `audit.rs` the brute-force limits and the audit trail; `jobs.rs` the background work
-//! (password reset requests); `prune.rs` what housekeeping deletes once it is of no further use;
-//! `metrics.rs` its Prometheus series.
+//! detection, logout, list and revoke), `mfa.rs` (enrolment, step-up, disabling, new recovery
+//! codes) over `second_factor.rs` (checking a TOTP or recovery code, each usable once).
+//! `domain.rs`, `tokens.rs`, `password.rs` and `totp.rs` are pure and unit-tested; `guard.rs` holds
+//! the extractor and the guards; `throttle.rs` and `audit.rs` the brute-force limits and the audit
+//! trail; `jobs.rs` the background work (password reset requests); `prune.rs` what housekeeping
+//! deletes once it is of no further use; `metrics.rs` its Prometheus series.
 pub mod account_mail;
 pub mod audit;
 pub mod config;
@@ -34,6 +35,7 @@ pub mod password;
 pub mod password_reset;
 pub mod prune;
 pub mod routes;
+pub mod second_factor;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
