@@ -80,17 +80,16 @@ pub fn verify(
     Err(SignatureError::Mismatch)
 }
 
-/// Signs `payload` the way Stripe does (for tests and local tooling).
-pub fn sign(payload: &[u8], secret: &[u8], timestamp: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(payload);
-    hex::encode(mac.finalize().into_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `v1` Stripe would send: signed by the fake Stripe, the workspace's one signer.
+    fn sign(payload: &[u8], secret: &[u8], timestamp: i64) -> String {
+        let secret = std::str::from_utf8(secret).expect("test secrets are text");
+        let header = fake_stripe::signature_header(payload, secret, timestamp);
+        header.split_once(",v1=").expect("t=…,v1=…").1.to_owned()
+    }
 
     const NOW: i64 = 1_764_000_000;
     const BODY: &[u8] = br#"{"id":"evt_1","type":"checkout.session.completed"}"#;
