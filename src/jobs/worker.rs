@@ -208,27 +208,16 @@ async fn run_logged<J: Job>(
 #[derive(FromQueryResult)]
 struct TakenJob {
     id: String,
-    job_type: String,
     job: Vec<u8>,
     attempts: i32,
     request_id: Option<String>,
 }
 
-// The next due job of the given kinds, taken as an apalis worker takes one (locked to `$2`, so the
-// retry policy's trigger applies when it leaves `Running`), its attempt counted.
-const TAKE_NEXT: &str = "
-WITH next AS (
-    SELECT id FROM apalis.jobs
-    WHERE (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))
-      AND run_at <= now() AND job_type = ANY(string_to_array($1, ','))
-    ORDER BY priority DESC, run_at
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE apalis.jobs j
-SET status = 'Running', lock_by = $2, lock_at = now(), attempts = j.attempts + 1
-FROM next WHERE j.id = next.id
-RETURNING j.id, j.job_type, j.job, j.attempts, j.metadata -> 'request_id' AS request_id";
+// The next due job of one kind, fetched by apalis' own `get_jobs` (the query its workers run:
+// Pending, or Failed with attempts left; due; `SKIP LOCKED`), which marks it Queued and locked to
+// `$1`, so the retry policy's trigger applies when its result is recorded.
+const TAKE_NEXT: &str = "SELECT id, job, attempts, metadata -> 'request_id' AS request_id \
+    FROM apalis.get_jobs($1, $2, 1)";
 
 impl Workers {
     /// Runs every due job of the registered kinds here, one after another, until none is due, and
@@ -246,38 +235,44 @@ impl Workers {
                 [worker.clone().into()],
             ))
             .await?;
-        let kinds = self.runners.keys().copied().collect::<Vec<_>>().join(",");
         let mut ran = 0;
         loop {
-            let taken = TakenJob::find_by_statement(db::stmt(
-                TAKE_NEXT,
-                [kinds.clone().into(), worker.clone().into()],
-            ))
-            .one(&self.db)
-            .await?;
-            let Some(job) = taken else {
-                return Ok(ran);
-            };
-            let run = &self.runners[job.job_type.as_str()];
-            let attempt = job.attempts.max(1) as usize;
-            let request_id = job.request_id.unwrap_or_default();
-            let (status, result) = match run(job.job, job.id.clone(), attempt, request_id).await {
-                Ok(()) => ("Done", serde_json::json!({ "Ok": null })),
-                Err(error) => ("Failed", serde_json::json!({ "Err": error })),
-            };
-            self.db
-                .execute_raw(db::stmt(
-                    "UPDATE apalis.jobs SET status = $2, last_result = $3, done_at = now() \
-                     WHERE id = $1 AND lock_by = $4",
-                    [
-                        job.id.into(),
-                        status.into(),
-                        result.into(),
-                        worker.clone().into(),
-                    ],
+            let mut idle = true;
+            for (kind, run) in &self.runners {
+                let taken = TakenJob::find_by_statement(db::stmt(
+                    TAKE_NEXT,
+                    [worker.clone().into(), (*kind).into()],
                 ))
+                .one(&self.db)
                 .await?;
-            ran += 1;
+                let Some(job) = taken else { continue };
+                idle = false;
+                // apalis counts an attempt when its result is recorded; so does this.
+                let attempt = job.attempts as usize + 1;
+                let request_id = job.request_id.unwrap_or_default();
+                let (status, result) = match run(job.job, job.id.clone(), attempt, request_id).await
+                {
+                    Ok(()) => ("Done", serde_json::json!({ "Ok": null })),
+                    Err(error) => ("Failed", serde_json::json!({ "Err": error })),
+                };
+                self.db
+                    .execute_raw(db::stmt(
+                        "UPDATE apalis.jobs SET status = $2, attempts = $3, last_result = $4, \
+                         done_at = now() WHERE id = $1 AND lock_by = $5",
+                        [
+                            job.id.into(),
+                            status.into(),
+                            (attempt as i32).into(),
+                            result.into(),
+                            worker.clone().into(),
+                        ],
+                    ))
+                    .await?;
+                ran += 1;
+            }
+            if idle {
+                return Ok(ran);
+            }
         }
     }
 }
