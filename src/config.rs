@@ -48,6 +48,10 @@ pub struct HttpConfig {
     /// How long in-flight requests get to finish after SIGTERM.
     pub shutdown_timeout: Duration,
     pub workers: usize,
+    /// Origins whose browser pages may call the API (`Origin` values); empty: none.
+    pub cors_allowed_origins: Vec<String>,
+    /// `Strict-Transport-Security` max-age; `None` sends no HSTS header.
+    pub hsts_max_age_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,8 +103,22 @@ pub enum MailTransport {
 }
 
 impl HttpConfig {
-    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+    pub fn from_vars(vars: &Vars<'_>, env: Environment) -> Result<Self, ConfigError> {
         let port = vars.parse_or("PORT", 8080u16)?;
+        let cors_allowed_origins = parse_origins(
+            &vars.get("CORS_ALLOWED_ORIGINS").unwrap_or_default(),
+        )
+        .map_err(|reason| ConfigError {
+            var: "CORS_ALLOWED_ORIGINS",
+            reason,
+        })?;
+        // One year in production (served over TLS there); off elsewhere. 0 turns it off.
+        let hsts_default = if env == Environment::Production {
+            365 * 24 * 3600
+        } else {
+            0
+        };
+        let hsts = vars.parse_or("HTTP_HSTS_MAX_AGE_SECS", hsts_default)?;
         Ok(Self {
             host: vars.parse_or("HOST", IpAddr::from([127, 0, 0, 1]))?,
             port,
@@ -115,8 +133,31 @@ impl HttpConfig {
                 "HTTP_WORKERS",
                 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
             )?,
+            cors_allowed_origins,
+            hsts_max_age_secs: (hsts > 0).then_some(hsts),
         })
     }
+}
+
+/// Parses `CORS_ALLOWED_ORIGINS`: comma-separated origins, each `scheme://host[:port]` with no
+/// path (what a browser sends in `Origin`).
+fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains('/')
+            });
+            if valid {
+                Ok(origin.to_owned())
+            } else {
+                Err(format!(
+                    "{origin:?} is not an origin (scheme://host[:port])"
+                ))
+            }
+        })
+        .collect()
 }
 
 impl DatabaseConfig {
@@ -220,5 +261,52 @@ impl<'a> Vars<'a> {
                 reason: format!("{raw:?} is not valid: {e}"),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_parse_and_bad_ones_are_named() {
+        assert_eq!(
+            parse_origins(" https://app.example.com, http://localhost:3000 ,").unwrap(),
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        assert!(parse_origins("").unwrap().is_empty());
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "ftp://x",
+            "*",
+        ] {
+            assert!(parse_origins(bad).unwrap_err().contains(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hsts_is_on_in_production_only_unless_configured() {
+        let http = |env, vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let lookup =
+                move |key: &str| vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+            HttpConfig::from_vars(&Vars::new(&lookup), env).unwrap()
+        };
+        assert_eq!(
+            http(Environment::Production, &[]).hsts_max_age_secs,
+            Some(31_536_000)
+        );
+        assert_eq!(http(Environment::Development, &[]).hsts_max_age_secs, None);
+        let off = http(Environment::Production, &[("HTTP_HSTS_MAX_AGE_SECS", "0")]);
+        assert_eq!(off.hsts_max_age_secs, None);
+        let on = http(
+            Environment::Development,
+            &[("HTTP_HSTS_MAX_AGE_SECS", "600")],
+        );
+        assert_eq!(on.hsts_max_age_secs, Some(600));
     }
 }

@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
                 email,
                 password: password.into(),
             };
-            let created = match NewAccount::try_from(&credentials) {
+            let created = match NewAccount::parse(&credentials, &config.auth.totp_issuer) {
                 Ok(account) => users::create_admin(&db, account).await,
                 Err(invalid) => Err(invalid),
             };

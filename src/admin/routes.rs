@@ -151,12 +151,16 @@ pub async fn retry_dead_job(
     tag = "auth",
     responses(
         (status = 200, description = "The latest 100 security events", body = Vec<AuditEvent>),
-        (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admins only", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in, or the second factor must be verified again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admins with MFA only", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-#[get("/admin/auth-events", wrap = "RequireRole::admin()")]
+#[get(
+    "/admin/auth-events",
+    wrap = "RequireMfa::within(STEP_UP)",
+    wrap = "RequireRole::admin()"
+)]
 pub async fn list_auth_events(
     db: web::Data<DatabaseConnection>,
 ) -> Result<HttpResponse, AdminError> {

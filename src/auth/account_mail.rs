@@ -100,6 +100,22 @@ pub(super) async fn consume_email_token(
     Ok(row.map(|r| r.try_get::<Uuid>("", "user_id")).transpose()?)
 }
 
+/// Whose `token` is, if it could still be used; nothing is used up.
+pub(super) async fn peek_email_token(
+    conn: &impl ConnectionTrait,
+    token: &str,
+    purpose: &str,
+) -> Result<Option<Uuid>, AuthError> {
+    let row = conn
+        .query_one_raw(stmt(
+            "SELECT user_id FROM email_tokens
+             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()",
+            [token_hash(token).into(), purpose.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<Uuid>("", "user_id")).transpose()?)
+}
+
 /// Counts an attempt at `action` on every limit; over one, the refusal (429) is audited.
 pub(super) async fn throttled(
     app: &AuthState,

@@ -21,7 +21,7 @@ pub struct AuthConfig {
     pub jwt: JwtKeys,
     /// AES-256-GCM key encrypting TOTP secrets at rest.
     pub totp_key: [u8; 32],
-    /// Name shown in authenticator apps.
+    /// The product's name: shown in authenticator apps, and a word no password may be built from.
     pub totp_issuer: String,
     pub access_token_ttl: Duration,
     /// Absolute lifetime of a session (and so of its refresh tokens).
@@ -47,6 +47,9 @@ pub struct ThrottleConfig {
     /// Password-reset requests per IP, and per email address (so nobody can flood one mailbox).
     pub forgot_password_per_ip: u32,
     pub forgot_password_per_account: u32,
+    /// Requests for a new verification link per IP, and per email address.
+    pub resend_verification_per_ip: u32,
+    pub resend_verification_per_account: u32,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -154,6 +157,10 @@ impl AuthConfig {
                 forgot_password_per_ip: vars.parse_or("AUTH_FORGOT_PASSWORD_MAX_PER_IP", 30)?,
                 forgot_password_per_account: vars
                     .parse_or("AUTH_FORGOT_PASSWORD_MAX_PER_ACCOUNT", 5)?,
+                resend_verification_per_ip: vars
+                    .parse_or("AUTH_VERIFY_EMAIL_RESEND_MAX_PER_IP", 30)?,
+                resend_verification_per_account: vars
+                    .parse_or("AUTH_VERIFY_EMAIL_RESEND_MAX_PER_ACCOUNT", 5)?,
             },
             trust_proxy_headers: vars.parse_or("AUTH_TRUST_PROXY_HEADERS", false)?,
         })

@@ -1,5 +1,5 @@
 //! Values that parse instead of validate: once you hold an [`Email`] or a [`NewPassword`], it is valid.
-use std::{collections::HashSet, fmt, str::FromStr, sync::LazyLock};
+use std::{fmt, str::FromStr};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,22 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The address and its parts (`ada.lovelace`, `adalovelace`, `ada`, `lovelace`, `example`,
+    /// …): what a password must not be built from.
+    pub fn guessable_words(&self) -> Vec<String> {
+        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
+        let joined: String = local.chars().filter(|c| c.is_alphanumeric()).collect();
+        let mut words = vec![self.0.clone(), local.to_owned(), domain.to_owned(), joined];
+        words.extend(
+            self.0
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| w.len() >= 3)
+                .map(str::to_owned),
+        );
+        words.dedup();
+        words
+    }
 }
 
 impl fmt::Display for Email {
@@ -52,33 +68,34 @@ impl fmt::Display for Email {
 pub const PASSWORD_MIN_CHARS: usize = 12;
 pub const PASSWORD_MAX_CHARS: usize = 128;
 
-/// The most common passwords (zxcvbn's list; source and licence in the file's header).
-static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("common_passwords.txt")
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
-});
-
-pub fn common_password_count() -> usize {
-    COMMON_PASSWORDS.len()
-}
+/// zxcvbn's score a new password needs (0 to 4): 3 is "safely unguessable: moderate protection
+/// from offline slow-hash scenarios" (under 10^10 guesses is refused).
+pub const PASSWORD_MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
 
 /// A password acceptable for a new credential (NIST SP 800-63B): 12 to 128 characters, any
-/// characters, no composition rules, not one of the most common passwords.
+/// characters, no composition rules, and hard to guess as zxcvbn estimates it, counting what an
+/// attacker knows of this account (its email address, the product's name) as guessable.
 pub struct NewPassword(SecretString);
 
 impl NewPassword {
-    pub fn parse(raw: SecretString) -> Result<Self, String> {
-        let chars = raw.expose_secret().chars().count();
+    /// `known` are words an attacker would try first: the account's email (see
+    /// [`Email::guessable_words`]) and the product's name. A refusal says why, in zxcvbn's words.
+    pub fn parse(raw: SecretString, known: &[&str]) -> Result<Self, String> {
+        let password = raw.expose_secret();
+        let chars = password.chars().count();
         if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&chars) {
             return Err(format!(
                 "must be between {PASSWORD_MIN_CHARS} and {PASSWORD_MAX_CHARS} characters"
             ));
         }
-        let lowered = raw.expose_secret().to_lowercase();
-        if COMMON_PASSWORDS.contains(lowered.as_str()) {
-            return Err("is too common: it appears in lists of leaked passwords".into());
+        let estimate = zxcvbn::zxcvbn(password, known);
+        if estimate.score() < PASSWORD_MIN_SCORE {
+            let mut advice = vec!["is too easy to guess".to_owned()];
+            if let Some(feedback) = estimate.feedback() {
+                advice.extend(feedback.warning().map(|w| w.to_string()));
+                advice.extend(feedback.suggestions().iter().map(|s| s.to_string()));
+            }
+            return Err(advice.join(". "));
         }
         Ok(Self(raw))
     }
@@ -158,7 +175,14 @@ mod tests {
     use super::*;
 
     fn password(s: &str) -> Result<NewPassword, String> {
-        NewPassword::parse(SecretString::from(s.to_owned()))
+        NewPassword::parse(SecretString::from(s.to_owned()), &["Ironclad"])
+    }
+
+    fn password_of(s: &str, email: &str) -> Result<NewPassword, String> {
+        let mut known = Email::parse(email).unwrap().guessable_words();
+        known.push("Ironclad".into());
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        NewPassword::parse(SecretString::from(s.to_owned()), &known)
     }
 
     #[test]
@@ -189,29 +213,60 @@ mod tests {
     fn passwords_need_12_to_128_characters_and_no_composition() {
         assert!(password("short pass").is_err());
         assert!(password("correct horse battery staple").is_ok());
-        assert!(password("alllowercaseletters").is_ok());
+        assert!(password("lowercase only but quite unusual words").is_ok());
         // Characters, not bytes: 12 multi-byte characters are enough.
-        assert!(password("ééééééééééé").is_err());
-        assert!(password("éééééééééééé").is_ok());
-        assert!(password(&"x".repeat(128)).is_ok());
-        assert!(password(&"x".repeat(129)).is_err());
+        assert!(password("ü7#qp!2vlm9").is_err());
+        assert!(password("ü7#qp!2vlm9&").is_ok());
+        let long: String = "correct horse battery staple "
+            .repeat(5)
+            .chars()
+            .take(128)
+            .collect();
+        assert!(password(&long).is_ok());
+        assert!(password(&format!("{long}x")).is_err());
     }
 
     #[test]
-    fn common_passwords_are_refused_whatever_the_case() {
+    fn guessable_passwords_are_refused_with_zxcvbns_advice() {
+        for weak in [
+            "aaaaaaaaaaaa",
+            "123456789012",
+            "passwordpassword",
+            "ironclad1234",
+            "Ironclad2026!",
+            "qwertyuiopasdf",
+        ] {
+            let refusal = password(weak)
+                .err()
+                .unwrap_or_else(|| panic!("{weak:?} accepted"));
+            assert!(refusal.starts_with("is too easy to guess"), "{refusal}");
+        }
+        let refusal = password("aaaaaaaaaaaa").err().unwrap();
         assert!(
-            common_password_count() >= 10_000,
-            "{}",
-            common_password_count()
+            refusal.len() > "is too easy to guess".len(),
+            "no advice: {refusal}"
         );
-        assert!(COMMON_PASSWORDS.contains("password"));
-        // Long enough, but on the list.
-        let common = COMMON_PASSWORDS
-            .iter()
-            .find(|p| p.chars().count() >= PASSWORD_MIN_CHARS)
-            .expect("a common password of 12+ characters");
-        assert!(password(common).is_err());
-        assert!(password(&common.to_uppercase()).is_err());
+    }
+
+    #[test]
+    fn a_password_built_from_the_email_is_refused() {
+        let email = "grace.hopper@navy-example.org";
+        for weak in [
+            "grace.hopper1906",
+            "gracehopper1906",
+            "navy-example.org!",
+            "grace.hopper!!",
+        ] {
+            assert!(password_of(weak, email).is_err(), "{weak:?} accepted");
+        }
+        assert!(password_of("correct horse battery staple", email).is_ok());
+        let words = Email::parse(email).unwrap().guessable_words();
+        for part in ["gracehopper", "hopper", "navy-example.org"] {
+            assert!(
+                words.iter().any(|w| w == part),
+                "{part} missing from {words:?}"
+            );
+        }
     }
 
     #[test]

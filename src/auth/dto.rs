@@ -106,7 +106,7 @@ pub struct Accepted {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"token": "q0Yk3mV1x8gJc6c0bX3E1cC0pQ9oWfB2l1m3nKxV5zA", "password": "a new long passphrase"}))]
+#[schema(example = json!({"token": "q0Yk3mV1x8gJc6c0bX3E1cC0pQ9oWfB2l1m3nKxV5zA", "password": "plum tectonic nightjar ferry"}))]
 pub struct ResetPasswordRequest {
     pub token: String,
     #[schema(value_type = String, format = Password)]
@@ -116,7 +116,7 @@ pub struct ResetPasswordRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({
     "current_password": "correct horse battery staple",
-    "new_password": "an even longer passphrase"
+    "new_password": "plum tectonic nightjar ferry"
 }))]
 pub struct ChangePasswordRequest {
     #[schema(value_type = String, format = Password)]
@@ -189,6 +189,17 @@ pub struct TotpEnrolment {
     pub otpauth_uri: String,
     /// PNG QR code of `otpauth_uri`, as a data URI.
     pub qr_code: String,
+}
+
+/// Starting TOTP enrolment: proof that the caller is the account holder, not just a token holder.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"password": "correct horse battery staple"}))]
+pub struct StartTotpRequest {
+    /// The current password; may be left out when this session verified a second factor in the
+    /// last 5 minutes.
+    #[schema(value_type = Option<String>, format = Password)]
+    #[serde(default)]
+    pub password: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -274,11 +285,18 @@ pub(super) fn email_field(raw: &str) -> Result<Email, AuthError> {
     Email::parse(raw).map_err(|m| AuthError::validation("email", m))
 }
 
+/// A new password for the account of `email`, refused if guessable from what is known of it (the
+/// address, the product's name: see [`NewPassword::parse`]).
 pub(super) fn password_field(
     field: &'static str,
     raw: &SecretString,
+    email: &Email,
+    product: &str,
 ) -> Result<NewPassword, AuthError> {
-    NewPassword::parse(raw.clone()).map_err(|m| AuthError::validation(field, m))
+    let words = email.guessable_words();
+    let mut known: Vec<&str> = words.iter().map(String::as_str).collect();
+    known.push(product);
+    NewPassword::parse(raw.clone(), &known).map_err(|m| AuthError::validation(field, m))
 }
 
 /// A registration, parsed: an acceptable email address and password.
@@ -287,25 +305,25 @@ pub struct NewAccount {
     pub password: NewPassword,
 }
 
-impl TryFrom<&Credentials> for NewAccount {
-    type Error = AuthError;
-    fn try_from(body: &Credentials) -> Result<Self, AuthError> {
-        Ok(Self {
-            email: email_field(&body.email)?,
-            password: password_field("password", &body.password)?,
-        })
+impl NewAccount {
+    /// `product` is the product's name, which a password must not be built from.
+    pub fn parse(body: &Credentials, product: &str) -> Result<Self, AuthError> {
+        let email = email_field(&body.email)?;
+        let password = password_field("password", &body.password, &email, product)?;
+        Ok(Self { email, password })
     }
 }
 
 impl ResetPasswordRequest {
-    pub fn new_password(&self) -> Result<NewPassword, AuthError> {
-        password_field("password", &self.password)
+    /// Parsed once the link's account is known: its address is part of what makes a password weak.
+    pub fn new_password(&self, email: &Email, product: &str) -> Result<NewPassword, AuthError> {
+        password_field("password", &self.password, email, product)
     }
 }
 
 impl ChangePasswordRequest {
-    pub fn new_password(&self) -> Result<NewPassword, AuthError> {
-        password_field("new_password", &self.new_password)
+    pub fn new_password(&self, email: &Email, product: &str) -> Result<NewPassword, AuthError> {
+        password_field("new_password", &self.new_password, email, product)
     }
 }
 

@@ -19,10 +19,14 @@ pub mod types {
     pub const FORBIDDEN: &str = "urn:ironclad:problem:forbidden";
     pub const MFA_ALREADY_ENABLED: &str = "urn:ironclad:problem:mfa-already-enabled";
     pub const MFA_NOT_PENDING: &str = "urn:ironclad:problem:mfa-enrolment-not-started";
+    pub const EMAIL_VERIFICATION_REQUIRED: &str =
+        "urn:ironclad:problem:email-verification-required";
 }
 
 /// Where a client goes to raise its session to `aal2`.
 pub const STEP_UP_PATH: &str = "/api/v1/auth/step-up";
+/// Where a client asks for a new email verification link.
+pub const RESEND_VERIFICATION_PATH: &str = "/api/v1/auth/verify-email/resend";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -48,6 +52,9 @@ pub enum AuthError {
     MfaRequired { max_age: Duration },
     #[error("MFA enrolment required")]
     MfaEnrolmentRequired,
+    /// The account's email address is not verified yet, and this action needs it to be.
+    #[error("email verification required")]
+    EmailVerificationRequired,
     #[error("invalid MFA code")]
     InvalidMfaCode,
     #[error("invalid or expired MFA token")]
@@ -162,6 +169,14 @@ impl AuthError {
                 "Enable multi-factor authentication first",
             )
             .with_detail("enrol an authenticator at POST /api/v1/me/mfa/totp to use this action"),
+            Self::EmailVerificationRequired => Problem::new(
+                S::FORBIDDEN,
+                types::EMAIL_VERIFICATION_REQUIRED,
+                "Verify your email address first",
+            )
+            .with_detail(format!(
+                "follow the link we emailed you, or ask for a new one at POST {RESEND_VERIFICATION_PATH}"
+            )),
             Self::InvalidMfaCode => Problem::new(
                 S::UNAUTHORIZED,
                 types::INVALID_MFA_CODE,

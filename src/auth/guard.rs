@@ -1,13 +1,21 @@
 //! What other layers use to protect routes:
 //!
-//! - [`AuthUser`]: an extractor; a valid bearer access token or 401. Stateless (signature and claims
-//!   only), so it costs no query; a revoked session's token keeps working on routes that use only
-//!   this until it expires (at most the access-token lifetime, 15 minutes by default).
-//! - [`RequireMfa::within`]: middleware declared on the route. Also checks in the database that
-//!   the session is live, that the user has MFA on, that the token is `aal2` and that its MFA is
-//!   recent enough.
-//! - [`RequireRole`]: middleware declared on the route; checks the *current* role in the database
-//!   and the session's liveness.
+//! - [`AuthUser`]: an extractor; a valid bearer access token **whose session is live**, with the
+//!   account as it stands now, or 401. One indexed query per request (the session by primary key,
+//!   joined to its user), so an ended session (logout, logout-all, password reset or change, reuse
+//!   detection, a deleted account) is refused at once on every route. There is deliberately no
+//!   stateless variant: no route of this starter is hot enough to trade that guarantee for a query.
+//! - [`RequireMfa::within`]: middleware declared on the route: the user has MFA on, the token is
+//!   `aal2` and its MFA is recent enough.
+//! - [`RequireRole`]: middleware declared on the route: the *current* role (from the database).
+//! - [`RequireVerifiedEmail`]: middleware declared on the route: the account's email address is
+//!   verified (else 403 `email-verification-required`). Declare it on anything an unverified
+//!   squatter of someone else's address must not do: enrolling MFA, buying, creating what others
+//!   will trust.
+//!
+//! Guards and the extractor share one lookup per request, made before routing by [`identify`]:
+//! the outcome (an [`AuthUser`] or the refusal) is stored in the request's extensions and each
+//! reuses it. The checks themselves ([`Policy::check`]) are pure.
 //!
 //! ```ignore
 //! #[utoipa::path(...)]
@@ -22,9 +30,11 @@ use std::{
 };
 
 use actix_web::{
-    Error, FromRequest, HttpMessage, HttpRequest,
+    Error, FromRequest, HttpMessage, HttpRequest, ResponseError,
+    body::{EitherBody, MessageBody},
     dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
     http::header,
+    middleware::Next,
     web,
 };
 use chrono::{DateTime, Utc};
@@ -36,21 +46,41 @@ use super::{
     AuthState,
     domain::{Aal, Role},
     error::AuthError,
-    tokens::TokenError,
+    tokens::{AccessClaims, TokenError},
     users::{SELECT_USER, UserRow},
 };
 use crate::db::stmt;
 
-/// The caller, as proven by a valid access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The caller: a valid access token of a live session, and the account as it stands now.
+#[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user_id: Uuid,
     pub session_id: Uuid,
-    pub role: Role,
     pub aal: Aal,
     pub amr: Vec<String>,
     /// Last second-factor verification in this session (`None` at `aal1`).
     pub mfa_at: Option<DateTime<Utc>>,
+    /// The account, read with the session: its current role, MFA state, verified email, …
+    pub account: UserRow,
+}
+
+impl AuthUser {
+    fn new(claims: AccessClaims, account: UserRow) -> Self {
+        Self {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            aal: claims.aal,
+            amr: claims.amr,
+            mfa_at: claims
+                .mfa_time
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
+            account,
+        }
+    }
+
+    pub fn email_verified(&self) -> bool {
+        self.account.email_verified_at.is_some()
+    }
 }
 
 fn app_state(req: &HttpRequest) -> Result<&web::Data<AuthState>, AuthError> {
@@ -58,11 +88,9 @@ fn app_state(req: &HttpRequest) -> Result<&web::Data<AuthState>, AuthError> {
         .ok_or_else(|| AuthError::Unexpected(anyhow::anyhow!("AuthState is not registered")))
 }
 
-/// Verifies the `Authorization: Bearer` access token of `req`.
-pub fn authenticate(req: &HttpRequest) -> Result<AuthUser, AuthError> {
-    if let Some(user) = req.extensions().get::<AuthUser>() {
-        return Ok(user.clone());
-    }
+/// The verified claims of the `Authorization: Bearer` access token of `req` (signature, expiry,
+/// audience, issuer; nothing read from the database).
+fn bearer_claims(req: &HttpRequest) -> Result<AccessClaims, AuthError> {
     let state = app_state(req)?;
     let value = req
         .headers()
@@ -74,47 +102,107 @@ pub fn authenticate(req: &HttpRequest) -> Result<AuthUser, AuthError> {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Err(AuthError::MissingToken),
     };
-    let claims = state.config.jwt.verify(token).map_err(|e| match e {
+    state.config.jwt.verify(token).map_err(|e| match e {
         TokenError::Expired => AuthError::Unauthenticated("the access token has expired".into()),
         TokenError::Invalid(reason) => {
             tracing::debug!(%reason, "access token refused");
             AuthError::Unauthenticated("the access token is not valid".into())
         }
-    })?;
-    Ok(AuthUser {
-        user_id: claims.sub,
-        session_id: claims.sid,
-        role: claims.role,
-        aal: claims.aal,
-        amr: claims.amr,
-        mfa_at: claims
-            .mfa_time
-            .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
     })
+}
+
+/// A refusal of the caller, remembered for the rest of the request like an [`AuthUser`] is.
+#[derive(Debug, Clone)]
+enum Refused {
+    MissingToken,
+    Unauthenticated(String),
+}
+
+impl Refused {
+    fn of(error: &AuthError) -> Option<Self> {
+        match error {
+            AuthError::MissingToken => Some(Self::MissingToken),
+            AuthError::Unauthenticated(detail) => Some(Self::Unauthenticated(detail.clone())),
+            // Not the caller's fault (the database, say): the next extractor may try again.
+            _ => None,
+        }
+    }
+
+    fn error(&self) -> AuthError {
+        match self {
+            Self::MissingToken => AuthError::MissingToken,
+            Self::Unauthenticated(detail) => AuthError::Unauthenticated(detail.clone()),
+        }
+    }
+}
+
+/// The caller of `req`: its token verified and its session found live (see [`AuthUser`]). The
+/// outcome is stored in the request's extensions, so one request looks it up once.
+pub async fn authenticate(req: &HttpRequest) -> Result<AuthUser, AuthError> {
+    if let Some(user) = req.extensions().get::<AuthUser>() {
+        return Ok(user.clone());
+    }
+    if let Some(refused) = req.extensions().get::<Refused>() {
+        return Err(refused.error());
+    }
+    let outcome = async {
+        let claims = bearer_claims(req)?;
+        let state = app_state(req)?;
+        let account = live_session(&state.db, claims.sid, claims.sub).await?;
+        Ok(AuthUser::new(claims, account))
+    }
+    .await;
+    match &outcome {
+        Ok(user) => {
+            req.extensions_mut().insert(user.clone());
+        }
+        Err(error) => {
+            if let Some(refused) = Refused::of(error) {
+                req.extensions_mut().insert(refused);
+            }
+        }
+    }
+    outcome
+}
+
+/// App-wide middleware (the composition root installs it): a request carrying credentials has
+/// its caller identified before routing. Extractors of one handler are polled together, so
+/// without this a malformed body (400) could answer before an ended session (401); with it, the
+/// caller's extractor finds the outcome ready and answers first, whatever else the handler takes.
+pub async fn identify(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        // Remembered in the request either way; routes that need no caller ignore it.
+        let _ = authenticate(req.request()).await;
+    }
+    next.call(req).await
 }
 
 impl FromRequest for AuthUser {
     type Error = AuthError;
-    type Future = Ready<Result<Self, AuthError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, AuthError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
     }
 }
 
-/// The account behind `user`'s token as it stands now (role, MFA state, email, …), if the token's
-/// session is still live (not revoked, not expired); otherwise 401. One query: guards, `/me` and
-/// every account action read the live session through here.
-pub async fn live_session(
+/// The account behind session `session_id` of `user_id` as it stands now, if the session is still
+/// live (not revoked, not expired) and the account still exists; otherwise 401.
+async fn live_session(
     conn: &impl ConnectionTrait,
-    user: &AuthUser,
+    session_id: Uuid,
+    user_id: Uuid,
 ) -> Result<UserRow, AuthError> {
     UserRow::find_by_statement(stmt(
         &format!(
             "{SELECT_USER} JOIN sessions s ON s.user_id = u.id \
              WHERE s.id = $1 AND u.id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()"
         ),
-        [user.session_id.into(), user.user_id.into()],
+        [session_id.into(), user_id.into()],
     ))
     .one(conn)
     .await?
@@ -122,13 +210,8 @@ pub async fn live_session(
 }
 
 /// The step-up rule of [`RequireMfa`], without I/O.
-pub fn check_mfa(
-    user: &AuthUser,
-    mfa_enabled: bool,
-    max_age: Duration,
-    now: DateTime<Utc>,
-) -> Result<(), AuthError> {
-    if !mfa_enabled {
+pub fn check_mfa(user: &AuthUser, max_age: Duration, now: DateTime<Utc>) -> Result<(), AuthError> {
+    if !user.account.mfa_enabled {
         return Err(AuthError::MfaEnrolmentRequired);
     }
     let fresh = match (user.aal, user.mfa_at) {
@@ -176,29 +259,33 @@ impl RequireRole {
     }
 }
 
+/// Route guard: the caller's email address must be verified (else 403
+/// `email-verification-required`).
 #[derive(Debug, Clone, Copy)]
-enum Policy {
+pub struct RequireVerifiedEmail;
+
+/// What a guard checks of the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Policy {
     Mfa(Duration),
     Role(Role),
+    VerifiedEmail,
 }
 
 impl Policy {
-    async fn check(self, req: &ServiceRequest) -> Result<AuthUser, AuthError> {
-        let user = authenticate(req.request())?;
-        let state = app_state(req.request())?;
-        let live = live_session(&state.db, &user).await?;
+    pub fn check(self, user: &AuthUser, now: DateTime<Utc>) -> Result<(), AuthError> {
         match self {
-            Policy::Mfa(max_age) => check_mfa(&user, live.mfa_enabled, max_age, Utc::now())?,
-            Policy::Role(role) => {
-                if live.role != role {
-                    return Err(AuthError::Forbidden(format!(
-                        "this action needs the {} role",
-                        role.as_str()
-                    )));
-                }
+            Policy::Mfa(max_age) => check_mfa(user, max_age, now),
+            Policy::Role(role) if user.account.role != role => Err(AuthError::Forbidden(format!(
+                "this action needs the {} role",
+                role.as_str()
+            ))),
+            Policy::Role(_) => Ok(()),
+            Policy::VerifiedEmail if !user.email_verified() => {
+                Err(AuthError::EmailVerificationRequired)
             }
+            Policy::VerifiedEmail => Ok(()),
         }
-        Ok(user)
     }
 }
 
@@ -214,7 +301,7 @@ macro_rules! guard_transform {
             S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
             B: 'static,
         {
-            type Response = ServiceResponse<B>;
+            type Response = ServiceResponse<EitherBody<B>>;
             type Error = Error;
             type Transform = GuardMiddleware<S>;
             type InitError = ();
@@ -233,15 +320,16 @@ macro_rules! guard_transform {
 
 guard_transform!(RequireMfa, |g| Policy::Mfa(g.max_age));
 guard_transform!(RequireRole, |g| Policy::Role(g.role));
+guard_transform!(RequireVerifiedEmail, |_| Policy::VerifiedEmail);
 
 impl<S, B> Service<ServiceRequest> for GuardMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: 'static,
 {
-    type Response = ServiceResponse<B>;
+    type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Error>>;
 
     forward_ready!(service);
 
@@ -249,10 +337,19 @@ where
         let service = self.service.clone();
         let policy = self.policy;
         Box::pin(async move {
-            let user = policy.check(&req).await?;
-            // The handler's `AuthUser` extractor reuses this instead of verifying again.
-            req.extensions_mut().insert(user);
-            service.call(req).await
+            // Stores the caller in the request: the handler's extractor reuses it.
+            let checked = match authenticate(req.request()).await {
+                Ok(user) => policy.check(&user, Utc::now()),
+                Err(error) => Err(error),
+            };
+            match checked {
+                Ok(()) => Ok(service.call(req).await?.map_into_left_body()),
+                // A refusal is the answer, not an error: the app's middleware sees it as a
+                // response (security headers, metrics) like any other.
+                Err(refusal) => Ok(req
+                    .into_response(refusal.error_response())
+                    .map_into_right_body()),
+            }
         })
     }
 }
@@ -310,14 +407,27 @@ impl FromRequest for RequestMeta {
 mod tests {
     use super::*;
 
+    fn account(mfa_enabled: bool, verified: bool, role: Role) -> UserRow {
+        UserRow {
+            id: Uuid::new_v4(),
+            email: "ada@example.com".into(),
+            password_hash: String::new(),
+            role,
+            email_verified_at: verified.then(Utc::now),
+            billing_email: None,
+            created_at: Utc::now(),
+            mfa_enabled,
+        }
+    }
+
     fn user(aal: Aal, mfa_ago: Option<i64>) -> AuthUser {
         AuthUser {
             user_id: Uuid::new_v4(),
             session_id: Uuid::new_v4(),
-            role: Role::User,
             aal,
             amr: aal.amr(),
             mfa_at: mfa_ago.map(|s| Utc::now() - chrono::Duration::seconds(s)),
+            account: account(true, true, Role::User),
         }
     }
 
@@ -325,13 +435,15 @@ mod tests {
 
     #[test]
     fn fresh_aal2_passes() {
-        assert!(check_mfa(&user(Aal::Aal2, Some(10)), true, WINDOW, Utc::now()).is_ok());
+        assert!(check_mfa(&user(Aal::Aal2, Some(10)), WINDOW, Utc::now()).is_ok());
     }
 
     #[test]
     fn without_mfa_enrolment_is_required() {
+        let mut u = user(Aal::Aal2, Some(10));
+        u.account.mfa_enabled = false;
         assert!(matches!(
-            check_mfa(&user(Aal::Aal2, Some(10)), false, WINDOW, Utc::now()),
+            check_mfa(&u, WINDOW, Utc::now()),
             Err(AuthError::MfaEnrolmentRequired)
         ));
     }
@@ -344,11 +456,33 @@ mod tests {
             user(Aal::Aal2, Some(-60)),
             user(Aal::Aal2, None),
         ] {
-            match check_mfa(&u, true, WINDOW, Utc::now()) {
+            match check_mfa(&u, WINDOW, Utc::now()) {
                 Err(AuthError::MfaRequired { max_age }) => assert_eq!(max_age, WINDOW),
                 other => panic!("{u:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn roles_are_checked_against_the_current_account() {
+        let mut u = user(Aal::Aal2, Some(10));
+        assert!(matches!(
+            Policy::Role(Role::Admin).check(&u, Utc::now()),
+            Err(AuthError::Forbidden(_))
+        ));
+        u.account.role = Role::Admin;
+        assert!(Policy::Role(Role::Admin).check(&u, Utc::now()).is_ok());
+    }
+
+    #[test]
+    fn an_unverified_email_is_refused_whatever_the_session() {
+        let mut u = user(Aal::Aal2, Some(10));
+        assert!(Policy::VerifiedEmail.check(&u, Utc::now()).is_ok());
+        u.account = account(true, false, Role::Admin);
+        assert!(matches!(
+            Policy::VerifiedEmail.check(&u, Utc::now()),
+            Err(AuthError::EmailVerificationRequired)
+        ));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{AuthState, guard::RequestMeta, password_reset};
+use super::{AuthState, guard::RequestMeta, password_reset, verification};
 use crate::jobs::{Job, JobContext, JobError};
 
 /// Job: someone asked for a password reset link for `email` (`POST /auth/password/forgot`).
@@ -32,6 +32,27 @@ impl Job for RequestPasswordReset {
         password_reset::send_reset_link(&ctx.state, &meta, &self.email, &ctx.job_id)
             .await
             .context("password reset request")?;
+        Ok(())
+    }
+}
+
+/// Job: someone asked for a new email verification link for `email`
+/// (`POST /auth/verify-email/resend`). As with [`RequestPasswordReset`], the lookup happens here, so
+/// the request's answer says nothing about the account. Safe to rerun: see
+/// [`verification::send_verification_link`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResendVerification {
+    pub email: String,
+}
+
+impl Job for ResendVerification {
+    const QUEUE: &'static str = "auth_resend_verification";
+    type State = AuthState;
+
+    async fn run(self, ctx: JobContext<AuthState>) -> Result<(), JobError> {
+        verification::send_verification_link(&ctx.state, &self.email, &ctx.job_id)
+            .await
+            .context("verification link request")?;
         Ok(())
     }
 }

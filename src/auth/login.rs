@@ -21,8 +21,8 @@ use super::{
 };
 use crate::db::stmt;
 
-/// An `mfa_token` dies after this many wrong codes.
-pub const MFA_TOKEN_MAX_FAILURES: i32 = 5;
+/// An `mfa_token` has this many codes checked at most (so it dies after this many wrong ones).
+pub const MFA_TOKEN_MAX_ATTEMPTS: i32 = 5;
 
 /// `POST /auth/login`. Unknown emails and wrong passwords cost the same work and get the same answer.
 pub async fn login(
@@ -153,10 +153,13 @@ pub async fn verify_mfa(
     let cfg = &app.config;
     let ip = Limit::ip("mfa", meta.ip.as_deref(), cfg.throttle.mfa_per_ip);
     throttle::attempt(&app.db, std::slice::from_ref(&ip), cfg.throttle.window).await?;
+    // The attempt is counted before the code is checked, by the statement that refuses one past
+    // the limit: of any number of concurrent guesses, at most five are ever checked.
     let challenge = ChallengeRow::find_by_statement(stmt(
-        "SELECT id, user_id FROM mfa_challenges
-         WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now() AND failed_attempts < $2",
-        [token_hash(mfa_token).into(), MFA_TOKEN_MAX_FAILURES.into()],
+        "UPDATE mfa_challenges SET attempts = attempts + 1
+         WHERE token_hash = $1 AND consumed_at IS NULL AND expires_at > now() AND attempts < $2
+         RETURNING id, user_id",
+        [token_hash(mfa_token).into(), MFA_TOKEN_MAX_ATTEMPTS.into()],
     ))
     .one(&app.db)
     .await?
@@ -171,12 +174,6 @@ pub async fn verify_mfa(
     let txn = app.db.begin().await?;
     let Some(factor) = second_factor::verify_code(&txn, app, challenge.user_id, code).await? else {
         txn.rollback().await?;
-        app.db
-            .execute_raw(stmt(
-                "UPDATE mfa_challenges SET failed_attempts = failed_attempts + 1 WHERE id = $1",
-                [challenge.id.into()],
-            ))
-            .await?;
         audit::record(
             &app.db,
             Event::MfaFailed,
@@ -193,8 +190,8 @@ pub async fn verify_mfa(
     let consumed = txn
         .execute_raw(stmt(
             "UPDATE mfa_challenges SET consumed_at = now()
-             WHERE id = $1 AND consumed_at IS NULL AND expires_at > now() AND failed_attempts < $2",
-            [challenge.id.into(), MFA_TOKEN_MAX_FAILURES.into()],
+             WHERE id = $1 AND consumed_at IS NULL AND expires_at > now()",
+            [challenge.id.into()],
         ))
         .await?
         .rows_affected();

@@ -2,17 +2,19 @@
 //! disabling MFA and regenerating recovery codes.
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::second_factor::{Factor, record_factor_use, throttle_attempt, totp_secret, verify_code};
+use super::second_factor::{Factor, record_factor_use, throttle_attempt, verify_code};
 use super::{
     AuthState, account_mail,
     audit::{self, Event},
     domain::{Aal, Role},
     dto::{AccessToken, RecoveryCodes, TotpConfirmed, TotpEnrolment},
     error::AuthError,
-    guard::{AuthUser, RequestMeta, live_session},
+    guard::{AuthUser, RequestMeta},
+    reauth, sessions,
     throttle::{self, Limit},
     tokens::{SessionFacts, normalize_recovery_code, recovery_code, token_hash},
     totp,
@@ -22,37 +24,104 @@ use crate::db::stmt;
 
 pub const RECOVERY_CODE_COUNT: usize = 10;
 
-/// `POST /me/mfa/totp`: a new secret, pending until confirmed. Starting again replaces a pending
-/// one; with MFA already on, disable it first.
-pub async fn start_enrolment(app: &AuthState, user: &AuthUser) -> Result<TotpEnrolment, AuthError> {
-    let live = live_session(&app.db, user).await?;
-    if live.mfa_enabled {
+/// How long a pending authenticator may wait for its confirming code.
+pub const ENROLMENT_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `POST /me/mfa/totp` (verified email only): a new secret, pending until confirmed from this
+/// session within [`ENROLMENT_TTL`]. A bearer token is not enough to bind an authenticator
+/// (a stolen one would let the thief keep the account): the current password, or a second factor
+/// verified in the last minutes, comes with the request. Starting again replaces a pending secret;
+/// with MFA already on, disable it first.
+pub async fn start_enrolment(
+    app: &AuthState,
+    meta: &RequestMeta,
+    user: &AuthUser,
+    password: Option<&SecretString>,
+) -> Result<TotpEnrolment, AuthError> {
+    if user.account.mfa_enabled {
         return Err(AuthError::MfaAlreadyEnabled);
     }
+    reauth::reauthenticate(app, meta, user, password, "mfa_enrolment").await?;
     let secret = totp::generate_secret();
     let encrypted = totp::encrypt_secret(&app.config.totp_key, user.user_id, &secret);
+    let txn = app.db.begin().await?;
     // Never overwrite a confirmed authenticator, even if one was confirmed since the check above.
-    let written = app
-        .db
+    let written = txn
         .execute_raw(stmt(
-            "INSERT INTO user_totp (user_id, secret_encrypted) VALUES ($1, $2)
+            "INSERT INTO user_totp (user_id, secret_encrypted, started_by_session) VALUES ($1, $2, $3)
              ON CONFLICT (user_id) DO UPDATE
                  SET secret_encrypted = excluded.secret_encrypted, last_used_step = NULL,
-                     created_at = now()
+                     started_by_session = excluded.started_by_session, created_at = now()
                  WHERE user_totp.confirmed_at IS NULL",
-            [user.user_id.into(), encrypted.into()],
+            [user.user_id.into(), encrypted.into(), user.session_id.into()],
         ))
         .await?
         .rows_affected();
     if written != 1 {
+        txn.rollback().await?;
         return Err(AuthError::MfaAlreadyEnabled);
     }
-    let enrolment = totp::enrolment(&secret, &app.config.totp_issuer, &live.email)?;
+    audit::record(
+        &txn,
+        Event::MfaEnrolmentStarted,
+        Some(user.user_id),
+        Some(user.session_id),
+        meta,
+        json!({"method": "totp"}),
+    )
+    .await?;
+    txn.commit().await?;
+    let enrolment = totp::enrolment(&secret, &app.config.totp_issuer, &user.account.email)?;
     Ok(TotpEnrolment {
         secret: enrolment.secret_base32,
         otpauth_uri: enrolment.otpauth_uri,
         qr_code: enrolment.qr_code,
     })
+}
+
+/// The secret this session started enrolling, if it is still pending and recent enough.
+async fn pending_secret(
+    conn: &impl ConnectionTrait,
+    app: &AuthState,
+    user: &AuthUser,
+) -> Result<Option<Vec<u8>>, AuthError> {
+    let row = conn
+        .query_one_raw(stmt(
+            "SELECT secret_encrypted FROM user_totp
+             WHERE user_id = $1 AND confirmed_at IS NULL AND started_by_session = $2
+               AND created_at > $3",
+            [
+                user.user_id.into(),
+                user.session_id.into(),
+                (Utc::now() - ENROLMENT_TTL).into(),
+            ],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let encrypted: Vec<u8> = row.try_get("", "secret_encrypted")?;
+    Ok(Some(totp::decrypt_secret(
+        &app.config.totp_key,
+        user.user_id,
+        &encrypted,
+    )?))
+}
+
+/// Removes the user's authenticator and recovery codes, and drops their sessions to `aal1`:
+/// nothing they hold proves a factor the account no longer has.
+pub(super) async fn remove_second_factors(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+) -> Result<(), AuthError> {
+    for sql in [
+        "DELETE FROM user_totp WHERE user_id = $1",
+        "DELETE FROM recovery_codes WHERE user_id = $1",
+        "UPDATE sessions SET aal = 'aal1', mfa_at = NULL WHERE user_id = $1",
+    ] {
+        txn.execute_raw(stmt(sql, [user_id.into()])).await?;
+    }
+    Ok(())
 }
 
 /// Replaces the user's recovery codes with fresh ones (returned in clear, stored hashed).
@@ -113,19 +182,20 @@ pub(super) async fn raise_session(
     })
 }
 
-/// `POST /me/mfa/totp/confirm`: a valid code from the new authenticator turns MFA on.
+/// `POST /me/mfa/totp/confirm` (verified email only): a valid code from the authenticator this
+/// session started enrolling turns MFA on. The account's other sessions end (they were opened
+/// without the second factor), and the account is told by email.
 pub async fn confirm_enrolment(
     app: &AuthState,
     meta: &RequestMeta,
     user: &AuthUser,
     code: &str,
 ) -> Result<TotpConfirmed, AuthError> {
-    let live = live_session(&app.db, user).await?;
-    if live.mfa_enabled {
+    if user.account.mfa_enabled {
         return Err(AuthError::MfaAlreadyEnabled);
     }
     let (account, ip) = throttle_attempt(app, meta, user.user_id).await?;
-    let secret = totp_secret(&app.db, app, user.user_id, false)
+    let secret = pending_secret(&app.db, app, user)
         .await?
         .ok_or(AuthError::MfaNotPending)?;
     let step = if totp::looks_like_totp(code) {
@@ -148,9 +218,9 @@ pub async fn confirm_enrolment(
     let txn = app.db.begin().await?;
     let confirmed = txn
         .execute_raw(stmt(
-            "UPDATE user_totp SET confirmed_at = now(), last_used_step = $1
-             WHERE user_id = $2 AND confirmed_at IS NULL",
-            [(step as i64).into(), user.user_id.into()],
+            "UPDATE user_totp SET confirmed_at = now(), last_used_step = $1, started_by_session = NULL
+             WHERE user_id = $2 AND confirmed_at IS NULL AND started_by_session = $3",
+            [(step as i64).into(), user.user_id.into(), user.session_id.into()],
         ))
         .await?
         .rows_affected();
@@ -159,22 +229,24 @@ pub async fn confirm_enrolment(
         return Err(AuthError::MfaAlreadyEnabled);
     }
     let recovery_codes = new_recovery_codes(&txn, user.user_id).await?;
-    let token = raise_session(&txn, app, user, live.role).await?;
+    let token = raise_session(&txn, app, user, user.account.role).await?;
+    let ended =
+        sessions::revoke_all(&txn, user.user_id, Some(user.session_id), "mfa_enabled").await?;
     audit::record(
         &txn,
         Event::MfaEnabled,
         Some(user.user_id),
         Some(user.session_id),
         meta,
-        json!({"method": "totp"}),
+        json!({"method": "totp", "sessions_ended": ended}),
     )
     .await?;
     account_mail::security_notice(
         &txn,
         app,
-        &live.email,
-        "Two-factor authentication is on",
-        "An authenticator app was added to your account. If this was not you, reset your password now.",
+        &user.account.email,
+        "A new authenticator was added to your account",
+        "An authenticator app was added to your account and two-factor authentication is on; your other sessions were signed out. If this was not you, reset your password now.",
     )
     .await?;
     txn.commit().await?;
@@ -221,12 +293,11 @@ pub async fn step_up(
     user: &AuthUser,
     code: &str,
 ) -> Result<AccessToken, AuthError> {
-    let live = live_session(&app.db, user).await?;
-    if !live.mfa_enabled {
+    if !user.account.mfa_enabled {
         return Err(AuthError::MfaEnrolmentRequired);
     }
     let (txn, factor, (account, ip)) = prove_factor(app, meta, user, code, "step_up").await?;
-    let token = raise_session(&txn, app, user, live.role).await?;
+    let token = raise_session(&txn, app, user, user.account.role).await?;
     let row = users::find_by_id(&txn, user.user_id)
         .await?
         .ok_or(AuthError::NotFound)?;
@@ -254,22 +325,7 @@ pub async fn disable(
     code: &str,
 ) -> Result<(), AuthError> {
     let (txn, factor, (account, ip)) = prove_factor(app, meta, user, code, "disable").await?;
-    txn.execute_raw(stmt(
-        "DELETE FROM user_totp WHERE user_id = $1",
-        [user.user_id.into()],
-    ))
-    .await?;
-    txn.execute_raw(stmt(
-        "DELETE FROM recovery_codes WHERE user_id = $1",
-        [user.user_id.into()],
-    ))
-    .await?;
-    // Sessions fall back to aal1: nothing they hold proves a factor the account no longer has.
-    txn.execute_raw(stmt(
-        "UPDATE sessions SET aal = 'aal1', mfa_at = NULL WHERE user_id = $1",
-        [user.user_id.into()],
-    ))
-    .await?;
+    remove_second_factors(&txn, user.user_id).await?;
     let row = users::find_by_id(&txn, user.user_id)
         .await?
         .ok_or(AuthError::NotFound)?;

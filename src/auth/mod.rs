@@ -6,19 +6,23 @@
 //! migration.
 //!
 //! For other layers:
-//! - [`AuthUser`]: extractor for the caller of a bearer-authenticated route.
+//! - [`AuthUser`]: extractor for the caller of a bearer-authenticated route (its session checked
+//!   live on every request).
 //! - [`RequireMfa::within`]: route guard for sensitive actions (recent second factor, live session).
 //! - [`RequireRole`]: route guard on the user's current role.
+//! - [`RequireVerifiedEmail`]: route guard for what an unverified account may not do (buy, enrol
+//!   MFA, create what others trust).
 //!
 //! Layout: `routes.rs` is HTTP only, `dto.rs` its bodies (parsed into domain types there). The
 //! logic: `users.rs` (the account row and profile), `verification.rs` (registration, email
 //! verification), `password_reset.rs` (reset and change), `account_mail.rs` (email links and
 //! notices they share), `login.rs` (password, then MFA step), `sessions.rs` (refresh, reuse
 //! detection, logout, list and revoke), `mfa.rs` (enrolment, step-up, disabling, new recovery
-//! codes) over `second_factor.rs` (checking a TOTP or recovery code, each usable once).
+//! codes) over `second_factor.rs` (checking a TOTP or recovery code, each usable once), `reauth.rs`
+//! (the current password or a fresh second factor, before changing credentials).
 //! `domain.rs`, `tokens.rs`, `password.rs` and `totp.rs` are pure and unit-tested; `guard.rs` holds
 //! the extractor and the guards; `throttle.rs` and `audit.rs` the brute-force limits and the audit
-//! trail; `jobs.rs` the background work (password reset requests); `prune.rs` what housekeeping
+//! trail; `jobs.rs` the background work (password reset and verification link requests); `prune.rs` what housekeeping
 //! deletes once it is of no further use; `metrics.rs` its Prometheus series.
 pub mod account_mail;
 pub mod audit;
@@ -34,6 +38,7 @@ pub mod mfa;
 pub mod password;
 pub mod password_reset;
 pub mod prune;
+pub mod reauth;
 pub mod routes;
 pub mod second_factor;
 pub mod sessions;
@@ -46,7 +51,7 @@ pub mod verification;
 pub use config::AuthConfig;
 pub use domain::{Aal, Role};
 pub use error::AuthError;
-pub use guard::{AuthUser, RequireMfa, RequireRole};
+pub use guard::{AuthUser, RequireMfa, RequireRole, RequireVerifiedEmail};
 pub use metrics::AuthMetrics;
 pub use routes::routes;
 
@@ -73,6 +78,7 @@ pub struct AuthState {
 /// Registers the auth layer's job kinds.
 pub fn register_jobs(workers: &mut Workers, state: &AuthState) {
     workers.register::<jobs::RequestPasswordReset>(state.clone());
+    workers.register::<jobs::ResendVerification>(state.clone());
 }
 
 /// The housekeeping step deleting what auth keeps only while it can matter (see [`prune`]).

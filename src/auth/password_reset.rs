@@ -1,22 +1,24 @@
 //! Passwords: the reset link (forgot, reset) and the signed-in change; each ends other sessions.
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use secrecy::SecretString;
 use serde_json::json;
+use uuid::Uuid;
 
 use super::{
     AuthState,
     account_mail::consume_email_token,
     account_mail::email_token,
+    account_mail::peek_email_token,
     account_mail::security_notice,
     account_mail::throttled,
     audit::{self, Event},
     domain::Email,
     domain::NewPassword,
-    dto::email_field,
+    dto::{ResetPasswordRequest, email_field},
     error::AuthError,
-    guard::{AuthUser, RequestMeta, live_session},
-    password::{self, Verified},
-    sessions,
+    guard::{AuthUser, RequestMeta},
+    mfa::remove_second_factors,
+    password, reauth, sessions,
     throttle::{self, Limit},
     users::find_by_email,
     users::find_by_id,
@@ -131,53 +133,57 @@ pub async fn send_reset_link(
 }
 
 /// `POST /auth/password/reset`: single use; ends every session of the user.
+///
+/// The link proves the mailbox, so an account not verified yet becomes verified, and the second
+/// factors it had lose their standing: whoever registered the address before its owner could have
+/// bound their own authenticator (pre-account takeover), so they are removed with the sessions.
 pub async fn reset_password(
     app: &AuthState,
     meta: &RequestMeta,
-    token: &str,
-    password: NewPassword,
+    request: &ResetPasswordRequest,
 ) -> Result<(), AuthError> {
+    // The link's account first, without using the link up: the new password is judged against
+    // that account's address, and a refused password leaves the link as it was.
+    let owner = match peek_email_token(&app.db, &request.token, "password_reset").await? {
+        Some(user_id) => find_by_id(&app.db, user_id).await?,
+        None => None,
+    }
+    .ok_or(AuthError::InvalidEmailToken)?;
+    let password = request.new_password(&owner.address()?, &app.config.totp_issuer)?;
     let hash = password::hash(password.secret()).await?;
     let txn = app.db.begin().await?;
-    let user_id = consume_email_token(&txn, token, "password_reset")
+    let user_id = consume_email_token(&txn, &request.token, "password_reset")
+        .await?
+        .filter(|id| *id == owner.id)
+        .ok_or(AuthError::InvalidEmailToken)?;
+    let updated = txn
+        .query_one_raw(stmt(
+            "UPDATE users u SET password_hash = $1,
+                                email_verified_at = coalesce(u.email_verified_at, now())
+             FROM users prev WHERE u.id = $2 AND prev.id = u.id
+             RETURNING prev.email_verified_at IS NULL AS was_unverified",
+            [hash.into(), user_id.into()],
+        ))
         .await?
         .ok_or(AuthError::InvalidEmailToken)?;
-    // Receiving the link proves the mailbox, so the address counts as verified.
-    txn.execute_raw(stmt(
-        "UPDATE users SET password_hash = $1, email_verified_at = coalesce(email_verified_at, now())
-         WHERE id = $2",
-        [hash.into(), user_id.into()],
-    ))
-    .await?;
-    let ended = sessions::revoke_all(&txn, user_id, None, "password_reset").await?;
-    // Other reset links and pending MFA logins were made for the old password.
-    txn.execute_raw(stmt(
-        "UPDATE email_tokens SET used_at = now()
-         WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
-        [user_id.into()],
-    ))
-    .await?;
-    txn.execute_raw(stmt(
-        "UPDATE mfa_challenges SET consumed_at = now() WHERE user_id = $1 AND consumed_at IS NULL",
-        [user_id.into()],
-    ))
-    .await?;
+    let was_unverified: bool = updated.try_get("", "was_unverified")?;
+    if was_unverified {
+        remove_second_factors(&txn, user_id).await?;
+    }
+    let ended = end_old_credentials(&txn, user_id, None, "password_reset").await?;
     audit::record(
         &txn,
         Event::PasswordReset,
         Some(user_id),
         None,
         meta,
-        json!({"sessions_ended": ended}),
+        json!({"sessions_ended": ended, "second_factors_removed": was_unverified}),
     )
     .await?;
-    let user = find_by_id(&txn, user_id)
-        .await?
-        .ok_or(AuthError::InvalidEmailToken)?;
     security_notice(
         &txn,
         app,
-        &user.email,
+        &owner.email,
         "Your password was reset",
         "Your password was reset and every session was signed out. If this was not you, contact support.",
     )
@@ -186,7 +192,8 @@ pub async fn reset_password(
     Ok(())
 }
 
-/// `POST /me/password`: other sessions end; this one stays.
+/// `POST /me/password`: needs the current password. Other sessions end (this one stays), and so
+/// do the reset links and MFA logins made for the old password.
 pub async fn change_password(
     app: &AuthState,
     meta: &RequestMeta,
@@ -194,24 +201,7 @@ pub async fn change_password(
     current: &SecretString,
     new: NewPassword,
 ) -> Result<(), AuthError> {
-    let row = live_session(&app.db, user).await?;
-    let cfg = &app.config.throttle;
-    let limit = Limit::account("password", &user.user_id.to_string(), cfg.login_per_account);
-    let ip = Limit::ip("password", meta.ip.as_deref(), cfg.login_per_ip);
-    throttle::attempt(&app.db, &[limit.clone(), ip.clone()], cfg.window).await?;
-    if password::verify(current, Some(row.password_hash.clone())).await? == Verified::No {
-        audit::record(
-            &app.db,
-            Event::LoginFailed,
-            Some(user.user_id),
-            Some(user.session_id),
-            meta,
-            json!({"step": "change_password"}),
-        )
-        .await?;
-        return Err(AuthError::WrongCurrentPassword);
-    }
-    throttle::succeeded(&app.db, &limit, &ip).await?;
+    reauth::confirm_password(app, meta, user, current, "change_password").await?;
     let hash = password::hash(new.secret()).await?;
     let txn = app.db.begin().await?;
     txn.execute_raw(stmt(
@@ -219,7 +209,7 @@ pub async fn change_password(
         [hash.into(), user.user_id.into()],
     ))
     .await?;
-    let ended = sessions::revoke_all(
+    let ended = end_old_credentials(
         &txn,
         user.user_id,
         Some(user.session_id),
@@ -238,11 +228,35 @@ pub async fn change_password(
     security_notice(
         &txn,
         app,
-        &row.email,
+        &user.account.email,
         "Your password was changed",
         "Your password was changed and your other sessions were signed out. If this was not you, reset your password now.",
     )
     .await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// What a new password ends, in the caller's transaction: every session but `keep`, the reset
+/// links not used yet and the logins waiting for their second factor (all made with the old
+/// password). Returns how many sessions ended.
+async fn end_old_credentials(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: &str,
+) -> Result<u64, AuthError> {
+    let ended = sessions::revoke_all(txn, user_id, keep, reason).await?;
+    txn.execute_raw(stmt(
+        "UPDATE email_tokens SET used_at = now()
+         WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL",
+        [user_id.into()],
+    ))
+    .await?;
+    txn.execute_raw(stmt(
+        "UPDATE mfa_challenges SET consumed_at = now() WHERE user_id = $1 AND consumed_at IS NULL",
+        [user_id.into()],
+    ))
+    .await?;
+    Ok(ended)
 }

@@ -14,12 +14,12 @@ use super::{
     AuthState,
     dto::{
         Accepted, AccessToken, BillingEmail, BillingEmailRequest, ChangePasswordRequest,
-        CodeRequest, Credentials, EmailRequest, LoginResponse, Me, MfaVerifyRequest, RecoveryCodes,
-        RefreshRequest, RegisterResponse, ResetPasswordRequest, SessionView, TokenPair,
-        TokenRequest, TotpConfirmed, TotpEnrolment,
+        CodeRequest, Credentials, EmailRequest, LoginResponse, Me, MfaVerifyRequest, NewAccount,
+        RecoveryCodes, RefreshRequest, RegisterResponse, ResetPasswordRequest, SessionView,
+        StartTotpRequest, TokenPair, TokenRequest, TotpConfirmed, TotpEnrolment,
     },
     error::AuthError,
-    guard::{AuthUser, RequestMeta, RequireMfa},
+    guard::{AuthUser, RequestMeta, RequireMfa, RequireVerifiedEmail},
     mfa, password_reset, sessions, users, verification,
 };
 use crate::http::Problem;
@@ -30,6 +30,7 @@ type Handled = Result<HttpResponse, AuthError>;
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(register)
         .service(verify_email)
+        .service(resend_verification)
         .service(login)
         .service(verify_mfa)
         .service(refresh)
@@ -83,7 +84,12 @@ pub async fn register(
     meta: RequestMeta,
     body: web::Json<Credentials>,
 ) -> Handled {
-    let response = verification::register(&app, &meta, (&*body).try_into()?).await?;
+    let response = verification::register(
+        &app,
+        &meta,
+        NewAccount::parse(&body, &app.config.totp_issuer)?,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(response))
 }
 
@@ -103,6 +109,29 @@ pub async fn verify_email(
 ) -> Handled {
     verification::verify_email(&app, &meta, &body.token).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    tag = "auth",
+    request_body = EmailRequest,
+    responses(
+        (status = 202, description = "For any well-formed address: a new link follows if an unverified account uses it", body = Accepted),
+        (status = 422, description = "Not an email address", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this address or IP; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/verify-email/resend")]
+pub async fn resend_verification(
+    app: web::Data<AuthState>,
+    meta: RequestMeta,
+    body: web::Json<EmailRequest>,
+) -> Handled {
+    verification::resend_verification(&app, &meta, &body.email).await?;
+    Ok(HttpResponse::Accepted().json(Accepted {
+        message:
+            "If an unverified account uses this address, a new verification email is on its way."
+                .into(),
+    }))
 }
 
 #[utoipa::path(
@@ -222,7 +251,7 @@ pub async fn forgot_password(
     tag = "auth",
     request_body = ResetPasswordRequest,
     responses(
-        (status = 204, description = "Password replaced; every session has ended"),
+        (status = 204, description = "Password replaced; every session, reset link and pending MFA login has ended (an account not verified yet becomes verified and loses any second factor bound before)"),
         (status = 400, description = "Invalid, expired or used token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new password is not acceptable", body = Problem, content_type = "application/problem+json"),
     )
@@ -233,7 +262,7 @@ pub async fn reset_password(
     meta: RequestMeta,
     body: web::Json<ResetPasswordRequest>,
 ) -> Handled {
-    password_reset::reset_password(&app, &meta, &body.token, body.new_password()?).await?;
+    password_reset::reset_password(&app, &meta, &body).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -268,15 +297,15 @@ pub async fn step_up(
     security(("bearer" = []))
 )]
 #[get("/me")]
-pub async fn me(app: web::Data<AuthState>, user: AuthUser) -> Handled {
-    Ok(HttpResponse::Ok().json(users::me(&app, &user).await?))
+pub async fn me(user: AuthUser) -> Handled {
+    Ok(HttpResponse::Ok().json(users::me(&user)))
 }
 
 #[utoipa::path(
     tag = "auth",
     request_body = ChangePasswordRequest,
     responses(
-        (status = 204, description = "Password changed; other sessions have ended"),
+        (status = 204, description = "Password changed; other sessions, reset links and pending MFA logins have ended"),
         (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The current password is wrong", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new password is not acceptable", body = Problem, content_type = "application/problem+json"),
@@ -291,7 +320,7 @@ pub async fn change_password(
     user: AuthUser,
     body: web::Json<ChangePasswordRequest>,
 ) -> Handled {
-    let new = body.new_password()?;
+    let new = body.new_password(&user.account.address()?, &app.config.totp_issuer)?;
     password_reset::change_password(&app, &meta, &user, &body.current_password, new).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -332,16 +361,25 @@ pub async fn revoke_session(
 
 #[utoipa::path(
     tag = "auth",
+    request_body = StartTotpRequest,
     responses(
-        (status = 200, description = "A pending authenticator: confirm it with a code", body = TotpEnrolment),
+        (status = 200, description = "A pending authenticator: confirm it with a code from this session within 10 minutes", body = TotpEnrolment),
         (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Wrong current password, or the email address is not verified yet (`email-verification-required`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "MFA is already enabled", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The current password is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-#[post("/me/mfa/totp")]
-pub async fn start_totp(app: web::Data<AuthState>, user: AuthUser) -> Handled {
-    let enrolment = mfa::start_enrolment(&app, &user).await?;
+#[post("/me/mfa/totp", wrap = "RequireVerifiedEmail")]
+pub async fn start_totp(
+    app: web::Data<AuthState>,
+    meta: RequestMeta,
+    user: AuthUser,
+    body: web::Json<StartTotpRequest>,
+) -> Handled {
+    let enrolment = mfa::start_enrolment(&app, &meta, &user, body.password.as_ref()).await?;
     Ok(no_store(StatusCode::OK).json(enrolment))
 }
 
@@ -349,14 +387,15 @@ pub async fn start_totp(app: web::Data<AuthState>, user: AuthUser) -> Handled {
     tag = "auth",
     request_body = CodeRequest,
     responses(
-        (status = 200, description = "MFA is on: recovery codes (shown once) and an aal2 access token", body = TotpConfirmed),
+        (status = 200, description = "MFA is on: recovery codes (shown once) and an aal2 access token; the account's other sessions have ended", body = TotpConfirmed),
         (status = 401, description = "No valid access token, or a wrong code", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "MFA already enabled, or no enrolment started", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The email address is not verified yet (`email-verification-required`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "MFA already enabled, or no enrolment started by this session in the last 10 minutes", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-#[post("/me/mfa/totp/confirm")]
+#[post("/me/mfa/totp/confirm", wrap = "RequireVerifiedEmail")]
 pub async fn confirm_totp(
     app: web::Data<AuthState>,
     meta: RequestMeta,

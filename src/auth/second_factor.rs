@@ -37,17 +37,14 @@ pub(super) struct TotpRow {
     secret_encrypted: Vec<u8>,
 }
 
-pub(super) async fn totp_secret(
+/// The secret of the user's confirmed authenticator.
+async fn totp_secret(
     conn: &impl ConnectionTrait,
     app: &AuthState,
     user_id: Uuid,
-    confirmed: bool,
 ) -> Result<Option<Vec<u8>>, AuthError> {
-    let sql = if confirmed {
-        "SELECT secret_encrypted FROM user_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL"
-    } else {
-        "SELECT secret_encrypted FROM user_totp WHERE user_id = $1 AND confirmed_at IS NULL"
-    };
+    let sql =
+        "SELECT secret_encrypted FROM user_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL";
     let Some(row) = TotpRow::find_by_statement(stmt(sql, [user_id.into()]))
         .one(conn)
         .await?
@@ -71,7 +68,7 @@ pub async fn verify_code(
     code: &str,
 ) -> Result<Option<Factor>, AuthError> {
     if totp::looks_like_totp(code) {
-        let Some(secret) = totp_secret(txn, app, user_id, true).await? else {
+        let Some(secret) = totp_secret(txn, app, user_id).await? else {
             return Ok(None);
         };
         let Some(step) = totp::matching_step(&secret, code, totp::now_unix())? else {

@@ -100,6 +100,8 @@ impl JwtKeys {
         validation.leeway = leeway.as_secs();
         validation.validate_exp = true;
         validation.validate_aud = true;
+        // Off by default in jsonwebtoken: a token that says it is not valid yet is refused.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
         validation.set_issuer(&[&issuer]);
         validation.set_audience(&[&audience]);
@@ -137,8 +139,8 @@ impl JwtKeys {
             .expect("HS256 signing with an in-memory key cannot fail")
     }
 
-    /// Verifies signature (key chosen by `kid`, algorithm pinned), `iss`, `aud`, `exp` (with the
-    /// configured leeway) and the claims' shape.
+    /// Verifies signature (key chosen by `kid`, algorithm pinned), `iss`, `aud`, `exp` and, when
+    /// present, `nbf` (both with the configured leeway) and the claims' shape.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| TokenError::Invalid(format!("header: {e}")))?;
@@ -275,6 +277,28 @@ mod tests {
             Utc::now() - chrono::Duration::seconds(70),
         );
         assert_eq!(keys.verify(&old), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let keys = keys("k1", &[1; 32]);
+        let token = keys.issue(facts(Aal::Aal1), Duration::from_secs(900), Utc::now());
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let sign = |claims: &serde_json::Value| {
+            let mut header = Header::new(ALGORITHM);
+            header.kid = Some("k1".into());
+            jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&[1; 32])).unwrap()
+        };
+        claims["nbf"] = (Utc::now().timestamp() + 3600).into();
+        assert!(matches!(
+            keys.verify(&sign(&claims)),
+            Err(TokenError::Invalid(reason)) if reason.contains("ImmatureSignature")
+        ));
+        // Within the leeway, or already reached: fine.
+        claims["nbf"] = (Utc::now().timestamp() + 3).into();
+        assert!(keys.verify(&sign(&claims)).is_ok());
     }
 
     #[test]

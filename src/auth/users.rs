@@ -12,7 +12,7 @@ use super::{
     dto::NewAccount,
     dto::{BillingEmail, CurrentSession, Me},
     error::AuthError,
-    guard::{AuthUser, RequestMeta, live_session},
+    guard::{AuthUser, RequestMeta},
     password::{self},
 };
 use crate::db::{self, stmt};
@@ -27,6 +27,14 @@ pub struct UserRow {
     pub billing_email: Option<String>,
     pub created_at: DateTime<Utc>,
     pub mfa_enabled: bool,
+}
+
+impl UserRow {
+    /// The account's address as a domain value (stored normalised, so it always parses).
+    pub fn address(&self) -> Result<Email, AuthError> {
+        Email::parse(&self.email)
+            .map_err(|e| AuthError::Unexpected(anyhow::anyhow!("stored email {}: {e}", self.id)))
+    }
 }
 
 db::text_column!(Role, |raw| raw.parse().ok());
@@ -62,9 +70,9 @@ pub async fn find_by_id(
 }
 
 /// `GET /me`.
-pub async fn me(app: &AuthState, user: &AuthUser) -> Result<Me, AuthError> {
-    let row = live_session(&app.db, user).await?;
-    Ok(Me {
+pub fn me(user: &AuthUser) -> Me {
+    let row = user.account.clone();
+    Me {
         id: row.id,
         role: row.role,
         email_verified: row.email_verified_at.is_some(),
@@ -77,7 +85,7 @@ pub async fn me(app: &AuthState, user: &AuthUser) -> Result<Me, AuthError> {
             aal: user.aal,
             amr: user.amr.clone(),
         },
-    })
+    }
 }
 
 /// `PUT /billing/email` (behind `RequireMfa`).

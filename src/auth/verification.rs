@@ -1,23 +1,25 @@
-//! Registration and email verification.
+//! Registration and email verification (and asking for a new link).
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{
     AuthState,
-    account_mail::consume_email_token,
-    account_mail::email_token,
-    account_mail::send,
-    account_mail::throttled,
+    account_mail::{consume_email_token, email_token, send, throttled},
     audit::{self, Event},
-    dto::NewAccount,
-    dto::RegisterResponse,
+    domain::Email,
+    dto::{NewAccount, RegisterResponse, email_field},
     error::AuthError,
     guard::RequestMeta,
-    password::{self},
-    throttle::Limit,
+    jobs::ResendVerification,
+    password,
+    throttle::{self, Limit},
+    users::find_by_email,
 };
-use crate::{db::stmt, jobs::JobOptions};
+use crate::{
+    db::stmt,
+    jobs::{Enqueued, JobOptions},
+};
 
 /// `POST /auth/register`. A taken email gets the same response after the same work (a hash, one
 /// insert attempt, one email); its owner is told by email instead of a second account being made.
@@ -41,7 +43,6 @@ pub async fn register(
     )
     .await?;
     let hash = password::hash(password.secret()).await?;
-    let base = &app.public_url;
 
     let txn = app.db.begin().await?;
     let created = txn
@@ -54,22 +55,7 @@ pub async fn register(
     match created {
         Some(row) => {
             let user_id: Uuid = row.try_get("", "id")?;
-            let token = email_token(
-                &txn,
-                user_id,
-                "verify_email",
-                app.config.email_verification_ttl,
-            )
-            .await?;
-            send(
-                &txn,
-                app,
-                email.as_str(),
-                "verify_email",
-                json!({"token": token, "link": format!("{base}/verify-email?token={token}"), "app_url": base}),
-                JobOptions::default(),
-            )
-            .await?;
+            verification_link(&txn, app, user_id, email.as_str(), JobOptions::default()).await?;
             audit::record(
                 &txn,
                 Event::Registered,
@@ -81,6 +67,7 @@ pub async fn register(
             .await?;
         }
         None => {
+            let base = &app.public_url;
             tracing::info!(
                 target: "ironclad::audit",
                 event = Event::RegisterExistingEmail.as_str(),
@@ -114,6 +101,97 @@ pub async fn register(
         email: email.to_string(),
         message: "If this address can be registered, a verification email is on its way.".into(),
     })
+}
+
+/// Queues, in `conn`'s transaction, an email with a new single-use verification link.
+async fn verification_link(
+    conn: &impl ConnectionTrait,
+    app: &AuthState,
+    user_id: Uuid,
+    email: &str,
+    options: JobOptions,
+) -> Result<Enqueued, AuthError> {
+    let token = email_token(
+        conn,
+        user_id,
+        "verify_email",
+        app.config.email_verification_ttl,
+    )
+    .await?;
+    let base = &app.public_url;
+    send(
+        conn,
+        app,
+        email,
+        "verify_email",
+        json!({"token": token, "link": format!("{base}/verify-email?token={token}"), "app_url": base}),
+        options,
+    )
+    .await
+}
+
+/// `POST /auth/verify-email/resend`. Like a password reset request, the answer must not tell
+/// whether an account uses the address: the request counts the attempt and enqueues a
+/// [`ResendVerification`] job, which looks the account up.
+pub async fn resend_verification(
+    app: &AuthState,
+    meta: &RequestMeta,
+    email: &str,
+) -> Result<(), AuthError> {
+    let cfg = &app.config.throttle;
+    let account_key = throttle::account_key(email);
+    throttled(
+        app,
+        meta,
+        "resend_verification",
+        &[
+            Limit::account(
+                "resend_verification",
+                &account_key,
+                cfg.resend_verification_per_account,
+            ),
+            Limit::ip(
+                "resend_verification",
+                meta.ip.as_deref(),
+                cfg.resend_verification_per_ip,
+            ),
+        ],
+        &account_key,
+    )
+    .await?;
+    let email = email_field(email)?;
+    let job = ResendVerification {
+        email: email.as_str().to_owned(),
+    };
+    app.jobs.push(&app.db, &job, JobOptions::default()).await?;
+    Ok(())
+}
+
+/// The work of one [`ResendVerification`] job: if an unverified account uses `email`, a new link.
+/// `request_id` (the job id) keys the email, so a rerun sends nothing twice.
+pub async fn send_verification_link(
+    app: &AuthState,
+    email: &str,
+    request_id: &str,
+) -> Result<(), AuthError> {
+    let Ok(email) = Email::parse(email) else {
+        return Ok(());
+    };
+    let txn = app.db.begin().await?;
+    let Some(user) = find_by_email(&txn, &email).await? else {
+        return Ok(());
+    };
+    if user.email_verified_at.is_some() {
+        return Ok(());
+    }
+    let key = format!("verify-email-{request_id}");
+    let options = JobOptions::idempotency_key(key);
+    if verification_link(&txn, app, user.id, &user.email, options).await? == Enqueued::Duplicate {
+        txn.rollback().await?;
+        return Ok(());
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 /// `POST /auth/verify-email`.

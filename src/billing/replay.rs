@@ -41,7 +41,7 @@ pub(super) struct StoredEvent {
 pub async fn replay(app: &BillingState, event_id: &str) -> Result<Option<Replayed>, BillingError> {
     let txn = app.db.begin().await?;
     let stored = StoredEvent::find_by_statement(stmt(
-        "SELECT payload::text AS payload, outcome FROM stripe_events WHERE event_id = $1 FOR UPDATE",
+        "SELECT payload, outcome FROM stripe_events WHERE event_id = $1 FOR UPDATE",
         [event_id.into()],
     ))
     .one(&txn)
@@ -83,7 +83,7 @@ pub async fn replay(app: &BillingState, event_id: &str) -> Result<Option<Replaye
     let failed = app
         .db
         .query_one_raw(stmt(
-            "SELECT payload::text AS payload FROM stripe_event_failures WHERE event_id = $1",
+            "SELECT payload FROM stripe_event_failures WHERE event_id = $1",
             [event_id.into()],
         ))
         .await?;

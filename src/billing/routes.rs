@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::{
     BillingError, BillingState, Customer, cancel, catalogue,
     catalogue::Product,
+    customer::RequireVerifiedEmail,
     signature, views,
     views::{CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
     webhook::{self, WebhookAck},
@@ -51,6 +52,7 @@ pub async fn list_products(
         (status = 200, description = "The order this key already created", body = CheckoutResponse),
         (status = 400, description = "Missing or invalid Idempotency-Key, or malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The email address is not verified yet (`email-verification-required`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such product on sale", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this key is still in flight", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid quantity, or the key was used for another request", body = Problem, content_type = "application/problem+json"),
@@ -58,9 +60,12 @@ pub async fn list_products(
     ),
     security(("bearer" = [])),
 )]
+// Wraps run outermost last: the email is checked before a key is claimed, so a refused attempt
+// leaves nothing to replay once the address is verified.
 #[post(
     "/billing/checkout",
-    wrap = "from_fn(idempotency::required::<Customer>)"
+    wrap = "from_fn(idempotency::required::<Customer>)",
+    wrap = "RequireVerifiedEmail"
 )]
 pub async fn checkout(
     app: web::Data<BillingState>,

@@ -147,7 +147,7 @@ pub(super) async fn process_in(
         .execute_raw(stmt(
             "INSERT INTO stripe_events \
                  (event_id, event_type, livemode, api_version, stripe_created, payload, outcome, order_id, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
             [
                 envelope.id.clone().into(),
                 envelope.event_type.clone().into(),
@@ -315,7 +315,7 @@ pub(super) async fn record_failure(
         .db
         .execute_raw(stmt(
             "INSERT INTO stripe_event_failures (event_id, event_type, payload, error) \
-             VALUES ($1, $2, $3::jsonb, $4) \
+             VALUES ($1, $2, $3, $4) \
              ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, \
                  failures = stripe_event_failures.failures + 1, last_failed_at = now()",
             [

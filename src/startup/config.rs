@@ -36,7 +36,7 @@ impl Config {
         let env: Environment = vars.parse_or("APP_ENV", Environment::Development)?;
         Ok(Self {
             env,
-            http: HttpConfig::from_vars(&vars)?,
+            http: HttpConfig::from_vars(&vars, env)?,
             database: DatabaseConfig::from_vars(&vars)?,
             jobs: JobsConfig::from_vars(&vars)?,
             housekeeping: HousekeepingConfig::from_vars(&vars)?,

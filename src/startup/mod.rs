@@ -17,7 +17,7 @@ use actix_web::{
     body::MessageBody,
     dev::{Server, ServiceRequest, ServiceResponse},
     http::header,
-    middleware::{Next, from_fn},
+    middleware::{Condition, Next, from_fn},
     web,
 };
 use anyhow::Context;
@@ -37,6 +37,7 @@ use crate::{
     http::{
         errors, health, idempotency, request_id,
         scrape::{self, ScrapeToken},
+        security_headers::{self, SecurityHeaders},
     },
     jobs::{JobQueue, Workers},
     mail::{self, MailSink, MailState, Mailer, Templates},
@@ -241,6 +242,10 @@ impl Application {
         let allowed = web::Data::new(errors::AllowedMethods::from_spec(&spec));
         let body_limit = http.body_limit;
         let shared = layers.clone();
+        let security_headers = web::Data::new(SecurityHeaders {
+            hsts_max_age_secs: http.hsts_max_age_secs,
+        });
+        let cors_origins = http.cors_allowed_origins.clone();
 
         let server = HttpServer::new(move || {
             let mut app = App::new()
@@ -249,7 +254,8 @@ impl Application {
                 .app_data(errors::json_config(body_limit))
                 .app_data(errors::payload_config(body_limit))
                 .app_data(errors::query_config())
-                .app_data(errors::path_config());
+                .app_data(errors::path_config())
+                .app_data(security_headers.clone());
             if let Some(sink) = &dev_sink {
                 app = app.app_data(web::Data::new(sink.clone()));
             }
@@ -260,8 +266,14 @@ impl Application {
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", spec.clone()))
                 .route("/docs", web::get().to(redirect_to_docs))
                 .default_service(web::to(errors::no_route))
+                .wrap(from_fn(auth::guard::identify))
                 .wrap(from_fn(announce_queued_jobs))
                 .wrap(from_fn(errors::problem_responses))
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    security_headers::cors(&cors_origins).unwrap_or_default(),
+                ))
+                .wrap(from_fn(security_headers::middleware))
                 .wrap(from_fn(metrics::middleware))
                 .wrap(from_fn(request_id::middleware))
         })

@@ -18,4 +18,5 @@ mod jobs;
 mod mail;
 mod metrics;
 mod openapi;
+mod security;
 mod support;

@@ -79,6 +79,7 @@ async fn require_role_admits_only_admins_by_their_current_role() {
     assert_eq!(claims(&admin)["role"], "admin");
     let me = call(&app, "GET", "/me", Some(&admin), None).await;
     assert_eq!(me.body["email_verified"], true);
+    let admin = enable_mfa(&app, &admin).await.access_token;
     let list = call(&app, "GET", "/admin/auth-events", Some(&admin), None).await;
     assert_eq!(list.status, 200, "{}", list.body);
     assert!(

@@ -85,6 +85,13 @@ async fn weak_passwords_and_bad_emails_are_refused() {
         ("ada@example.com", "short", "password"),
         ("ada@example.com", "123qweasdzxc", "password"),
         ("ada@example.com", "123QWEASDZXC", "password"),
+        // Long enough, but guessed in no time (the old common-password list let these through).
+        ("ada@example.com", "aaaaaaaaaaaa", "password"),
+        ("ada@example.com", "123456789012", "password"),
+        ("ada@example.com", "passwordpassword", "password"),
+        ("ada@example.com", "ironclad1234", "password"),
+        // Built from the address.
+        ("ada.lovelace@example.com", "adalovelace1815", "password"),
         ("ada@example.com", &"x".repeat(129), "password"),
         ("not-an-email", PASSWORD, "email"),
     ] {
@@ -97,6 +104,21 @@ async fn weak_passwords_and_bad_emails_are_refused() {
         .await;
         assert_eq!(r.status, 422, "{password}: {}", r.body);
         assert_eq!(r.body["errors"][0]["field"], field);
+        assert_eq!(r.headers["content-type"], "application/problem+json");
     }
+    // The refusal says why, in zxcvbn's words.
+    let r = post(
+        &app,
+        "/auth/register",
+        None,
+        json!({"email": "ada@example.com", "password": "aaaaaaaaaaaa"}),
+    )
+    .await;
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("password is too easy to guess. "),
+        "{detail}"
+    );
+    assert!(detail.to_lowercase().contains("repeat"), "{detail}");
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
 }

@@ -9,7 +9,13 @@ async fn totp_enrolment_end_to_end_then_login_needs_the_second_factor() {
     let app = TestApp::spawn().await;
     let (access, _) = signed_in(&app, "ada@example.com").await;
 
-    let started = post(&app, "/me/mfa/totp", Some(&access), json!({})).await;
+    let started = post(
+        &app,
+        "/me/mfa/totp",
+        Some(&access),
+        json!({"password": PASSWORD}),
+    )
+    .await;
     assert_eq!(started.status, 200, "{}", started.body);
     let secret = started.body["secret"].as_str().unwrap().to_owned();
     let uri = started.body["otpauth_uri"].as_str().unwrap();
@@ -69,7 +75,7 @@ async fn totp_enrolment_end_to_end_then_login_needs_the_second_factor() {
     let me = call(&app, "GET", "/me", Some(&access), None).await;
     assert_eq!(me.body["mfa_enabled"], true);
     assert_eq!(events(&app, "mfa_enabled").await, 1);
-    mail_to(&app, "ada@example.com", "Two-factor authentication is on").await;
+    mail_to(&app, "ada@example.com", "A new authenticator was added").await;
     // Stored hashed only.
     let code = codes[0].as_str().unwrap().replace('-', "");
     assert_eq!(

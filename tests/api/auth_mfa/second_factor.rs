@@ -1,5 +1,5 @@
 //! The second step of a login (`/auth/mfa/verify`): each code is accepted once, even by concurrent
-//! verifies; an mfa_token dies after five wrong codes, or expires; attempts are limited per
+//! verifies; an mfa_token dies after five wrong codes (however many arrive at once), or expires; attempts are limited per
 //! account.
 use std::time::Duration;
 
@@ -124,6 +124,32 @@ async fn an_mfa_token_dies_after_five_wrong_codes() {
         dead.problem_type(),
         "urn:ironclad:problem:invalid-mfa-token"
     );
+}
+
+#[tokio::test]
+async fn ten_concurrent_wrong_codes_get_at_most_five_checked() {
+    let app = TestApp::spawn_with(&[("AUTH_MFA_MAX_ATTEMPTS_PER_ACCOUNT", "100")]).await;
+    let (access, _) = signed_in(&app, "ada@example.com").await;
+    enable_mfa(&app, &access).await;
+    for round in 0..3 {
+        let challenge = login(&app, "ada@example.com", PASSWORD).await.body["mfa_token"].clone();
+        let guesses = (0..10).map(|i| {
+            let body = json!({"mfa_token": challenge, "code": format!("00000{i}")});
+            let app = &app;
+            async move { post(app, "/auth/mfa/verify", None, body).await }
+        });
+        let answers = futures_util::future::join_all(guesses).await;
+        let checked = answers
+            .iter()
+            .filter(|r| r.problem_type() == "urn:ironclad:problem:invalid-mfa-code")
+            .count();
+        let refused = answers
+            .iter()
+            .filter(|r| r.problem_type() == "urn:ironclad:problem:invalid-mfa-token")
+            .count();
+        assert_eq!((checked, refused), (5, 5), "round {round}");
+    }
+    assert_eq!(events(&app, "mfa_failed").await, 15);
 }
 
 #[tokio::test]

@@ -84,8 +84,24 @@ pub async fn login(app: &TestApp, email: &str, password: &str) -> Response {
     .await
 }
 
-/// A registered user's first session: (access token, refresh token).
+/// Marks `email`'s address verified, as following the emailed link does (the tests of verification
+/// itself follow the link).
+pub async fn verified(app: &TestApp, email: &str) {
+    app.sql(&format!(
+        "UPDATE users SET email_verified_at = now() WHERE email = lower('{email}')"
+    ))
+    .await;
+}
+
+/// A registered user's first session, with the address verified: (access token, refresh token).
 pub async fn signed_in(app: &TestApp, email: &str) -> (String, String) {
+    register(app, email).await;
+    verified(app, email).await;
+    tokens_of(&login(app, email, PASSWORD).await)
+}
+
+/// A registered user who never followed the verification link, signed in.
+pub async fn signed_in_unverified(app: &TestApp, email: &str) -> (String, String) {
     register(app, email).await;
     tokens_of(&login(app, email, PASSWORD).await)
 }
@@ -151,9 +167,16 @@ pub struct Mfa {
     pub access_token: String,
 }
 
+/// MFA turned on with `access`'s session (the account's other sessions end).
 pub async fn enable_mfa(app: &TestApp, access: &str) -> Mfa {
     early_in_a_totp_step().await;
-    let started = post(app, "/me/mfa/totp", Some(access), json!({})).await;
+    let started = post(
+        app,
+        "/me/mfa/totp",
+        Some(access),
+        json!({"password": PASSWORD}),
+    )
+    .await;
     assert_eq!(started.status, 200, "{}", started.body);
     let secret = started.body["secret"].as_str().unwrap().to_owned();
     let confirmed = post(
@@ -255,7 +278,8 @@ pub fn new_account(email: &str, password: &str) -> ironclad::auth::dto::NewAccou
         email: email.to_owned(),
         password: password.to_owned().into(),
     };
-    (&credentials).try_into().expect("acceptable credentials")
+    ironclad::auth::dto::NewAccount::parse(&credentials, "Ironclad")
+        .expect("acceptable credentials")
 }
 
 /// An admin's first session, stepped up with a fresh second factor (aal2).
@@ -296,4 +320,48 @@ pub async fn assert_operator_only(app: &TestApp, routes: &[(&str, &str, u16)]) -
         assert_eq!(r.status, expected, "{method} {path}: {}", r.body);
     }
     fresh
+}
+
+/// Every operation of the served OpenAPI document under `/api/v1{prefix}` that declares bearer
+/// security, as `(method, path below /api/v1)` with each path parameter filled in with a fresh
+/// UUID (guards and the caller's extractor run before any parameter is looked at).
+pub async fn bearer_operations(app: &TestApp, prefix: &str) -> Vec<(String, String)> {
+    let doc: Value = app
+        .get("/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("the OpenAPI document");
+    let full_prefix = format!("/api/v1{prefix}");
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let Some(below) = path.strip_prefix("/api/v1") else {
+            continue;
+        };
+        if !path.starts_with(&full_prefix) {
+            continue;
+        }
+        for (method, operation) in item.as_object().unwrap() {
+            if operation.get("security").is_none() {
+                continue;
+            }
+            let filled: String = below
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        uuid::Uuid::new_v4().to_string()
+                    } else {
+                        segment.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            operations.push((method.to_uppercase(), filled));
+        }
+    }
+    assert!(
+        !operations.is_empty(),
+        "no bearer operations under {prefix}"
+    );
+    operations
 }
