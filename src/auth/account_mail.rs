@@ -8,6 +8,8 @@ use uuid::Uuid;
 use super::{
     AuthState,
     audit::{self, Event},
+    domain::Email,
+    dto::email_field,
     error::AuthError,
     guard::RequestMeta,
     throttle::{self, Limit},
@@ -114,6 +116,26 @@ pub(super) async fn peek_email_token(
         ))
         .await?;
     Ok(row.map(|r| r.try_get::<Uuid>("", "user_id")).transpose()?)
+}
+
+/// A request for an emailed link about `email` (`action`: a reset, a new verification link):
+/// counted against its per-address and per-IP limits first, on whatever was typed, so unparsable
+/// and unknown addresses are limited like real ones; then parsed. A malformed address can belong
+/// to no account: it is a 422 rather than work queued for it.
+pub(super) async fn link_request(
+    app: &AuthState,
+    meta: &RequestMeta,
+    action: &str,
+    email: &str,
+    (per_account, per_ip): (u32, u32),
+) -> Result<Email, AuthError> {
+    let account_key = throttle::account_key(email);
+    let limits = [
+        Limit::account(action, &account_key, per_account),
+        Limit::ip(action, meta.ip.as_deref(), per_ip),
+    ];
+    throttled(app, meta, action, &limits, &account_key).await?;
+    email_field(email)
 }
 
 /// Counts an attempt at `action` on every limit; over one, the refusal (429) is audited.

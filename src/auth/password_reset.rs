@@ -8,18 +8,17 @@ use super::{
     AuthState,
     account_mail::consume_email_token,
     account_mail::email_token,
+    account_mail::link_request,
     account_mail::peek_email_token,
     account_mail::security_notice,
-    account_mail::throttled,
     audit::{self, Event},
     domain::Email,
     domain::NewPassword,
-    dto::{ResetPasswordRequest, email_field},
+    dto::ResetPasswordRequest,
     error::AuthError,
     guard::{AuthUser, RequestMeta},
     mfa::remove_second_factors,
     password, reauth, sessions,
-    throttle::{self, Limit},
     users::find_by_email,
     users::find_by_id,
 };
@@ -40,30 +39,9 @@ pub async fn forgot_password(
     email: &str,
 ) -> Result<(), AuthError> {
     let cfg = &app.config.throttle;
-    // Whatever was typed, so unparsable and unknown emails are limited like real ones.
-    let account_key = throttle::account_key(email);
-    throttled(
-        app,
-        meta,
-        "forgot_password",
-        &[
-            Limit::account(
-                "forgot_password",
-                &account_key,
-                cfg.forgot_password_per_account,
-            ),
-            Limit::ip(
-                "forgot_password",
-                meta.ip.as_deref(),
-                cfg.forgot_password_per_ip,
-            ),
-        ],
-        &account_key,
-    )
-    .await?;
-    // A malformed address can belong to no account: say so (422) rather than queue work for it.
-    // Whether a well-formed one has an account is the job's business, out of the answer's reach.
-    let email = email_field(email)?;
+    let limits = (cfg.forgot_password_per_account, cfg.forgot_password_per_ip);
+    // Whether a well-formed address has an account is the job's business, out of the answer's reach.
+    let email = link_request(app, meta, "forgot_password", email, limits).await?;
     let job = RequestPasswordReset {
         email: email.as_str().to_owned(),
         ip: meta.ip.clone(),

@@ -5,15 +5,15 @@ use uuid::Uuid;
 
 use super::{
     AuthState,
-    account_mail::{consume_email_token, email_token, send, throttled},
+    account_mail::{consume_email_token, email_token, link_request, send, throttled},
     audit::{self, Event},
     domain::Email,
-    dto::{NewAccount, RegisterResponse, email_field},
+    dto::{NewAccount, RegisterResponse},
     error::AuthError,
     guard::RequestMeta,
     jobs::ResendVerification,
     password,
-    throttle::{self, Limit},
+    throttle::Limit,
     users::find_by_email,
 };
 use crate::{
@@ -139,27 +139,11 @@ pub async fn resend_verification(
     email: &str,
 ) -> Result<(), AuthError> {
     let cfg = &app.config.throttle;
-    let account_key = throttle::account_key(email);
-    throttled(
-        app,
-        meta,
-        "resend_verification",
-        &[
-            Limit::account(
-                "resend_verification",
-                &account_key,
-                cfg.resend_verification_per_account,
-            ),
-            Limit::ip(
-                "resend_verification",
-                meta.ip.as_deref(),
-                cfg.resend_verification_per_ip,
-            ),
-        ],
-        &account_key,
-    )
-    .await?;
-    let email = email_field(email)?;
+    let limits = (
+        cfg.resend_verification_per_account,
+        cfg.resend_verification_per_ip,
+    );
+    let email = link_request(app, meta, "resend_verification", email, limits).await?;
     let job = ResendVerification {
         email: email.as_str().to_owned(),
     };

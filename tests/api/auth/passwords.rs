@@ -30,25 +30,13 @@ async fn password_reset_is_single_use_and_ends_every_session() {
     assert_eq!(known.body, unknown.body);
     let token = token_in(&mail_to(&app, "ada@example.com", "Reset your password").await);
 
-    let weak = post(
-        &app,
-        "/auth/password/reset",
-        None,
-        json!({"token": token, "password": "short"}),
-    )
-    .await;
+    let weak = reset_password(&app, &token, "short").await;
     assert_eq!(
         weak.status, 422,
         "a refused password does not spend the token"
     );
     let new_password = "a brand new passphrase";
-    let reset = post(
-        &app,
-        "/auth/password/reset",
-        None,
-        json!({"token": token, "password": new_password}),
-    )
-    .await;
+    let reset = reset_password(&app, &token, new_password).await;
     assert_eq!(reset.status, 204, "{}", reset.body);
 
     assert_eq!(
@@ -71,13 +59,7 @@ async fn password_reset_is_single_use_and_ends_every_session() {
         login(&app, "ada@example.com", new_password).await.status,
         200
     );
-    let again = post(
-        &app,
-        "/auth/password/reset",
-        None,
-        json!({"token": token, "password": "yet another passphrase"}),
-    )
-    .await;
+    let again = reset_password(&app, &token, "yet another passphrase").await;
     assert_eq!(again.status, 400);
     mail_to(&app, "ada@example.com", "Your password was reset").await;
     assert_eq!(events(&app, "password_reset").await, 1);
@@ -170,22 +152,9 @@ async fn a_reset_request_is_a_queued_job_that_sends_one_email_however_often_it_r
 async fn an_expired_reset_link_is_refused() {
     let app = TestApp::spawn_with(&[("AUTH_PASSWORD_RESET_TTL_SECS", "1")]).await;
     register(&app, "ada@example.com").await;
-    post(
-        &app,
-        "/auth/password/forgot",
-        None,
-        json!({"email": "ada@example.com"}),
-    )
-    .await;
-    let token = token_in(&mail_to(&app, "ada@example.com", "Reset your password").await);
+    let token = reset_link(&app, "ada@example.com").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let r = post(
-        &app,
-        "/auth/password/reset",
-        None,
-        json!({"token": token, "password": "a brand new passphrase"}),
-    )
-    .await;
+    let r = reset_password(&app, &token, "a brand new passphrase").await;
     assert_eq!(r.status, 400);
     assert_eq!(login(&app, "ada@example.com", PASSWORD).await.status, 200);
 }

@@ -117,14 +117,7 @@ async fn a_password_change_retires_pending_reset_links_and_mfa_logins() {
     // Made with the old password: an MFA login waiting for its code, and a reset link.
     let pending = login(&app, "ada@example.com", PASSWORD).await;
     let mfa_token = pending.body["mfa_token"].as_str().unwrap().to_owned();
-    post(
-        &app,
-        "/auth/password/forgot",
-        None,
-        json!({"email": "ada@example.com"}),
-    )
-    .await;
-    let link = token_in(&mail_to(&app, "ada@example.com", "Reset your password").await);
+    let link = reset_link(&app, "ada@example.com").await;
 
     let changed = post(
         &app,
@@ -149,13 +142,7 @@ async fn a_password_change_retires_pending_reset_links_and_mfa_logins() {
         finished.problem_type(),
         "urn:ironclad:problem:invalid-mfa-token"
     );
-    let overwrite = post(
-        &app,
-        "/auth/password/reset",
-        None,
-        json!({"token": link, "password": "an attacker's chosen passphrase"}),
-    )
-    .await;
+    let overwrite = reset_password(&app, &link, "an attacker's chosen passphrase").await;
     assert_eq!(overwrite.status, 400, "{}", overwrite.body);
     let new_login = login(&app, "ada@example.com", "plum tectonic nightjar ferry").await;
     assert_eq!(new_login.body["mfa_required"], true, "{}", new_login.body);

@@ -130,21 +130,8 @@ async fn the_owners_password_reset_removes_what_the_squatter_bound() {
     let mfa = enable_mfa(&app, &squatter).await;
     app.sql("UPDATE users SET email_verified_at = NULL").await;
 
-    post(
-        &app,
-        "/auth/password/forgot",
-        None,
-        json!({"email": "ada@example.com"}),
-    )
-    .await;
-    let token = token_in(&mail_to(&app, "ada@example.com", "Reset your password").await);
-    let reset = post(
-        &app,
-        "/auth/password/reset",
-        None,
-        json!({"token": token, "password": "plum tectonic nightjar ferry"}),
-    )
-    .await;
+    let token = reset_link(&app, "ada@example.com").await;
+    let reset = reset_password(&app, &token, "plum tectonic nightjar ferry").await;
     assert_eq!(reset.status, 204, "{}", reset.body);
 
     // The owner signs in with the password alone: no squatter's TOTP in the way.
@@ -185,21 +172,8 @@ async fn a_verified_accounts_reset_keeps_its_second_factor() {
     let app = TestApp::spawn().await;
     let (ada, _) = signed_in(&app, "ada@example.com").await;
     enable_mfa(&app, &ada).await;
-    post(
-        &app,
-        "/auth/password/forgot",
-        None,
-        json!({"email": "ada@example.com"}),
-    )
-    .await;
-    let token = token_in(&mail_to(&app, "ada@example.com", "Reset your password").await);
-    let reset = post(
-        &app,
-        "/auth/password/reset",
-        None,
-        json!({"token": token, "password": "plum tectonic nightjar ferry"}),
-    )
-    .await;
+    let token = reset_link(&app, "ada@example.com").await;
+    let reset = reset_password(&app, &token, "plum tectonic nightjar ferry").await;
     assert_eq!(reset.status, 204, "{}", reset.body);
     let again = login(&app, "ada@example.com", "plum tectonic nightjar ferry").await;
     assert_eq!(again.body["mfa_required"], true, "{}", again.body);

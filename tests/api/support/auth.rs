@@ -249,6 +249,24 @@ pub async fn mail_to(app: &TestApp, to: &str, subject: &str) -> ironclad::mail::
     }
 }
 
+/// Asks for a password reset link for `email` and returns the token its email carries.
+pub async fn reset_link(app: &TestApp, email: &str) -> String {
+    let asked = post(app, "/auth/password/forgot", None, json!({"email": email})).await;
+    assert_eq!(asked.status, 202, "{}", asked.body);
+    token_in(&mail_to(app, email, "Reset your password").await)
+}
+
+/// `POST /auth/password/reset` with `token` and the new `password`.
+pub async fn reset_password(app: &TestApp, token: &str, password: &str) -> Response {
+    post(
+        app,
+        "/auth/password/reset",
+        None,
+        json!({"token": token, "password": password}),
+    )
+    .await
+}
+
 /// The `Token: ...` line of an email's text part.
 pub fn token_in(mail: &ironclad::mail::CapturedMail) -> String {
     let at = mail.raw.find("Token: ").expect("a Token: line") + "Token: ".len();
