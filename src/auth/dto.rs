@@ -195,8 +195,7 @@ pub struct TotpEnrolment {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"password": "correct horse battery staple"}))]
 pub struct StartTotpRequest {
-    /// The current password; may be left out when this session verified a second factor in the
-    /// last 5 minutes.
+    /// The current password (required; a missing one is a 422 naming this field).
     #[schema(value_type = Option<String>, format = Password)]
     #[serde(default)]
     pub password: Option<SecretString>,

@@ -18,7 +18,6 @@ use super::{
     throttle::{self, Limit},
     tokens::{SessionFacts, normalize_recovery_code, recovery_code, token_hash},
     totp,
-    users::{self},
 };
 use crate::db::stmt;
 
@@ -29,9 +28,8 @@ pub const ENROLMENT_TTL: std::time::Duration = std::time::Duration::from_secs(60
 
 /// `POST /me/mfa/totp` (verified email only): a new secret, pending until confirmed from this
 /// session within [`ENROLMENT_TTL`]. A bearer token is not enough to bind an authenticator
-/// (a stolen one would let the thief keep the account): the current password, or a second factor
-/// verified in the last minutes, comes with the request. Starting again replaces a pending secret;
-/// with MFA already on, disable it first.
+/// (a stolen one would let the thief keep the account): the current password comes with the
+/// request. Starting again replaces a pending secret; with MFA already on, disable it first.
 pub async fn start_enrolment(
     app: &AuthState,
     meta: &RequestMeta,
@@ -41,7 +39,13 @@ pub async fn start_enrolment(
     if user.account.mfa_enabled {
         return Err(AuthError::MfaAlreadyEnabled);
     }
-    reauth::reauthenticate(app, meta, user, password, "mfa_enrolment").await?;
+    let password = password.ok_or_else(|| {
+        AuthError::validation(
+            "password",
+            "is required: confirm your current password to add an authenticator",
+        )
+    })?;
+    reauth::confirm_password(app, meta, user, password, "mfa_enrolment").await?;
     let secret = totp::generate_secret();
     let encrypted = totp::encrypt_secret(&app.config.totp_key, user.user_id, &secret);
     let txn = app.db.begin().await?;
@@ -298,10 +302,15 @@ pub async fn step_up(
     }
     let (txn, factor, (account, ip)) = prove_factor(app, meta, user, code, "step_up").await?;
     let token = raise_session(&txn, app, user, user.account.role).await?;
-    let row = users::find_by_id(&txn, user.user_id)
-        .await?
-        .ok_or(AuthError::NotFound)?;
-    record_factor_use(&txn, app, &row, factor, Some(user.session_id), meta).await?;
+    record_factor_use(
+        &txn,
+        app,
+        &user.account,
+        factor,
+        Some(user.session_id),
+        meta,
+    )
+    .await?;
     audit::record(
         &txn,
         Event::StepUp,
@@ -326,9 +335,6 @@ pub async fn disable(
 ) -> Result<(), AuthError> {
     let (txn, factor, (account, ip)) = prove_factor(app, meta, user, code, "disable").await?;
     remove_second_factors(&txn, user.user_id).await?;
-    let row = users::find_by_id(&txn, user.user_id)
-        .await?
-        .ok_or(AuthError::NotFound)?;
     audit::record(
         &txn,
         Event::MfaDisabled,
@@ -341,7 +347,7 @@ pub async fn disable(
     account_mail::security_notice(
         &txn,
         app,
-        &row.email,
+        &user.account.email,
         "Two-factor authentication is off",
         "Two-factor authentication was turned off for your account. If this was not you, reset your password and turn it back on.",
     )

@@ -19,7 +19,7 @@
 //! notices they share), `login.rs` (password, then MFA step), `sessions.rs` (refresh, reuse
 //! detection, logout, list and revoke), `mfa.rs` (enrolment, step-up, disabling, new recovery
 //! codes) over `second_factor.rs` (checking a TOTP or recovery code, each usable once), `reauth.rs`
-//! (the current password or a fresh second factor, before changing credentials).
+//! (the current password again, before changing credentials).
 //! `domain.rs`, `tokens.rs`, `password.rs` and `totp.rs` are pure and unit-tested; `guard.rs` holds
 //! the extractor and the guards; `throttle.rs` and `audit.rs` the brute-force limits and the audit
 //! trail; `jobs.rs` the background work (password reset and verification link requests); `prune.rs` what housekeeping

@@ -1,8 +1,5 @@
 //! Proving again who you are before a change that would let a thief keep the account (a new
 //! password, a new authenticator): a bearer token alone is not enough, since tokens leak.
-use std::time::Duration;
-
-use chrono::Utc;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -10,13 +7,10 @@ use super::{
     AuthState,
     audit::{self, Event},
     error::AuthError,
-    guard::{AuthUser, RequestMeta, check_mfa},
+    guard::{AuthUser, RequestMeta},
     password::{self, Verified},
     throttle::{self, Limit},
 };
-
-/// A second factor verified this recently stands in for the password.
-pub const FRESH_FACTOR: Duration = Duration::from_secs(300);
 
 /// Checks the caller's current password, throttled and audited like a login (`step` names the
 /// action in the audit trail). A wrong one is 403: the token is fine, the proof is not.
@@ -46,24 +40,4 @@ pub(super) async fn confirm_password(
     }
     throttle::succeeded(&app.db, &limit, &ip).await?;
     Ok(())
-}
-
-/// The current password, or a second factor verified in this session within [`FRESH_FACTOR`].
-pub(super) async fn reauthenticate(
-    app: &AuthState,
-    meta: &RequestMeta,
-    user: &AuthUser,
-    password: Option<&SecretString>,
-    step: &str,
-) -> Result<(), AuthError> {
-    if check_mfa(user, FRESH_FACTOR, Utc::now()).is_ok() {
-        return Ok(());
-    }
-    match password {
-        Some(password) => confirm_password(app, meta, user, password, step).await,
-        None => Err(AuthError::validation(
-            "password",
-            "is required: confirm your current password (or verify a second factor first)",
-        )),
-    }
 }

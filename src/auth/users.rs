@@ -71,15 +71,15 @@ pub async fn find_by_id(
 
 /// `GET /me`.
 pub fn me(user: &AuthUser) -> Me {
-    let row = user.account.clone();
+    let row = &user.account;
     Me {
         id: row.id,
         role: row.role,
-        email_verified: row.email_verified_at.is_some(),
+        email_verified: user.email_verified(),
         mfa_enabled: row.mfa_enabled,
-        billing_email: row.billing_email,
+        billing_email: row.billing_email.clone(),
         created_at: row.created_at,
-        email: row.email,
+        email: row.email.clone(),
         session: CurrentSession {
             id: user.session_id,
             aal: user.aal,
