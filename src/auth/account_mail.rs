@@ -14,6 +14,7 @@ use super::{
     guard::RequestMeta,
     throttle::{self, Limit},
     tokens::{random_token, token_hash},
+    users::{UserRow, find_by_email},
 };
 use crate::{
     db::stmt,
@@ -136,6 +137,18 @@ pub(super) async fn link_request(
     ];
     throttled(app, meta, action, &limits, &account_key).await?;
     email_field(email)
+}
+
+/// The account using `email`, if the address parses and one does: the lookup a link request's job
+/// makes (the request itself said nothing about it).
+pub(super) async fn account_of(
+    conn: &impl ConnectionTrait,
+    email: &str,
+) -> Result<Option<UserRow>, AuthError> {
+    match Email::parse(email) {
+        Ok(email) => find_by_email(conn, &email).await,
+        Err(_) => Ok(None),
+    }
 }
 
 /// Counts an attempt at `action` on every limit; over one, the refusal (429) is audited.

@@ -6,20 +6,19 @@ use uuid::Uuid;
 
 use super::{
     AuthState,
+    account_mail::account_of,
     account_mail::consume_email_token,
     account_mail::email_token,
     account_mail::link_request,
     account_mail::peek_email_token,
     account_mail::security_notice,
     audit::{self, Event},
-    domain::Email,
     domain::NewPassword,
     dto::ResetPasswordRequest,
     error::AuthError,
     guard::{AuthUser, RequestMeta},
     mfa::remove_second_factors,
     password, reauth, sessions,
-    users::find_by_email,
     users::find_by_id,
 };
 use crate::{
@@ -62,11 +61,8 @@ pub async fn send_reset_link(
     email: &str,
     request_id: &str,
 ) -> Result<(), AuthError> {
-    let Ok(email) = Email::parse(email) else {
-        return Ok(());
-    };
     let txn = app.db.begin().await?;
-    let Some(user) = find_by_email(&txn, &email).await? else {
+    let Some(user) = account_of(&txn, email).await? else {
         return Ok(());
     };
     let token = email_token(

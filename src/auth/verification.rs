@@ -5,16 +5,14 @@ use uuid::Uuid;
 
 use super::{
     AuthState,
-    account_mail::{consume_email_token, email_token, link_request, send, throttled},
+    account_mail::{account_of, consume_email_token, email_token, link_request, send, throttled},
     audit::{self, Event},
-    domain::Email,
     dto::{NewAccount, RegisterResponse},
     error::AuthError,
     guard::RequestMeta,
     jobs::ResendVerification,
     password,
     throttle::Limit,
-    users::find_by_email,
 };
 use crate::{
     db::stmt,
@@ -158,11 +156,8 @@ pub async fn send_verification_link(
     email: &str,
     request_id: &str,
 ) -> Result<(), AuthError> {
-    let Ok(email) = Email::parse(email) else {
-        return Ok(());
-    };
     let txn = app.db.begin().await?;
-    let Some(user) = find_by_email(&txn, &email).await? else {
+    let Some(user) = account_of(&txn, email).await? else {
         return Ok(());
     };
     if user.email_verified_at.is_some() {
