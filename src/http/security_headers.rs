@@ -16,7 +16,7 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::{
         Method,
-        header::{self, HeaderName, HeaderValue},
+        header::{self, HeaderMap, HeaderName, HeaderValue},
     },
     middleware::Next,
     web,
@@ -30,11 +30,29 @@ pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// What the middleware adds beyond the fixed headers.
+/// What the middleware adds beyond the fixed headers, made once at start-up.
 #[derive(Debug, Clone, Default)]
 pub struct SecurityHeaders {
-    /// `Strict-Transport-Security: max-age=…; includeSubDomains`, when set.
-    pub hsts_max_age_secs: Option<u64>,
+    /// `Strict-Transport-Security: max-age=…; includeSubDomains`, when configured.
+    hsts: Option<HeaderValue>,
+}
+
+impl SecurityHeaders {
+    pub fn new(hsts_max_age_secs: Option<u64>) -> Self {
+        Self {
+            hsts: hsts_max_age_secs.map(|max_age| {
+                HeaderValue::from_str(&format!("max-age={max_age}; includeSubDomains"))
+                    .expect("digits make a valid header value")
+            }),
+        }
+    }
+}
+
+/// Sets `name` unless the handler set it already.
+fn set_default(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
+    if !headers.contains_key(&name) {
+        headers.insert(name, value);
+    }
 }
 
 /// The middleware (`from_fn`); reads [`SecurityHeaders`] from the app data (defaults without).
@@ -42,40 +60,44 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let settings = req
+    let hsts = req
         .app_data::<web::Data<SecurityHeaders>>()
-        .map(|s| s.get_ref().clone())
-        .unwrap_or_default();
+        .and_then(|s| s.hsts.clone());
     let with_credentials = req.headers().contains_key(header::AUTHORIZATION);
     let docs = req.path() == "/docs" || req.path().starts_with("/docs/");
     // Route guards answer their refusals as responses (not errors), so they pass through here.
     let mut response = next.call(req).await?.map_into_boxed_body();
     let headers = response.headers_mut();
-    let set = |headers: &mut actix_web::http::header::HeaderMap, name: HeaderName, value: &str| {
-        if !headers.contains_key(&name) {
-            headers.insert(
-                name,
-                HeaderValue::from_str(value).expect("a valid header value"),
-            );
-        }
-    };
-    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
-    set(headers, header::X_FRAME_OPTIONS, "DENY");
-    set(
+    set_default(
+        headers,
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    set_default(
+        headers,
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    set_default(
+        headers,
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("DENY"),
+    );
+    let csp = if docs { DOCS_CSP } else { API_CSP };
+    set_default(
         headers,
         header::CONTENT_SECURITY_POLICY,
-        if docs { DOCS_CSP } else { API_CSP },
+        HeaderValue::from_static(csp),
     );
     if with_credentials {
-        set(headers, header::CACHE_CONTROL, "no-store");
-    }
-    if let Some(max_age) = settings.hsts_max_age_secs {
-        set(
+        set_default(
             headers,
-            header::STRICT_TRANSPORT_SECURITY,
-            &format!("max-age={max_age}; includeSubDomains"),
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
         );
+    }
+    if let Some(hsts) = hsts {
+        set_default(headers, header::STRICT_TRANSPORT_SECURITY, hsts);
     }
     Ok(response)
 }

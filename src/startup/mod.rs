@@ -242,9 +242,7 @@ impl Application {
         let allowed = web::Data::new(errors::AllowedMethods::from_spec(&spec));
         let body_limit = http.body_limit;
         let shared = layers.clone();
-        let security_headers = web::Data::new(SecurityHeaders {
-            hsts_max_age_secs: http.hsts_max_age_secs,
-        });
+        let security_headers = web::Data::new(SecurityHeaders::new(http.hsts_max_age_secs));
         let cors_origins = http.cors_allowed_origins.clone();
 
         let server = HttpServer::new(move || {
@@ -260,6 +258,7 @@ impl Application {
                 app = app.app_data(web::Data::new(sink.clone()));
             }
             let dev_mail = dev_sink.is_some();
+            let cors = security_headers::cors(&cors_origins);
             app.into_utoipa_app()
                 .configure(|cfg| routes(cfg, dev_mail))
                 .into_app()
@@ -269,10 +268,7 @@ impl Application {
                 .wrap(from_fn(auth::guard::identify))
                 .wrap(from_fn(announce_queued_jobs))
                 .wrap(from_fn(errors::problem_responses))
-                .wrap(Condition::new(
-                    !cors_origins.is_empty(),
-                    security_headers::cors(&cors_origins).unwrap_or_default(),
-                ))
+                .wrap(Condition::new(cors.is_some(), cors.unwrap_or_default()))
                 .wrap(from_fn(security_headers::middleware))
                 .wrap(from_fn(metrics::middleware))
                 .wrap(from_fn(request_id::middleware))
