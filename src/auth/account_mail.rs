@@ -11,7 +11,7 @@ use super::{
     domain::Email,
     dto::email_field,
     error::AuthError,
-    guard::RequestMeta,
+    request_meta::RequestMeta,
     throttle::{self, Limit},
     tokens::{random_token, token_hash},
     users::{UserRow, find_by_email},

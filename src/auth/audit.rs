@@ -5,7 +5,7 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{dto::AuditEvent, guard::RequestMeta};
+use super::{dto::AuditEvent, request_meta::RequestMeta};
 use crate::db::stmt;
 
 /// The kinds of security events. The string is what `auth_events.event` holds.

@@ -2,7 +2,7 @@
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{AuthState, guard::RequestMeta, password_reset, verification};
+use super::{AuthState, password_reset, request_meta::RequestMeta, verification};
 use crate::jobs::{Job, JobContext, JobError};
 
 /// Job: someone asked for a password reset link for `email` (`POST /auth/password/forgot`).

@@ -13,7 +13,7 @@
 //! - [`RequireVerifiedEmail`]: route guard for what an unverified account may not do (buy, enrol
 //!   MFA, create what others trust).
 //!
-//! Layout: `routes.rs` is HTTP only, `dto.rs` its bodies (parsed into domain types there). The
+//! Layout: `routes.rs` (and `mfa_routes.rs`, the second factor's) is HTTP only, `dto.rs` its bodies (parsed into domain types there). The
 //! logic: `users.rs` (the account row and profile), `verification.rs` (registration, email
 //! verification), `password_reset.rs` (reset and change), `account_mail.rs` (email links and
 //! notices they share), `login.rs` (password, then MFA step), `sessions.rs` (refresh, reuse
@@ -21,9 +21,10 @@
 //! codes) over `second_factor.rs` (checking a TOTP or recovery code, each usable once), `reauth.rs`
 //! (the current password again, before changing credentials).
 //! `domain.rs`, `tokens.rs`, `password.rs` and `totp.rs` are pure and unit-tested; `guard.rs` holds
-//! the extractor and the guards; `throttle.rs` and `audit.rs` the brute-force limits and the audit
-//! trail; `jobs.rs` the background work (password reset and verification link requests); `prune.rs` what housekeeping
-//! deletes once it is of no further use; `metrics.rs` its Prometheus series.
+//! the extractor and the guards, `request_meta.rs` who calls from where; `throttle.rs` and
+//! `audit.rs` the brute-force limits and the audit trail; `jobs.rs` the background work (password
+//! reset and verification link requests); `prune.rs` what housekeeping deletes once it is of no
+//! further use; `metrics.rs` its Prometheus series.
 pub mod account_mail;
 pub mod audit;
 pub mod config;
@@ -35,10 +36,12 @@ pub mod jobs;
 pub mod login;
 pub mod metrics;
 pub mod mfa;
+pub mod mfa_routes;
 pub mod password;
 pub mod password_reset;
 pub mod prune;
 pub mod reauth;
+pub mod request_meta;
 pub mod routes;
 pub mod second_factor;
 pub mod sessions;

@@ -16,9 +16,11 @@ use super::{
     domain::NewPassword,
     dto::ResetPasswordRequest,
     error::AuthError,
-    guard::{AuthUser, RequestMeta},
+    guard::AuthUser,
     mfa::remove_second_factors,
-    password, reauth, sessions,
+    password, reauth,
+    request_meta::RequestMeta,
+    sessions,
     users::find_by_id,
 };
 use crate::{

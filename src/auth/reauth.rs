@@ -7,8 +7,9 @@ use super::{
     AuthState,
     audit::{self, Event},
     error::AuthError,
-    guard::{AuthUser, RequestMeta},
+    guard::AuthUser,
     password::{self, Verified},
+    request_meta::RequestMeta,
     throttle::{self, Limit},
 };
 

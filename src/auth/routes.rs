@@ -13,18 +13,19 @@ use uuid::Uuid;
 use super::{
     AuthState,
     dto::{
-        Accepted, AccessToken, BillingEmail, BillingEmailRequest, ChangePasswordRequest,
-        CodeRequest, Credentials, EmailRequest, LoginResponse, Me, MfaVerifyRequest, NewAccount,
-        RecoveryCodes, RefreshRequest, RegisterResponse, ResetPasswordRequest, SessionView,
-        StartTotpRequest, TokenPair, TokenRequest, TotpConfirmed, TotpEnrolment,
+        Accepted, BillingEmail, BillingEmailRequest, ChangePasswordRequest, Credentials,
+        EmailRequest, LoginResponse, Me, MfaVerifyRequest, NewAccount, RefreshRequest,
+        RegisterResponse, ResetPasswordRequest, SessionView, TokenPair, TokenRequest,
     },
     error::AuthError,
-    guard::{AuthUser, RequestMeta, RequireMfa, RequireVerifiedEmail},
-    mfa, password_reset, sessions, users, verification,
+    guard::{AuthUser, RequireMfa},
+    mfa_routes, password_reset,
+    request_meta::RequestMeta,
+    sessions, users, verification,
 };
 use crate::http::Problem;
 
-type Handled = Result<HttpResponse, AuthError>;
+pub(super) type Handled = Result<HttpResponse, AuthError>;
 
 /// Registers the auth routes. Each handler is a `#[utoipa::path]` function added with `cfg.service`.
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -38,16 +39,12 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(logout_all)
         .service(forgot_password)
         .service(reset_password)
-        .service(step_up)
         .service(me)
         .service(change_password)
         .service(list_sessions)
         .service(revoke_session)
-        .service(start_totp)
-        .service(confirm_totp)
-        .service(disable_totp)
-        .service(regenerate_recovery_codes)
         .service(change_billing_email);
+    mfa_routes::routes(cfg);
 }
 
 /// The `outcome` label of the login and MFA counters for a failure (see [`crate::metrics`]).
@@ -63,7 +60,7 @@ fn error_outcome(error: &AuthError) -> &'static str {
 }
 
 /// Responses carrying tokens must not be cached (RFC 6749 §5.1).
-fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
+pub(super) fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::build(status);
     builder.insert_header((header::CACHE_CONTROL, "no-store"));
     builder
@@ -268,28 +265,6 @@ pub async fn reset_password(
 
 #[utoipa::path(
     tag = "auth",
-    request_body = CodeRequest,
-    responses(
-        (status = 200, description = "A fresh aal2 access token (MFA time: now)", body = AccessToken),
-        (status = 401, description = "No valid access token, or a wrong/used code", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "MFA is not enabled for this account", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/auth/step-up")]
-pub async fn step_up(
-    app: web::Data<AuthState>,
-    meta: RequestMeta,
-    user: AuthUser,
-    body: web::Json<CodeRequest>,
-) -> Handled {
-    let token = mfa::step_up(&app, &meta, &user, &body.code).await?;
-    Ok(no_store(StatusCode::OK).json(token))
-}
-
-#[utoipa::path(
-    tag = "auth",
     responses(
         (status = 200, description = "The caller's account", body = Me),
         (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
@@ -357,96 +332,6 @@ pub async fn revoke_session(
 ) -> Handled {
     sessions::revoke(&app, &meta, &user, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-#[utoipa::path(
-    tag = "auth",
-    request_body = StartTotpRequest,
-    responses(
-        (status = 200, description = "A pending authenticator: confirm it with a code from this session within 10 minutes", body = TotpEnrolment),
-        (status = 401, description = "No valid access token or session", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Wrong current password, or the email address is not verified yet (`email-verification-required`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "MFA is already enabled", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The current password is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many password attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/me/mfa/totp", wrap = "RequireVerifiedEmail")]
-pub async fn start_totp(
-    app: web::Data<AuthState>,
-    meta: RequestMeta,
-    user: AuthUser,
-    body: web::Json<StartTotpRequest>,
-) -> Handled {
-    let enrolment = mfa::start_enrolment(&app, &meta, &user, body.password.as_ref()).await?;
-    Ok(no_store(StatusCode::OK).json(enrolment))
-}
-
-#[utoipa::path(
-    tag = "auth",
-    request_body = CodeRequest,
-    responses(
-        (status = 200, description = "MFA is on: recovery codes (shown once) and an aal2 access token; the account's other sessions have ended", body = TotpConfirmed),
-        (status = 401, description = "No valid access token, or a wrong code", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The email address is not verified yet (`email-verification-required`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "MFA already enabled, or no enrolment started by this session in the last 10 minutes", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post("/me/mfa/totp/confirm", wrap = "RequireVerifiedEmail")]
-pub async fn confirm_totp(
-    app: web::Data<AuthState>,
-    meta: RequestMeta,
-    user: AuthUser,
-    body: web::Json<CodeRequest>,
-) -> Handled {
-    let confirmed = mfa::confirm_enrolment(&app, &meta, &user, &body.code).await?;
-    Ok(no_store(StatusCode::OK).json(confirmed))
-}
-
-#[utoipa::path(
-    tag = "auth",
-    request_body = CodeRequest,
-    responses(
-        (status = 204, description = "MFA is off; recovery codes are deleted"),
-        (status = 401, description = "Step-up needed (RFC 9470 challenge), or a wrong code", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "MFA is not enabled", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[delete("/me/mfa/totp", wrap = "RequireMfa::within(Duration::from_secs(300))")]
-pub async fn disable_totp(
-    app: web::Data<AuthState>,
-    meta: RequestMeta,
-    user: AuthUser,
-    body: web::Json<CodeRequest>,
-) -> Handled {
-    mfa::disable(&app, &meta, &user, &body.code).await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-#[utoipa::path(
-    tag = "auth",
-    responses(
-        (status = 200, description = "New recovery codes (shown once); the old ones no longer work", body = RecoveryCodes),
-        (status = 401, description = "Step-up needed (RFC 9470 challenge)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "MFA is not enabled", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[post(
-    "/me/mfa/recovery-codes",
-    wrap = "RequireMfa::within(Duration::from_secs(300))"
-)]
-pub async fn regenerate_recovery_codes(
-    app: web::Data<AuthState>,
-    meta: RequestMeta,
-    user: AuthUser,
-) -> Handled {
-    let codes = mfa::regenerate_recovery_codes(&app, &meta, &user).await?;
-    Ok(no_store(StatusCode::OK).json(codes))
 }
 
 /// The canonical sensitive route: changing where invoices go needs a recent second factor.

@@ -8,7 +8,7 @@ use super::{
     AuthState, account_mail,
     audit::{self, Event},
     error::AuthError,
-    guard::RequestMeta,
+    request_meta::RequestMeta,
     throttle::{self, Limit},
     tokens::{normalize_recovery_code, token_hash},
     totp,

@@ -11,7 +11,8 @@ use super::{
     domain::{Aal, Role},
     dto::{SessionView, TokenPair},
     error::AuthError,
-    guard::{AuthUser, RequestMeta},
+    guard::AuthUser,
+    request_meta::RequestMeta,
     tokens::{SessionFacts, random_token, token_hash},
 };
 use crate::db::{self, stmt};

@@ -12,8 +12,9 @@ use super::{
     dto::NewAccount,
     dto::{BillingEmail, CurrentSession, Me},
     error::AuthError,
-    guard::{AuthUser, RequestMeta},
+    guard::AuthUser,
     password::{self},
+    request_meta::RequestMeta,
 };
 use crate::db::{self, stmt};
 

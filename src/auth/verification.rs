@@ -9,9 +9,9 @@ use super::{
     audit::{self, Event},
     dto::{NewAccount, RegisterResponse},
     error::AuthError,
-    guard::RequestMeta,
     jobs::ResendVerification,
     password,
+    request_meta::RequestMeta,
     throttle::Limit,
 };
 use crate::{
