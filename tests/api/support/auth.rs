@@ -316,24 +316,66 @@ pub async fn admin(app: &TestApp, method: &str, path: &str, token: &str) -> Resp
     r
 }
 
+/// Everyone an operator route must refuse, signed in: a user with a fresh second factor, an admin
+/// who never enrolled MFA, and an admin whose second factor is stale.
+pub struct Outsiders {
+    user: String,
+    admin_without_mfa: String,
+    stale_admin: String,
+}
+
+impl Outsiders {
+    /// `fresh_admin`: an admin's aal2 token (see [`admin_token`]), made stale here.
+    pub async fn sign_in(app: &TestApp, fresh_admin: &str) -> Self {
+        let (user, _) = signed_in(app, "ada@example.com").await;
+        let user = enable_mfa(app, &user).await.access_token;
+        let email = "admin-without-mfa@example.com";
+        ironclad::auth::users::create_admin(&app.db, new_account(email, PASSWORD))
+            .await
+            .unwrap();
+        let (admin_without_mfa, _) = tokens_of(&login(app, email, PASSWORD).await);
+        let stale_admin = resign(fresh_admin, |c| c["mfa_time"] = (now() - 301).into());
+        Self {
+            user,
+            admin_without_mfa,
+            stale_admin,
+        }
+    }
+
+    /// `method path` answers 401 anonymous, 403 `forbidden` to the user, 403
+    /// `mfa-enrolment-required` to the admin without MFA and 401 `mfa-required` (step-up) to the
+    /// stale admin.
+    pub async fn assert_refused(&self, app: &TestApp, method: &str, path: &str) {
+        let anonymous = call(app, method, path, None, None).await;
+        assert_eq!(anonymous.status, 401, "anonymous {method} {path}");
+        for (who, token, status, problem) in [
+            ("user", &self.user, 403, "forbidden"),
+            (
+                "admin without MFA",
+                &self.admin_without_mfa,
+                403,
+                "mfa-enrolment-required",
+            ),
+            ("stale admin", &self.stale_admin, 401, "mfa-required"),
+        ] {
+            let r = call(app, method, path, Some(token), None).await;
+            assert_eq!(r.status, status, "{who} {method} {path}: {}", r.body);
+            assert_eq!(
+                r.problem_type(),
+                format!("urn:ironclad:problem:{problem}"),
+                "{who} {method} {path}"
+            );
+        }
+    }
+}
+
 /// Checks each operator route `(method, path, status a fresh admin gets)` refuses everyone but an
-/// admin with a fresh second factor: 401 anonymous, 403 for a user (even with MFA), 401 (step-up)
-/// for an admin whose second factor is stale. Returns the fresh admin's token.
+/// admin with a fresh second factor ([`Outsiders`]). Returns the fresh admin's token.
 pub async fn assert_operator_only(app: &TestApp, routes: &[(&str, &str, u16)]) -> String {
     let fresh = admin_token(app).await;
-    let stale = resign(&fresh, |c| c["mfa_time"] = (now() - 301).into());
-    // A user with a fresh second factor is still not an admin.
-    let (user, _) = signed_in(app, "ada@example.com").await;
-    let user = enable_mfa(app, &user).await.access_token;
+    let outsiders = Outsiders::sign_in(app, &fresh).await;
     for &(method, path, expected) in routes {
-        let anonymous = call(app, method, path, None, None).await;
-        assert_eq!(anonymous.status, 401, "{method} {path}");
-        let r = call(app, method, path, Some(&user), None).await;
-        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
-        assert_eq!(r.problem_type(), "urn:ironclad:problem:forbidden");
-        let r = call(app, method, path, Some(&stale), None).await;
-        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
-        assert_eq!(r.problem_type(), "urn:ironclad:problem:mfa-required");
+        outsiders.assert_refused(app, method, path).await;
         let r = call(app, method, path, Some(&fresh), None).await;
         assert_eq!(r.status, expected, "{method} {path}: {}", r.body);
     }
