@@ -92,15 +92,8 @@ pub(super) async fn consume_email_token(
     token: &str,
     purpose: &str,
 ) -> Result<Option<Uuid>, AuthError> {
-    let row = conn
-        .query_one_raw(stmt(
-            "UPDATE email_tokens SET used_at = now()
-             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
-             RETURNING user_id",
-            [token_hash(token).into(), purpose.into()],
-        ))
-        .await?;
-    Ok(row.map(|r| r.try_get::<Uuid>("", "user_id")).transpose()?)
+    let sql = format!("UPDATE email_tokens SET used_at = now() WHERE {USABLE} RETURNING user_id");
+    token_owner(conn, &sql, token, purpose).await
 }
 
 /// Whose `token` is, if it could still be used; nothing is used up.
@@ -109,12 +102,21 @@ pub(super) async fn peek_email_token(
     token: &str,
     purpose: &str,
 ) -> Result<Option<Uuid>, AuthError> {
+    let sql = format!("SELECT user_id FROM email_tokens WHERE {USABLE}");
+    token_owner(conn, &sql, token, purpose).await
+}
+
+/// An email token that can still be used: `$1` its hash, `$2` its purpose.
+const USABLE: &str = "token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()";
+
+async fn token_owner(
+    conn: &impl ConnectionTrait,
+    sql: &str,
+    token: &str,
+    purpose: &str,
+) -> Result<Option<Uuid>, AuthError> {
     let row = conn
-        .query_one_raw(stmt(
-            "SELECT user_id FROM email_tokens
-             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()",
-            [token_hash(token).into(), purpose.into()],
-        ))
+        .query_one_raw(stmt(sql, [token_hash(token).into(), purpose.into()]))
         .await?;
     Ok(row.map(|r| r.try_get::<Uuid>("", "user_id")).transpose()?)
 }
