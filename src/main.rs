@@ -2,6 +2,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ironclad::{
+    billing,
     auth::{
         dto::{Credentials, NewAccount},
         users,
@@ -36,6 +37,11 @@ enum Command {
     },
     /// Print the OpenAPI document as JSON.
     Openapi,
+    /// Stripe tools.
+    Stripe {
+        #[command(subcommand)]
+        action: StripeAction,
+    },
     /// Create a verified admin account. Takes no input from stdin (usable in CI and scripts).
     CreateAdmin {
         #[arg(long)]
@@ -44,6 +50,18 @@ enum Command {
         /// to keep it out of shell history and process listings.
         #[arg(long, env = "IRONCLAD_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum StripeAction {
+    /// Catch up after an outage: feed every event Stripe created since a time (from its Events API,
+    /// which keeps 30 days) into the inbox. Events already received change nothing. The processors
+    /// of the running `serve`/`worker` processes apply them.
+    SyncEvents {
+        /// An RFC 3339 time (2026-12-01T00:00:00Z) or an age (90m, 12h, 3d).
+        #[arg(long)]
+        since: String,
     },
 }
 
@@ -102,6 +120,26 @@ async fn main() -> anyhow::Result<()> {
                 MigrateAction::Down { steps } => Migrator::down(&db, Some(steps)).await?,
                 MigrateAction::Status => Migrator::status(&db).await?,
             }
+            Ok(())
+        }
+        Command::Stripe {
+            action: StripeAction::SyncEvents { since },
+        } => {
+            let since = match billing::sync::parse_since(&since, chrono::Utc::now()) {
+                Ok(since) => since,
+                Err(error) => {
+                    eprintln!("sync-events: --since {error}");
+                    std::process::exit(2);
+                }
+            };
+            let (layers, _sink) = Layers::build(config).await?;
+            let report = billing::sync::sync_events(&layers.billing, since)
+                .await
+                .context("syncing Stripe events")?;
+            println!(
+                "listed {} events since {since} in {} pages; {} were new to the inbox",
+                report.listed, report.pages, report.new
+            );
             Ok(())
         }
         Command::CreateAdmin { email, password } => {

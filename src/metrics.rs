@@ -3,8 +3,9 @@
 //! Counters and histograms are updated in-process by the code that knows the outcome. This module
 //! owns the registry and the infrastructure's own series (HTTP, idempotency keys, the job queue);
 //! a layer registers its own series while the composition root builds it ([`Metrics::counter`],
-//! [`Metrics::histogram`]; e.g. `auth::AuthMetrics`), so no layer's metrics are named here. Queue
-//! gauges are read from `apalis.jobs` at scrape time, so every instance reports the same, true depth.
+//! [`Metrics::histogram`], [`Metrics::gauge_from_sql`]; e.g. `auth::AuthMetrics`), so no layer's
+//! metrics are named here. Queue gauges (and a layer's SQL gauges) are read from the database at
+//! scrape time, so every instance reports the same, true depth.
 use std::time::Duration;
 
 use actix_web::{
@@ -74,6 +75,16 @@ pub struct Metrics {
     idempotency: Family<OutcomeLabels, Counter>,
     jobs: Family<JobLabels, Gauge>,
     oldest_pending: Family<QueueLabels, Gauge<f64, AtomicU64>>,
+    sql_gauges: Vec<SqlGauge>,
+}
+
+/// A gauge family a layer defined by a query: refreshed from the database at every scrape.
+struct SqlGauge {
+    /// The label's name; empty for a gauge without labels.
+    label: &'static str,
+    /// Returns rows `(label text, value float8)`.
+    sql: &'static str,
+    family: Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -85,6 +96,7 @@ impl Default for Metrics {
             idempotency: Family::default(),
             jobs: Family::default(),
             oldest_pending: Family::default(),
+            sql_gauges: Vec::new(),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,6 +146,24 @@ impl Metrics {
         let family = HistogramFamily::<L>::new_with_constructor(latency_histogram);
         self.registry.register(name, help, family.clone());
         family
+    }
+
+    /// Registers a layer's gauge family read by `sql` at every scrape: each row `(label, value)`
+    /// (text, float8) sets the gauge whose `label_name` label is `label` (no label when empty).
+    pub fn gauge_from_sql(
+        &mut self,
+        name: &str,
+        help: &str,
+        label_name: &'static str,
+        sql: &'static str,
+    ) {
+        let family = Family::default();
+        self.registry.register(name, help, family.clone());
+        self.sql_gauges.push(SqlGauge {
+            label: label_name,
+            sql,
+            family,
+        });
     }
 
     pub fn count_idempotency(&self, outcome: &'static str) {
@@ -191,6 +221,24 @@ impl Metrics {
                     queue: row.job_type,
                 });
                 gauge.set(gauge.get().max(age));
+            }
+        }
+        #[derive(FromQueryResult)]
+        struct GaugeRow {
+            label: Option<String>,
+            value: f64,
+        }
+        for gauge in &self.sql_gauges {
+            let rows = GaugeRow::find_by_statement(db::stmt(gauge.sql, []))
+                .all(db)
+                .await?;
+            gauge.family.clear();
+            for row in rows {
+                let labels = match (gauge.label, row.label) {
+                    ("", _) | (_, None) => Vec::new(),
+                    (name, Some(value)) => vec![(name.to_owned(), value)],
+                };
+                gauge.family.get_or_create(&labels).set(row.value);
             }
         }
         let mut text = String::new();

@@ -14,6 +14,7 @@ mod m20261123_000030_jobs_wake_after_commit;
 mod m20261124_000040_orders_reconciled_at;
 mod m20261124_000041_housekeeping_indexes;
 mod m20261202_000050_security_hardening;
+mod m20261202_000060_stripe_inbox;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000040_orders_reconciled_at::Migration),
             Box::new(m20261124_000041_housekeeping_indexes::Migration),
             Box::new(m20261202_000050_security_hardening::Migration),
+            Box::new(m20261202_000060_stripe_inbox::Migration),
         ]
     }
 }

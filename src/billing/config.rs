@@ -32,6 +32,93 @@ pub struct BillingConfig {
     pub reconcile_after: Duration,
     /// How often the worker process sweeps stuck orders; zero turns the sweep off.
     pub reconcile_interval: Duration,
+    /// The Stripe events inbox: how deliveries are batched and events processed.
+    pub inbox: InboxConfig,
+}
+
+/// The inbox's settings (`STRIPE_INBOX_*`): see `inbox.rs` and `processor.rs`.
+#[derive(Debug, Clone)]
+pub struct InboxConfig {
+    /// Writer tasks: while one commits a batch of deliveries, the next gathers.
+    pub writers: usize,
+    /// The most deliveries in one insert.
+    pub batch_max: usize,
+    /// How long a writer waits for more deliveries once it has one (zero: only those waiting).
+    pub batch_window: Duration,
+    /// Events one processor claims at a time (at most one per Stripe object).
+    pub claim_batch: usize,
+    /// Events one processor applies at once (each in its own transaction).
+    pub lanes: usize,
+    /// How long a claim holds; a claim its process did not finish (it died) returns to pending then.
+    pub claim_ttl: Duration,
+    /// How often an idle processor looks for due events (new ones wake it at once).
+    pub poll_interval: Duration,
+    /// Attempts before an event is dead (kept for review and replay).
+    pub max_attempts: i32,
+    /// The first retry's delay; it doubles per attempt, capped at `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+}
+
+impl InboxConfig {
+    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let at_least_one = |var: &'static str, value: usize| {
+            if value == 0 {
+                return Err(ConfigError {
+                    var,
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Ok(value)
+        };
+        let config = Self {
+            writers: at_least_one(
+                "STRIPE_INBOX_WRITERS",
+                vars.parse_or("STRIPE_INBOX_WRITERS", 2)?,
+            )?,
+            batch_max: at_least_one(
+                "STRIPE_INBOX_BATCH_MAX",
+                vars.parse_or("STRIPE_INBOX_BATCH_MAX", 128)?,
+            )?,
+            batch_window: Duration::from_micros(
+                vars.parse_or("STRIPE_INBOX_BATCH_WINDOW_US", 1_000)?,
+            ),
+            claim_batch: at_least_one(
+                "STRIPE_INBOX_CLAIM_BATCH",
+                vars.parse_or("STRIPE_INBOX_CLAIM_BATCH", 256)?,
+            )?,
+            lanes: at_least_one(
+                "STRIPE_INBOX_LANES",
+                vars.parse_or("STRIPE_INBOX_LANES", 8)?,
+            )?,
+            claim_ttl: Duration::from_secs(vars.parse_or("STRIPE_INBOX_CLAIM_TTL_SECS", 60)?),
+            poll_interval: Duration::from_millis(
+                vars.parse_or("STRIPE_INBOX_POLL_MS", 1_000)?,
+            ),
+            max_attempts: vars.parse_or("STRIPE_INBOX_MAX_ATTEMPTS", 8)?,
+            retry_base: Duration::from_secs(vars.parse_or("STRIPE_INBOX_RETRY_BASE_SECS", 2)?),
+            retry_max: Duration::from_secs(vars.parse_or("STRIPE_INBOX_RETRY_MAX_SECS", 3_600)?),
+        };
+        if config.batch_max > 4_096 {
+            return Err(ConfigError {
+                var: "STRIPE_INBOX_BATCH_MAX",
+                reason: "must be at most 4096 (8 parameters per row, 65535 per statement)".into(),
+            });
+        }
+        if config.max_attempts < 1 {
+            return Err(ConfigError {
+                var: "STRIPE_INBOX_MAX_ATTEMPTS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if config.claim_ttl < Duration::from_secs(5) {
+            return Err(ConfigError {
+                var: "STRIPE_INBOX_CLAIM_TTL_SECS",
+                reason: "must be at least 5: a claim must outlive the work it covers".into(),
+            });
+        }
+        Ok(config)
+    }
 }
 
 const DEV_SECRET_KEY: &str = "sk_test_ironclad_development";
@@ -107,6 +194,7 @@ impl BillingConfig {
             reconcile_interval: Duration::from_secs(
                 vars.parse_or("BILLING_RECONCILE_INTERVAL_SECS", 300)?,
             ),
+            inbox: InboxConfig::from_vars(vars)?,
         })
     }
 }

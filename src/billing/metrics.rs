@@ -1,4 +1,6 @@
-//! The billing layer's Prometheus series: how long each webhook took, by event type and outcome.
+//! The billing layer's Prometheus series: webhook deliveries (ack time by outcome), inbox
+//! processing (lag from receipt to applied, by event type and outcome), and the inbox's depth and
+//! oldest unprocessed event (read from the database at each scrape).
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -6,33 +8,70 @@ use prometheus_client::encoding::EncodeLabelSet;
 use crate::metrics::{HistogramFamily, Metrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct WebhookLabels {
+struct DeliveryLabels {
+    /// received | duplicate | invalid | failed
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProcessedLabels {
     event_type: String,
-    /// applied | duplicate | ignored | failed | …
+    /// applied | ignored | rejected | unhandled_type | unknown_order | failed | dead
     outcome: &'static str,
 }
 
 #[derive(Clone)]
 pub struct BillingMetrics {
-    webhooks: HistogramFamily<WebhookLabels>,
+    deliveries: HistogramFamily<DeliveryLabels>,
+    processed: HistogramFamily<ProcessedLabels>,
 }
+
+// Per status; `oldest` is the age of the oldest event not processed yet (0 when none).
+const INBOX_DEPTH: &str = "SELECT s.status AS label, count(e.event_id)::float8 AS value \
+    FROM unnest(ARRAY['pending', 'processing', 'dead']) AS s(status) \
+    LEFT JOIN stripe_events e ON e.status = s.status GROUP BY s.status";
+const INBOX_OLDEST: &str = "SELECT NULL::text AS label, \
+    coalesce(extract(epoch FROM now() - min(received_at)), 0)::float8 AS value \
+    FROM stripe_events WHERE status IN ('pending', 'processing')";
 
 impl BillingMetrics {
     pub fn register(metrics: &mut Metrics) -> Self {
+        metrics.gauge_from_sql(
+            "stripe_inbox_events",
+            "Stripe events in the inbox not processed, by status",
+            "status",
+            INBOX_DEPTH,
+        );
+        metrics.gauge_from_sql(
+            "stripe_inbox_oldest_unprocessed_age_seconds",
+            "Age of the oldest Stripe event not processed yet",
+            "",
+            INBOX_OLDEST,
+        );
         Self {
-            webhooks: metrics.histogram(
+            deliveries: metrics.histogram(
                 "webhook_duration_seconds",
-                "Stripe webhook handling time by event type and outcome",
+                "Stripe webhook deliveries: time to acknowledge, by outcome",
+            ),
+            processed: metrics.histogram(
+                "stripe_event_processing_lag_seconds",
+                "Stripe events processed: time from receipt to applied, by event type and outcome",
             ),
         }
     }
 
-    pub fn observe_webhook(&self, event_type: &str, outcome: &'static str, elapsed: Duration) {
-        self.webhooks
-            .get_or_create(&WebhookLabels {
+    pub fn observe_delivery(&self, outcome: &'static str, elapsed: Duration) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels { outcome })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_processed(&self, event_type: &str, outcome: &'static str, lag: Duration) {
+        self.processed
+            .get_or_create(&ProcessedLabels {
                 event_type: event_type.to_owned(),
                 outcome,
             })
-            .observe(elapsed.as_secs_f64());
+            .observe(lag.as_secs_f64());
     }
 }

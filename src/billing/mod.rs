@@ -9,15 +9,17 @@
 //! - `routes.rs`: HTTP only (extract, call one function, answer); `operator.rs` the operator routes
 //!   under `/admin` (webhook events to review and replay, stuck orders), `review.rs` their list.
 //! - `checkout.rs`, `orders.rs` (order rows, locks, applying outcomes), `views.rs` (request and
-//!   response types, the customer's reads), `webhook.rs` (the delivery pipeline), `replay.rs`,
-//!   `catalogue.rs`: the logic and its SQL.
+//!   response types, the customer's reads), `catalogue.rs`: the logic and its SQL.
+//! - The Stripe events inbox: `inbox.rs` (the webhook's one durable write, group-committed),
+//!   `processor.rs` (claims and applies stored events, retries, dead events), `webhook.rs` (what an
+//!   event does to an order), `replay.rs`, `sync.rs` (catching up from Stripe's Events API).
 //! - `cancel.rs`: the customer cancels an unpaid order (its Checkout Session expired first).
 //! - `state.rs` (the order state machine), `signature.rs` (Stripe's signing scheme), `events.rs`
 //!   (what a Stripe event means for an order), `money.rs`: pure, unit-tested without a database.
 //! - `jobs.rs`: licence delivery, receipts, licence revocation/suspension.
 //! - `reconcile.rs`: stuck orders brought in line with their Checkout Session (and its periodic job).
 //! - `stripe_api.rs`: the Stripe calls (async-stripe), pointed at `STRIPE_API_BASE`.
-//! - `metrics.rs`: its Prometheus series (webhook handling time).
+//! - `metrics.rs`: its Prometheus series (webhook ack time, processing lag, inbox depth).
 pub mod cancel;
 pub mod catalogue;
 pub mod checkout;
@@ -25,11 +27,13 @@ pub mod config;
 pub mod customer;
 pub mod error;
 pub mod events;
+pub mod inbox;
 pub mod jobs;
 pub mod metrics;
 pub mod money;
 pub mod operator;
 pub mod orders;
+pub mod processor;
 pub mod reconcile;
 pub mod replay;
 pub mod review;
@@ -37,6 +41,7 @@ pub mod routes;
 pub mod signature;
 pub mod state;
 pub mod stripe_api;
+pub mod sync;
 pub mod views;
 pub mod webhook;
 
@@ -69,11 +74,24 @@ pub struct BillingState {
     pub mail: MailState,
     /// The public base URL, for links in emails.
     pub public_url: String,
+    /// Where the webhook stores verified events (`inbox.rs`).
+    pub inbox: inbox::Inbox,
 }
 
-/// Registers the billing layer's job kinds and its periodic sweep of stuck orders.
+/// Registers the billing layer's job kinds, its periodic sweep of stuck orders, and the Stripe
+/// inbox processor (a service of every process that runs workers).
 pub fn register_jobs(workers: &mut Workers, state: &BillingState) {
+    let processor = processor::Processor::new(state.clone());
+    let drainer = processor.clone();
     workers
+        .service(
+            "stripe_inbox",
+            move |shutdown| Box::pin(processor.run(shutdown)),
+            move || {
+                let drainer = drainer.clone();
+                Box::pin(async move { drainer.drain().await })
+            },
+        )
         .register::<jobs::DeliverLicense>(state.clone())
         .register::<jobs::SendReceipt>(state.clone())
         .register::<jobs::RestrictLicenses>(state.clone())

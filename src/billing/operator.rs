@@ -75,8 +75,9 @@ pub async fn list_webhook_events(
     Ok(web::Json(events))
 }
 
-/// Runs a received event through webhook processing again (e.g. once its order exists). Idempotent:
-/// an event already applied or ignored is left alone (`replayed: false`), so it never applies twice.
+/// Runs a stored event through the inbox processor now: a pending or failing one at once, a dead one
+/// or one that named no order (e.g. once its order exists) again. Idempotent: an event already
+/// applied or ignored is left alone (`replayed: false`), so it never applies twice.
 #[utoipa::path(
     tag = "admin",
     params(("event_id" = String, Path, description = "Stripe event id (evt_...)")),

@@ -1,113 +1,127 @@
-//! Replaying a received webhook event (an operator's `POST /admin/webhook-events/{id}/replay`):
-//! through the same processing as a delivery, so it never applies twice.
-use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
+//! Replaying a stored webhook event (an operator's `POST /admin/webhook-events/{id}/replay`):
+//! through the processor's own claim and apply, so it never applies twice.
+//!
+//! A pending event (also one backing off after a failure) is processed now; a dead one, or one
+//! processed with an outcome worth another look (unknown order, unhandled type, rejected), is
+//! processed again with fresh attempts. An applied or ignored event is final and left alone. Racing
+//! replays take turns at the claim: one runs the event, the others wait for it and report its
+//! outcome with `replayed: false`.
+use std::time::Duration;
+
+use sea_orm::{DbErr, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{
-    BillingError, BillingState, events::Envelope, orders::Source, webhook::EventOutcome,
-    webhook::decide, webhook::finish, webhook::parse, webhook::process,
-};
+use super::{BillingError, BillingState, processor::Processor, webhook::EventOutcome};
 use crate::db::stmt;
+
+/// Where an event is in the inbox (`stripe_events.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InboxStatus {
+    /// Stored, waiting for a processor (or backing off after a failure).
+    Pending,
+    /// Claimed by a processor.
+    Processing,
+    /// Applied to our data; its outcome says how.
+    Processed,
+    /// Out of attempts: kept for review and replay.
+    Dead,
+}
+
+impl InboxStatus {
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Pending, Self::Processing, Self::Processed, Self::Dead]
+            .into_iter()
+            .find(|s| s.as_str() == value)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processing => "processing",
+            Self::Processed => "processed",
+            Self::Dead => "dead",
+        }
+    }
+}
 
 /// The result of an operator's replay.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"event_id": "evt_1QxYz2AbCdEfGh", "previous_outcome": "unknown_order",
-                          "outcome": "applied", "replayed": true}))]
+                          "outcome": "applied", "status": "processed", "replayed": true}))]
 pub struct Replayed {
     pub event_id: String,
-    /// What the event had come to before the replay; absent when its processing had failed (it was
-    /// never recorded).
+    /// What the event had come to before the replay; absent when it had not been processed (it
+    /// was pending or dead).
     pub previous_outcome: Option<EventOutcome>,
-    pub outcome: EventOutcome,
-    /// False when the event was already final (applied or ignored): nothing was run again.
+    /// What it came to now; absent when it failed again (see `status`, and the review's detail).
+    pub outcome: Option<EventOutcome>,
+    pub status: InboxStatus,
+    /// False when nothing was run: the event was already final (applied or ignored), or another
+    /// replay ran it meanwhile.
     pub replayed: bool,
 }
 
 #[derive(FromQueryResult)]
-pub(super) struct StoredEvent {
-    payload: String,
-    outcome: String,
+struct Now {
+    status: String,
+    outcome: Option<String>,
 }
 
-/// Runs a stored event through processing again. `None` if no such event was received.
-///
-/// - Recorded with a replayable outcome (unknown order, unhandled type, rejected): steps 2–3 run
-///   again under a lock on the `stripe_events` row, so concurrent replays take turns and the second
-///   finds the first's outcome. An applied or ignored event is final and left alone, so replaying
-///   can never apply an event twice.
-/// - Failed (never recorded): the stored payload goes through [`process`], exactly as Stripe's
-///   retry would, gate included.
+/// Replays `event_id`; `None` if no such event was received.
 pub async fn replay(app: &BillingState, event_id: &str) -> Result<Option<Replayed>, BillingError> {
-    let txn = app.db.begin().await?;
-    let stored = StoredEvent::find_by_statement(stmt(
-        "SELECT payload, outcome FROM stripe_events WHERE event_id = $1 FOR UPDATE",
+    let processor = Processor::new(app.clone());
+    let deadline = tokio::time::Instant::now() + app.config.inbox.claim_ttl;
+    loop {
+        if let Some((claimed, previous)) = processor.claim_for_replay(event_id).await? {
+            processor.process_claimed(claimed).await;
+            let now = now(app, event_id).await?.ok_or_else(|| {
+                BillingError::Internal(anyhow::anyhow!("event {event_id} vanished mid-replay"))
+            })?;
+            let previous_outcome = previous.as_deref().map(outcome).transpose()?;
+            return Ok(Some(view(event_id, previous_outcome, &now, true)?));
+        }
+        let Some(now) = now(app, event_id).await? else {
+            return Ok(None);
+        };
+        // Not claimable: final, or in flight (here, elsewhere, or another event of its object).
+        let current = now.outcome.as_deref().map(outcome).transpose()?;
+        let is_final = now.status == "processed" && current.is_some_and(|o| !o.is_replayable());
+        if is_final || tokio::time::Instant::now() >= deadline {
+            return Ok(Some(view(event_id, current, &now, false)?));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn now(app: &BillingState, event_id: &str) -> Result<Option<Now>, DbErr> {
+    Now::find_by_statement(stmt(
+        "SELECT status, outcome FROM stripe_events WHERE event_id = $1",
         [event_id.into()],
     ))
-    .one(&txn)
-    .await?;
-    if let Some(stored) = stored {
-        let previous = EventOutcome::parse(&stored.outcome).ok_or_else(|| {
-            BillingError::Internal(anyhow::anyhow!("outcome {:?}", stored.outcome))
-        })?;
-        if !previous.is_replayable() {
-            txn.rollback().await?;
-            return Ok(Some(Replayed {
-                event_id: event_id.to_owned(),
-                previous_outcome: Some(previous),
-                outcome: previous,
-                replayed: false,
-            }));
-        }
-        let (envelope, _) = parse_stored(event_id, &stored.payload)?;
-        let decision = decide(&txn, &envelope).await?;
-        let source = Source::Stripe {
-            event_id: &envelope.id,
-        };
-        decision.carry_out(app, &txn, source).await?;
-        let outcome = finish(&txn, &envelope, &decision).await?;
-        txn.commit().await?;
-        tracing::info!(
-            event_id,
-            outcome = outcome.as_str(),
-            "stripe event replayed"
-        );
-        return Ok(Some(Replayed {
-            event_id: event_id.to_owned(),
-            previous_outcome: Some(previous),
-            outcome,
-            replayed: true,
-        }));
-    }
-    txn.rollback().await?;
-    let failed = app
-        .db
-        .query_one_raw(stmt(
-            "SELECT payload FROM stripe_event_failures WHERE event_id = $1",
-            [event_id.into()],
-        ))
-        .await?;
-    let Some(row) = failed else {
-        return Ok(None);
-    };
-    let payload: String = row.try_get("", "payload")?;
-    let (envelope, raw) = parse_stored(event_id, &payload)?;
-    let ack = process(app, &envelope, raw).await?;
-    Ok(Some(Replayed {
-        event_id: ack.event_id,
-        previous_outcome: None,
-        outcome: ack.outcome,
-        replayed: true,
-    }))
+    .one(&app.db)
+    .await
 }
 
-/// [`parse`] for a payload we stored ourselves: one that no longer parses is our fault, not the
-/// sender's.
-pub(super) fn parse_stored<'a>(
+fn view(
     event_id: &str,
-    payload: &'a str,
-) -> Result<(Envelope, &'a str), BillingError> {
-    parse(payload.as_bytes()).map_err(|e| {
-        BillingError::Internal(anyhow::Error::new(e).context(format!("stored event {event_id}")))
+    previous_outcome: Option<EventOutcome>,
+    now: &Now,
+    replayed: bool,
+) -> Result<Replayed, BillingError> {
+    let status = InboxStatus::parse(&now.status)
+        .ok_or_else(|| BillingError::Internal(anyhow::anyhow!("status {:?}", now.status)))?;
+    Ok(Replayed {
+        event_id: event_id.to_owned(),
+        previous_outcome,
+        outcome: now.outcome.as_deref().map(outcome).transpose()?,
+        status,
+        replayed,
     })
+}
+
+fn outcome(value: &str) -> Result<EventOutcome, BillingError> {
+    EventOutcome::parse(value)
+        .ok_or_else(|| BillingError::Internal(anyhow::anyhow!("outcome {value:?}")))
 }

@@ -1,5 +1,5 @@
-//! The webhook events an operator should look at: failed, naming no order, of a type we do not
-//! handle, or rejected as contradicting their order.
+//! The webhook events an operator should look at: waiting to be processed, failing (backing off),
+//! dead, naming no order, of a type we do not handle, or rejected as contradicting their order.
 use crate::db::stmt;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
@@ -11,8 +11,13 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewReason {
-    /// Processing failed and rolled back; Stripe retries it, and so can a replay.
+    /// Stored and not processed yet (listed so a stalled processor shows).
+    Pending,
+    /// Processing failed and rolled back; the processor retries it after a backoff, and a replay
+    /// runs it now.
     Failed,
+    /// Out of attempts: kept, with its last error, until replayed.
+    Dead,
     /// Names no order of ours.
     UnknownOrder,
     /// A type we do not act on.
@@ -24,7 +29,9 @@ pub enum ReviewReason {
 impl ReviewReason {
     fn as_str(self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::Failed => "failed",
+            Self::Dead => "dead",
             Self::UnknownOrder => "unknown_order",
             Self::UnhandledType => "unhandled_type",
             Self::Rejected => "rejected",
@@ -39,7 +46,7 @@ impl ReviewReason {
     "reason": "unknown_order",
     "detail": "no order matches the event's metadata, client_reference_id or payment intent",
     "order_id": null,
-    "failures": 0,
+    "attempts": 1,
     "at": "2026-11-23T12:00:00Z"
 }))]
 pub struct WebhookEventView {
@@ -49,9 +56,9 @@ pub struct WebhookEventView {
     /// Why: the recorded detail, or the last processing error.
     pub detail: Option<String>,
     pub order_id: Option<Uuid>,
-    /// Failed deliveries so far (0 for recorded events).
-    pub failures: i32,
-    /// When it was recorded, or last failed.
+    /// Processing attempts so far.
+    pub attempts: i32,
+    /// When it was received.
     pub at: DateTime<Utc>,
 }
 
@@ -62,18 +69,19 @@ struct ReviewRow {
     reason: String,
     detail: Option<String>,
     order_id: Option<Uuid>,
-    failures: i32,
+    attempts: i32,
     at: DateTime<Utc>,
 }
 
-// A failure whose event has since been recorded (Stripe's retry or a replay succeeded) is resolved.
 const REVIEW: &str = "SELECT * FROM ( \
-    SELECT event_id, event_type, outcome AS reason, detail, order_id, 0 AS failures, received_at AS at \
-    FROM stripe_events WHERE outcome IN ('unknown_order', 'unhandled_type', 'rejected') \
-    UNION ALL \
-    SELECT f.event_id, f.event_type, 'failed', f.error, NULL::uuid, f.failures, f.last_failed_at \
-    FROM stripe_event_failures f \
-    WHERE NOT EXISTS (SELECT 1 FROM stripe_events e WHERE e.event_id = f.event_id) \
+    SELECT event_id, event_type, \
+        CASE WHEN status = 'processed' THEN outcome \
+             WHEN status = 'dead' THEN 'dead' \
+             WHEN last_error IS NOT NULL THEN 'failed' \
+             ELSE 'pending' END AS reason, \
+        coalesce(last_error, detail) AS detail, order_id, attempts, received_at AS at \
+    FROM stripe_events \
+    WHERE status <> 'processed' OR outcome IN ('unknown_order', 'unhandled_type', 'rejected') \
 ) review WHERE ($1::text IS NULL OR reason = $1) ORDER BY at DESC, event_id LIMIT $2";
 
 /// Webhook events needing a look, newest first.
@@ -94,7 +102,9 @@ pub async fn webhook_events_for_review(
     rows.into_iter()
         .map(|row| {
             let reason = [
+                ReviewReason::Pending,
                 ReviewReason::Failed,
+                ReviewReason::Dead,
                 ReviewReason::UnknownOrder,
                 ReviewReason::UnhandledType,
                 ReviewReason::Rejected,
@@ -108,7 +118,7 @@ pub async fn webhook_events_for_review(
                 reason,
                 detail: row.detail,
                 order_id: row.order_id,
-                failures: row.failures,
+                attempts: row.attempts,
                 at: row.at,
             })
         })

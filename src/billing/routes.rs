@@ -7,9 +7,10 @@ use super::{
     BillingError, BillingState, Customer, cancel, catalogue,
     catalogue::Product,
     customer::RequireVerifiedEmail,
+    inbox::{Received, Stored},
     signature, views,
     views::{CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
-    webhook::{self, WebhookAck},
+    webhook::{Delivery, WebhookAck},
 };
 use crate::http::{
     Problem,
@@ -189,18 +190,19 @@ pub async fn list_licenses(
     ))
 }
 
-/// Stripe's webhook endpoint. Verifies `Stripe-Signature` over the raw body, then records and applies
-/// the event in one transaction. 200 once recorded (including duplicates, unknown orders and types
-/// we do not handle); 500 when processing failed and nothing was kept, so Stripe retries.
+/// Stripe's webhook endpoint. Verifies `Stripe-Signature` over the raw body, reads the envelope, and
+/// stores the event in the inbox: 200 once it is durable (`received`, or `duplicate` for one stored
+/// already). Processing happens afterwards, outside Stripe's request. 500 when it could not be
+/// stored, so Stripe retries.
 #[utoipa::path(
     tag = "billing",
     request_body(content = Object, content_type = "application/json", description = "A Stripe event, as Stripe sends it"),
     params(("Stripe-Signature" = String, Header, description = "t=<unix time>,v1=<HMAC-SHA256>[,v1=...]")),
     responses(
-        (status = 200, description = "Event recorded", body = WebhookAck),
-        (status = 400, description = "Missing or invalid signature, or not a Stripe event", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Event stored (or stored already)", body = WebhookAck),
+        (status = 400, description = "Missing or invalid signature, or not a Stripe event: nothing stored", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "Processing failed; nothing was kept and Stripe will retry", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The event could not be stored; Stripe will retry", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 #[post("/webhooks/stripe")]
@@ -209,6 +211,23 @@ pub async fn stripe_webhook(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<web::Json<WebhookAck>, BillingError> {
+    let started = std::time::Instant::now();
+    let result = receive(&app, &req, &body).await;
+    let outcome = match &result {
+        Ok(ack) if ack.status == Delivery::Received => "received",
+        Ok(_) => "duplicate",
+        Err(BillingError::Internal(_) | BillingError::Database(_)) => "failed",
+        Err(_) => "invalid",
+    };
+    app.metrics.observe_delivery(outcome, started.elapsed());
+    Ok(web::Json(result?))
+}
+
+async fn receive(
+    app: &BillingState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<WebhookAck, BillingError> {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -228,16 +247,16 @@ pub async fn stripe_webhook(
         req.headers()
             .get("stripe-signature")
             .and_then(|v| v.to_str().ok()),
-        &body,
+        body,
         &secrets,
         config.webhook_tolerance.as_secs() as i64,
         chrono::Utc::now().timestamp(),
     )?;
-    let (envelope, raw) = webhook::parse(&body)?;
-    let started = std::time::Instant::now();
-    let result = webhook::process(&app, &envelope, raw).await;
-    let outcome = result.as_ref().map_or("failed", |ack| ack.outcome.as_str());
-    app.metrics
-        .observe_webhook(&envelope.event_type, outcome, started.elapsed());
-    Ok(web::Json(result?))
+    let event = Received::parse(body)?;
+    let event_id = event.id.clone();
+    let status = match app.inbox.store(event).await? {
+        Stored::New => Delivery::Received,
+        Stored::Duplicate => Delivery::Duplicate,
+    };
+    Ok(WebhookAck { event_id, status })
 }

@@ -73,6 +73,14 @@ impl StripeApi {
         Ok(Self { client })
     }
 
+    /// Sends a request the typed API has no call for (e.g. the Events API, kept as raw JSON).
+    pub async fn send<T: miniserde::Deserialize>(
+        &self,
+        request: stripe_client_core::RequestBuilder,
+    ) -> Result<T, BillingError> {
+        Ok(request.customize::<T>().send(&self.client).await?)
+    }
+
     /// Creates the order's Checkout Session. The request carries an idempotency key derived from the
     /// order (see [`session_idempotency_key`]): a retry — ours, the client's, after a crash — gets the
     /// same session back from Stripe instead of a second one, so the customer can only pay once.

@@ -1,33 +1,25 @@
-//! Stripe webhook processing: one database transaction per event.
+//! What a Stripe event does to our orders, decided and applied inside the processor's transaction
+//! (`processor.rs`; the webhook itself only stores the event, `inbox.rs`).
 //!
 //! 1. Decide what the event means ([`decide`]): find the order and lock it (`SELECT … FOR UPDATE`),
 //!    so different events for one order apply one at a time, then check the event against the order
 //!    and run the state machine. Nothing is written yet.
-//! 2. Record the event in `stripe_events` with that outcome (primary key = Stripe's event id). A
-//!    duplicate delivery — a retry, or the same event arriving on several connections at once —
-//!    waits on the order's lock or on that key until the first transaction ends, then finds the
-//!    event recorded and writes nothing. If the first one rolled back, the duplicate simply becomes
-//!    the first.
-//! 3. Carry the decision out: append to `order_events`, move the order, enqueue follow-up jobs (with
-//!    idempotency keys derived from the order).
-//! 4. Commit, then answer 200. Any failure rolls all of it back and answers 500: Stripe retries, and
-//!    the retry starts from a clean slate. The failure itself is noted in `stripe_event_failures`
-//!    (outside the rolled-back transaction) so operators see it and can [`replay`] it.
+//! 2. Carry the decision out ([`Decision::carry_out`]): append to `order_events`, move the order,
+//!    enqueue follow-up jobs (with idempotency keys derived from the order). The processor then
+//!    marks the event processed with the decision's outcome, in the same transaction.
 //!
-//! Steps 1 and 3 ([`apply_to_order`]) are shared with reconciliation (`reconcile.rs`), which reads the
+//! Both steps ([`apply_to_order`]) are shared with reconciliation (`reconcile.rs`), which reads the
 //! same facts from the Checkout Session instead of an event.
-use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseTransaction, DbErr};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    BillingError, BillingState,
+    BillingState,
     events::{self, Envelope, Interpretation},
     orders::{self, OrderKey, OrderRow, PaymentLock, Source, StripeIds},
     state::{self, OrderEvent, Outcome},
 };
-use crate::db::stmt;
 
 /// What became of an event (`stripe_events.outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -43,8 +35,6 @@ pub enum EventOutcome {
     UnhandledType,
     /// Names no order of ours: recorded for review.
     UnknownOrder,
-    /// Already processed (Stripe retried it, or sent it twice at once): nothing done.
-    Duplicate,
 }
 
 impl EventOutcome {
@@ -55,7 +45,6 @@ impl EventOutcome {
             Self::Rejected => "rejected",
             Self::UnhandledType => "unhandled_type",
             Self::UnknownOrder => "unknown_order",
-            Self::Duplicate => "duplicate",
         }
     }
 
@@ -66,7 +55,6 @@ impl EventOutcome {
             Self::Rejected,
             Self::UnhandledType,
             Self::UnknownOrder,
-            Self::Duplicate,
         ]
         .into_iter()
         .find(|o| o.as_str() == value)
@@ -85,91 +73,25 @@ impl EventOutcome {
 /// The webhook's answer. Stripe only looks at the status; the body helps whoever reads the
 /// delivery log in the Stripe dashboard.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"event_id": "evt_1QxYz2AbCdEfGh", "outcome": "applied"}))]
+#[schema(example = json!({"event_id": "evt_1QxYz2AbCdEfGh", "status": "received"}))]
 pub struct WebhookAck {
     pub event_id: String,
-    pub outcome: EventOutcome,
+    pub status: Delivery,
 }
 
-/// Parses a verified payload into the envelope. The payload is stored as Stripe sent it: one parse
-/// per delivery, no copy of the JSON tree and no re-serialising it for the database.
-pub fn parse(payload: &[u8]) -> Result<(Envelope, &str), BillingError> {
-    let invalid = |e: &dyn std::fmt::Display| BillingError::InvalidEvent(e.to_string());
-    let text = std::str::from_utf8(payload).map_err(|e| invalid(&e))?;
-    let envelope: Envelope = serde_json::from_str(text).map_err(|e| invalid(&e))?;
-    if envelope.id.is_empty() || envelope.event_type.is_empty() {
-        return Err(BillingError::InvalidEvent("empty id or type".into()));
-    }
-    Ok((envelope, text))
+/// What the inbox made of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// The first delivery of this event: stored, and processed shortly.
+    Received,
+    /// Already stored (a retry, or a copy delivered at the same time): nothing more to do.
+    Duplicate,
 }
 
-pub async fn process(
-    app: &BillingState,
-    envelope: &Envelope,
-    raw: &str,
-) -> Result<WebhookAck, BillingError> {
-    let processed = async {
-        let txn = app.db.begin().await?;
-        let outcome = process_in(app, &txn, envelope, raw).await?;
-        txn.commit().await?;
-        Ok::<_, DbErr>(outcome)
-    }
-    .await;
-    let outcome = match processed {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            record_failure(app, envelope, raw, &error).await;
-            return Err(error.into());
-        }
-    };
-    tracing::info!(
-        event_id = %envelope.id,
-        event_type = %envelope.event_type,
-        outcome = outcome.as_str(),
-        "stripe event processed"
-    );
-    Ok(WebhookAck {
-        event_id: envelope.id.clone(),
-        outcome,
-    })
-}
-
-pub(super) async fn process_in(
-    app: &BillingState,
-    txn: &DatabaseTransaction,
-    envelope: &Envelope,
-    raw: &str,
-) -> Result<EventOutcome, DbErr> {
-    let decision = decide(txn, envelope).await?;
-    let created = DateTime::<Utc>::from_timestamp(envelope.created, 0).unwrap_or_else(Utc::now);
-    // The gate: written before anything else, so a duplicate stops here having changed nothing.
-    let recorded = txn
-        .execute_raw(stmt(
-            "INSERT INTO stripe_events \
-                 (event_id, event_type, livemode, api_version, stripe_created, payload, outcome, order_id, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
-            [
-                envelope.id.clone().into(),
-                envelope.event_type.clone().into(),
-                envelope.livemode.into(),
-                envelope.api_version.clone().into(),
-                created.into(),
-                raw.to_owned().into(),
-                decision.event_outcome().as_str().into(),
-                decision.order_id().into(),
-                decision.detail().map(str::to_owned).into(),
-            ],
-        ))
-        .await?
-        .rows_affected();
-    if recorded == 0 {
-        return Ok(EventOutcome::Duplicate);
-    }
-    let source = Source::Stripe {
-        event_id: &envelope.id,
-    };
-    decision.carry_out(app, txn, source).await?;
-    Ok(decision.event_outcome())
+/// Parses a stored event's body into the envelope the decision reads.
+pub fn parse(payload: &str) -> Result<Envelope, serde_json::Error> {
+    serde_json::from_str(payload)
 }
 
 /// What an event means for us, decided with its order locked and nothing written yet.
@@ -184,7 +106,7 @@ pub(super) enum Decision {
 }
 
 impl Decision {
-    fn event_outcome(&self) -> EventOutcome {
+    pub(super) fn event_outcome(&self) -> EventOutcome {
         match self {
             Self::UnhandledType => EventOutcome::UnhandledType,
             Self::UnknownOrder => EventOutcome::UnknownOrder,
@@ -196,14 +118,14 @@ impl Decision {
         }
     }
 
-    fn order_id(&self) -> Option<uuid::Uuid> {
+    pub(super) fn order_id(&self) -> Option<uuid::Uuid> {
         match self {
             Self::ForOrder { order, .. } => Some(order.id),
             _ => None,
         }
     }
 
-    fn detail(&self) -> Option<&'static str> {
+    pub(super) fn detail(&self) -> Option<&'static str> {
         match self {
             Self::UnhandledType => None,
             Self::UnknownOrder => {
@@ -301,54 +223,6 @@ pub(super) async fn record(
         revealed,
     )
     .await
-}
-
-/// Notes a delivery whose processing failed (and rolled back), on its own connection. Best effort:
-/// if the database is what failed, this fails too, and Stripe's retry is the record.
-pub(super) async fn record_failure(
-    app: &BillingState,
-    envelope: &Envelope,
-    raw: &str,
-    error: &DbErr,
-) {
-    let noted = app
-        .db
-        .execute_raw(stmt(
-            "INSERT INTO stripe_event_failures (event_id, event_type, payload, error) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (event_id) DO UPDATE SET error = EXCLUDED.error, \
-                 failures = stripe_event_failures.failures + 1, last_failed_at = now()",
-            [
-                envelope.id.clone().into(),
-                envelope.event_type.clone().into(),
-                raw.to_owned().into(),
-                error.to_string().into(),
-            ],
-        ))
-        .await;
-    if let Err(note_error) = noted {
-        tracing::warn!(event_id = %envelope.id, %note_error, "could not note the failed event");
-    }
-}
-
-/// A replayed event's new outcome, on its `stripe_events` row.
-pub(super) async fn finish(
-    txn: &DatabaseTransaction,
-    envelope: &Envelope,
-    decision: &Decision,
-) -> Result<EventOutcome, DbErr> {
-    let outcome = decision.event_outcome();
-    txn.execute_raw(stmt(
-        "UPDATE stripe_events SET outcome = $2, order_id = $3, detail = $4 WHERE event_id = $1",
-        [
-            envelope.id.clone().into(),
-            outcome.as_str().into(),
-            decision.order_id().into(),
-            decision.detail().map(str::to_owned).into(),
-        ],
-    ))
-    .await?;
-    Ok(outcome)
 }
 
 /// The order an event is about, locked. Session and payment intent events name it in their metadata;

@@ -22,6 +22,7 @@ use std::future::Future;
 
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use announce::Wakeups;
 pub use queue::{DeadJob, Enqueued, JobOptions, JobQueue, JobRecord, JobStatus, NewJob};
 pub use worker::Workers;
 

@@ -159,6 +159,12 @@ impl JobQueue {
         self.announcer.after(work).await
     }
 
+    /// Wakes the listeners of `channel` ([`Wakeups`](super::Wakeups)) in every process, after the
+    /// caller's commit and outside its transaction (see [`announce`]).
+    pub fn announce(&self, channel: &'static str) {
+        self.announcer.channel(channel);
+    }
+
     /// Enqueues `job` on `conn`, which may be an open transaction: the job then exists only if that
     /// transaction commits.
     pub async fn push<J: Job>(

@@ -40,6 +40,11 @@ type RunStored = Arc<
 type Scheduler =
     Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
+/// A service's work done once, to the end, for [`Workers::run_until_idle`]: how many items it did.
+pub type Drain = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<usize, DbErr>> + Send>> + Send + Sync,
+>;
+
 /// The job kinds this process runs, each with its layer's state, and the periodic ones it queues.
 pub struct Workers {
     monitor: Monitor,
@@ -49,6 +54,8 @@ pub struct Workers {
     schedulers: Vec<Scheduler>,
     /// Queue → how to run one of its jobs here, without apalis.
     runners: BTreeMap<&'static str, RunStored>,
+    /// Background services beside the job kinds (e.g. billing's inbox processor), by name.
+    drains: BTreeMap<&'static str, Drain>,
     /// Unique per process: apalis tracks liveness per worker name, and a killed process' jobs are
     /// re-run once its heartbeats stop.
     instance: String,
@@ -84,6 +91,7 @@ impl Workers {
             config,
             schedulers: Vec::new(),
             runners: BTreeMap::new(),
+            drains: BTreeMap::new(),
             instance: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
@@ -142,6 +150,30 @@ impl Workers {
         self
     }
 
+    /// Runs a layer's own background service here until shutdown, beside the job kinds (`run`
+    /// gets the shutdown token and should return soon after it fires). `drain` does the service's
+    /// pending work once, to the end, for [`run_until_idle`](Self::run_until_idle).
+    pub fn service(
+        &mut self,
+        name: &'static str,
+        run: impl FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>>
+        + Send
+        + 'static,
+        drain: impl Fn() -> Pin<Box<dyn Future<Output = Result<usize, DbErr>> + Send>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> &mut Self {
+        self.schedulers.push(Box::new(move |shutdown| {
+            Box::pin(async move {
+                run(shutdown).await;
+                tracing::info!(service = name, "stopped");
+            })
+        }));
+        self.drains.insert(name, Arc::new(drain));
+        self
+    }
+
     /// The queues of the registered job kinds.
     pub fn queues(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.runners.keys().copied()
@@ -150,15 +182,23 @@ impl Workers {
     /// Runs every registered kind until `shutdown` fires, then lets running jobs finish (up to the
     /// shutdown timeout) and hands back the ones it had fetched but not started.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), MonitorError> {
-        for schedule in self.schedulers {
-            tokio::spawn(schedule(shutdown.clone()));
-        }
-        self.monitor
+        let services: Vec<_> = self
+            .schedulers
+            .into_iter()
+            .map(|schedule| tokio::spawn(schedule(shutdown.clone())))
+            .collect();
+        let stopped = self
+            .monitor
             .run_with_signal(async move {
                 shutdown.cancelled().await;
                 Ok(())
             })
-            .await
+            .await;
+        // Services finish what they hold (an inbox round) before the process exits.
+        for service in services {
+            let _ = service.await;
+        }
+        stopped
     }
 }
 
@@ -220,8 +260,9 @@ const TAKE_NEXT: &str = "SELECT id, job, attempts, metadata -> 'request_id' AS r
     FROM apalis.get_jobs($1, $2, 1)";
 
 impl Workers {
-    /// Runs every due job of the registered kinds here, one after another, until none is due, and
-    /// returns how many ran: the queue's work done deterministically, without background workers
+    /// Runs every due job of the registered kinds here, one after another (and drains the
+    /// services, e.g. the Stripe inbox, before each pass), until nothing is due, and returns how
+    /// many jobs and service items ran: the queue's work done deterministically, without background workers
     /// or polling (tests that only need the jobs done; one-off scripts). Results are recorded as a
     /// worker records them, so a failure backs off (it is then not due, and stays for later) and a
     /// job out of attempts is dead. Jobs delayed into the future are left for their time.
@@ -238,6 +279,11 @@ impl Workers {
         let mut ran = 0;
         loop {
             let mut idle = true;
+            for drain in self.drains.values() {
+                let drained = drain().await?;
+                idle &= drained == 0;
+                ran += drained;
+            }
             for (kind, run) in &self.runners {
                 let taken = TakenJob::find_by_statement(db::stmt(
                     TAKE_NEXT,

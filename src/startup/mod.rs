@@ -98,6 +98,7 @@ impl Layers {
             metrics: billing_metrics,
             mail: mail.clone(),
             public_url: config.http.public_url.clone(),
+            inbox: billing::inbox::Inbox::start(db.clone(), jobs.clone(), &config.billing.inbox),
         };
         let layers = Self {
             mail,

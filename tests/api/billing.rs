@@ -180,7 +180,8 @@ async fn happy_path_checkout_webhook_licence_and_receipt_emails() {
         .await;
     assert_eq!(response.status(), 200);
     let ack: Value = response.json().await.unwrap();
-    assert_eq!(ack["outcome"], "applied");
+    assert_eq!(ack["status"], "received");
+    assert_eq!(app.outcome_of("evt_paid").await, "applied");
 
     let mail = app.billing_mail(2, Duration::from_secs(15)).await;
     assert_eq!(mail.len(), 2, "{mail:?}");

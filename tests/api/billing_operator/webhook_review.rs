@@ -1,5 +1,5 @@
-//! Webhook events to review (unhandled, for an unknown order, failed): listed, and replayed so
-//! that each applies once however many replays race.
+//! Webhook events to review (unhandled, for an unknown order, dead after failing): listed, and
+//! replayed through the processor so that each applies once however many replays race.
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -22,7 +22,12 @@ fn session_for(order_id: Uuid, session_id: &str) -> Value {
 
 #[tokio::test]
 async fn webhook_events_to_review_are_listed_and_a_replay_applies_once() {
-    let app = BillingApp::spawn().await;
+    // Two attempts, no backoff: a failing event is dead within one pass of the processor.
+    let app = BillingApp::spawn_with(&[
+        ("STRIPE_INBOX_MAX_ATTEMPTS", "2"),
+        ("STRIPE_INBOX_RETRY_BASE_SECS", "0"),
+    ])
+    .await;
     let token = admin_token(&app).await;
 
     // Unhandled: a type we do not act on.
@@ -35,15 +40,15 @@ async fn webhook_events_to_review_are_listed_and_a_replay_applies_once() {
         "checkout.session.completed",
         session_for(late_order, "cs_late"),
     );
-    let ack: Value = app.post_event(&unknown).await.json().await.unwrap();
-    assert_eq!(ack["outcome"], "unknown_order");
-    // Failed: processing this one breaks, so it rolls back and answers 500.
+    assert_eq!(app.post_event(&unknown).await.status(), 200);
+    assert_eq!(app.outcome_of("evt_unknown").await, "unknown_order");
+    // Dead: processing this one breaks every time, so each attempt rolls back, until none is left.
     let order = app.pending_order("ada@example.com").await;
     app.sql(
         "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN RAISE EXCEPTION 'injected failure'; END $$;
-         CREATE TRIGGER boom BEFORE INSERT ON stripe_events FOR EACH ROW
-             WHEN (NEW.event_id = 'evt_boom') EXECUTE FUNCTION boom();",
+         CREATE TRIGGER boom BEFORE INSERT ON order_events FOR EACH ROW
+             WHEN (NEW.stripe_event_id = 'evt_boom') EXECUTE FUNCTION boom();",
     )
     .await;
     let boom = fake_stripe::event(
@@ -51,8 +56,9 @@ async fn webhook_events_to_review_are_listed_and_a_replay_applies_once() {
         "checkout.session.completed",
         fake_stripe::completed(&order.session, &order.payment_intent, true),
     );
-    assert_eq!(app.post_event(&boom).await.status(), 500);
-    assert_eq!(app.post_event(&boom).await.status(), 500);
+    assert_eq!(app.post_event(&boom).await.status(), 200);
+    assert_eq!(app.outcome_of("evt_boom").await, "dead");
+    assert_eq!(app.order_status(order.id).await, "pending_payment");
 
     let listed = admin(&app, "GET", "/webhook-events", &token).await.body;
     let reasons: Vec<(&str, &str)> = listed
@@ -70,27 +76,30 @@ async fn webhook_events_to_review_are_listed_and_a_replay_applies_once() {
     for expected in [
         ("evt_other", "unhandled_type"),
         ("evt_unknown", "unknown_order"),
-        ("evt_boom", "failed"),
+        ("evt_boom", "dead"),
     ] {
         assert!(reasons.contains(&expected), "{expected:?} in {reasons:?}");
     }
-    let failed = admin(&app, "GET", "/webhook-events?reason=failed", &token)
+    let dead = admin(&app, "GET", "/webhook-events?reason=dead", &token)
         .await
         .body;
-    assert_eq!(failed[0]["failures"], 2);
+    assert_eq!(dead.as_array().unwrap().len(), 1, "{dead}");
+    assert_eq!(dead[0]["attempts"], 2);
     assert!(
-        failed[0]["detail"]
+        dead[0]["detail"]
             .as_str()
             .unwrap()
             .contains("injected failure")
     );
 
-    // The failure is fixed: the replay runs the stored delivery as Stripe's retry would.
-    app.sql("DROP TRIGGER boom ON stripe_events").await;
+    // The failure is fixed: the replay runs the stored event through the processor again.
+    app.sql("DROP TRIGGER boom ON order_events").await;
     let replayed = admin(&app, "POST", "/webhook-events/evt_boom/replay", &token)
         .await
         .body;
-    assert_eq!(replayed["outcome"], "applied");
+    assert_eq!(replayed["outcome"], "applied", "{replayed}");
+    assert_eq!(replayed["status"], "processed");
+    assert_eq!(replayed["replayed"], true);
     assert_eq!(replayed["previous_outcome"], Value::Null);
     app.eventually(
         &format!(

@@ -1,12 +1,11 @@
 //! Deliveries again and again: fifty copies of one event at once, two events proving one payment,
-//! and a delivery that fails mid-processing (nothing committed) then succeeds on Stripe's retry.
+//! and an event whose processing fails midway (nothing of it committed), then succeeds on our retry.
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use super::assert_nothing_written;
-use crate::support::billing::BillingApp;
+use crate::support::billing::{BILLING_JOBS, BillingApp};
 
 #[tokio::test]
 async fn fifty_identical_events_at_once_make_one_transition_one_licence_one_receipt() {
@@ -17,19 +16,21 @@ async fn fifty_identical_events_at_once_make_one_transition_one_licence_one_rece
         "checkout.session.completed",
         fake_stripe::completed(&order.session, &order.payment_intent, true),
     );
-    let responses = join_all((0..50).map(|_| app.post_event(&event))).await;
-    let mut outcomes = Vec::new();
+    let responses = join_all((0..50).map(|_| app.deliver(&event))).await;
+    let mut acks = Vec::new();
     for response in responses {
         assert_eq!(response.status(), 200);
         let ack: Value = response.json().await.unwrap();
-        outcomes.push(ack["outcome"].as_str().unwrap().to_owned());
+        acks.push(ack["status"].as_str().unwrap().to_owned());
     }
     assert_eq!(
-        outcomes.iter().filter(|o| *o == "applied").count(),
+        acks.iter().filter(|o| *o == "received").count(),
         1,
-        "{outcomes:?}"
+        "{acks:?}"
     );
-    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 49);
+    assert_eq!(acks.iter().filter(|o| *o == "duplicate").count(), 49);
+    app.process_inbox().await;
+    assert_eq!(app.outcome_of("evt_storm").await, "applied");
 
     let id = order.id;
     assert_eq!(app.count("SELECT count(*) FROM stripe_events").await, 1);
@@ -99,11 +100,11 @@ async fn completed_and_async_payment_succeeded_together_pay_once() {
 }
 
 #[tokio::test]
-async fn a_failure_mid_processing_commits_nothing_answers_500_and_the_retry_succeeds() {
-    let app = BillingApp::spawn().await;
+async fn a_failure_mid_processing_commits_nothing_of_it_and_our_retry_applies_it_once() {
+    let app = BillingApp::spawn_with(&[("STRIPE_INBOX_RETRY_BASE_SECS", "1")]).await;
     let order = app.pending_order("ada@example.com").await;
-    // Fail the first job enqueue — the last step, after the event, the audit row and the status
-    // change were written. A sequence survives the rollback, so only the first attempt fails.
+    // Fail the first job enqueue — the last step, after the audit row and the status change were
+    // written. A sequence survives the rollback, so only the first attempt fails.
     app.sql(
         "CREATE SEQUENCE fail_once;
          CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -119,21 +120,34 @@ async fn a_failure_mid_processing_commits_nothing_answers_500_and_the_retry_succ
         "checkout.session.completed",
         fake_stripe::completed(&order.session, &order.payment_intent, true),
     );
-    let response = app.post_event(&event).await;
-    assert_eq!(response.status(), 500);
-    let body: Value = response.json().await.unwrap();
-    assert!(
-        !body.to_string().contains("injected"),
-        "the cause is not leaked: {body}"
-    );
-    assert_nothing_written(&app).await;
-    assert_eq!(app.order_status(order.id).await, "pending_payment");
-
-    // Stripe retries the same event: it is processed as if the first attempt never happened.
-    let response = app.post_event(&event).await;
+    // Stripe's delivery only stores the event: it succeeds whatever processing will do.
+    let response = app.deliver(&event).await;
     assert_eq!(response.status(), 200);
     let ack: Value = response.json().await.unwrap();
-    assert_eq!(ack["outcome"], "applied");
+    assert_eq!(ack["status"], "received");
+    app.eventually(
+        "SELECT count(*) FROM stripe_events WHERE event_id = 'evt_paid' AND status = 'pending' \
+         AND attempts = 1 AND last_error LIKE '%injected failure%' AND next_attempt_at > now()",
+        1,
+    )
+    .await;
+    // The failed attempt left nothing behind but the error on the event.
+    for sql in [
+        "SELECT count(*) FROM order_events WHERE source = 'stripe'",
+        "SELECT count(*) FROM licenses",
+        BILLING_JOBS,
+    ] {
+        assert_eq!(app.count(sql).await, 0, "{sql}");
+    }
+    assert_eq!(app.order_status(order.id).await, "pending_payment");
+
+    // The processor retries after the backoff: applied once, as if the failure never happened.
+    app.eventually(
+        "SELECT count(*) FROM stripe_events WHERE event_id = 'evt_paid' AND outcome = 'applied' \
+         AND attempts = 2 AND last_error IS NULL",
+        1,
+    )
+    .await;
     app.eventually("SELECT count(*) FROM licenses", 1).await;
     app.eventually(
         &format!(
@@ -143,4 +157,9 @@ async fn a_failure_mid_processing_commits_nothing_answers_500_and_the_retry_succ
         1,
     )
     .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM order_events WHERE to_status = 'paid'")
+            .await,
+        1
+    );
 }

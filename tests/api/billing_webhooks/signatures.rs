@@ -120,6 +120,7 @@ async fn old_and_new_secrets_are_both_accepted_during_a_rotation() {
             .await;
         assert_eq!(response.status(), 200, "{id}");
     }
+    app.process_inbox().await;
     assert_eq!(
         app.count("SELECT count(*) FROM stripe_events WHERE outcome = 'unhandled_type'")
             .await,

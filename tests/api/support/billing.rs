@@ -6,10 +6,12 @@ use std::{ops::Deref, time::Duration};
 use ironclad::{
     billing::{
         BillingError, checkout, orders,
+        processor::Processor,
         views::{CheckoutRequest, CheckoutResponse},
     },
     mail::CapturedMail,
 };
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -176,11 +178,53 @@ impl BillingApp {
         }
     }
 
+    /// Delivers `event` signed, as Stripe would, and waits until the inbox has processed what is
+    /// due (so the event's effect is visible): see [`BillingApp::process_inbox`].
     pub async fn post_event(&self, event: &Value) -> reqwest::Response {
+        let response = self.deliver(event).await;
+        self.process_inbox().await;
+        response
+    }
+
+    /// Delivers `event` signed, as Stripe would; the answer comes once it is stored, and it is
+    /// processed later (by the app's processor, or [`BillingApp::process_inbox`]).
+    pub async fn deliver(&self, event: &Value) -> reqwest::Response {
         let payload = serde_json::to_string(event).unwrap();
         let signature = stripe_webhook::Webhook::generate_test_header(&payload, SECRET, None);
         self.post_webhook(payload, Some(signature), "application/json")
             .await
+    }
+
+    /// Processes every due inbox event here (the processor's own claim and apply), then waits for
+    /// those the app's background processor holds: afterwards no event is due or in flight (events
+    /// backing off after a failure wait for their time). Deterministic: no sleeps, no polling of
+    /// outcomes.
+    pub async fn process_inbox(&self) {
+        Processor::new(self.layers.billing.clone())
+            .drain()
+            .await
+            .expect("inbox drained");
+        self.eventually(
+            "SELECT count(*) FROM stripe_events WHERE status = 'processing' \
+             OR (status = 'pending' AND next_attempt_at <= now())",
+            0,
+        )
+        .await;
+    }
+
+    /// The stored event's outcome (`applied`, `ignored`, …), or its status while not processed.
+    pub async fn outcome_of(&self, event_id: &str) -> String {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT coalesce(outcome, status) AS outcome FROM stripe_events WHERE event_id = $1",
+                [event_id.into()],
+            ))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{event_id} was not stored"));
+        row.try_get("", "outcome").unwrap()
     }
 
     pub async fn post_webhook(

@@ -45,6 +45,8 @@ struct State {
     /// PaymentIntent id → the status a test gave it (see [`FakeStripe::set_payment_intent_status`]).
     payment_intents: HashMap<String, String>,
     fail_next: usize,
+    /// Events as the Events API lists them (see [`FakeStripe::publish_event`]).
+    events: Vec<Value>,
     /// While set, each request is recorded and then waits for this gate to close before answering.
     hold: Option<Arc<Semaphore>>,
 }
@@ -132,6 +134,11 @@ impl FakeStripe {
 
     /// The next `n` requests fail with a 500, and are not remembered under their key (the request
     /// "never reached" Stripe's processing), as in an outage.
+    /// Keeps `event` where `GET /v1/events` lists it, as Stripe keeps every event for 30 days.
+    pub fn publish_event(&self, event: Value) {
+        self.state.lock().unwrap().events.push(event);
+    }
+
     pub fn fail_next(&self, n: usize) {
         self.state.lock().unwrap().fail_next = n;
     }
@@ -238,6 +245,7 @@ async fn handle(
                 ),
             }
         }
+        ("GET", "/v1/events") => (200, list_events(&state.events, req.query_string())),
         ("GET", path) if path.starts_with("/v1/checkout/sessions/") => {
             let id = path.trim_start_matches("/v1/checkout/sessions/");
             let expand = url::form_urlencoded::parse(req.query_string().as_bytes())
@@ -266,6 +274,42 @@ async fn handle(
         state.replies.insert(key, (status, body.clone()));
     }
     reply(status, body)
+}
+
+/// A page of `GET /v1/events`: newest first, `created[gte]`, `limit` (1..=100, default 10) and the
+/// `starting_after` cursor, as Stripe pages.
+fn list_events(events: &[Value], query: &str) -> Value {
+    let param = |name: &str| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let since: i64 = param("created[gte]").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let limit: usize = param("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, 100);
+    let mut newest_first: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["created"].as_i64().unwrap_or(0) >= since)
+        .collect();
+    // Stable: among events of one second, the later published is the newer.
+    newest_first.reverse();
+    newest_first.sort_by_key(|e| std::cmp::Reverse(e["created"].as_i64().unwrap_or(0)));
+    let start = match param("starting_after") {
+        Some(cursor) => newest_first
+            .iter()
+            .position(|e| e["id"] == cursor.as_str())
+            .map_or(newest_first.len(), |i| i + 1),
+        None => 0,
+    };
+    let page: Vec<&Value> = newest_first.iter().skip(start).take(limit).copied().collect();
+    json!({
+        "object": "list",
+        "url": "/v1/events",
+        "has_more": start + page.len() < newest_first.len(),
+        "data": page,
+    })
 }
 
 fn reply(status: u16, body: Value) -> HttpResponse {
