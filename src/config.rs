@@ -75,9 +75,17 @@ pub struct JobsConfig {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub max_attempts: u32,
+    /// The job queues and services (e.g. `stripe_inbox`) this process runs; empty: all of them.
+    /// Lets a deployment dedicate processes (say, one pool for email, another for the inbox).
+    pub only: Vec<String>,
 }
 
 impl JobsConfig {
+    /// Whether this process runs the job queue or service `name`.
+    pub fn runs(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|n| n == name)
+    }
+
     /// How long a worker may stay silent before its running jobs are re-run elsewhere.
     pub fn orphaned_after(&self) -> Duration {
         self.heartbeat * self.missed_heartbeats as u32
@@ -182,6 +190,14 @@ impl JobsConfig {
             retry_base: Duration::from_millis(vars.parse_or("JOBS_RETRY_BASE_MS", 2_000)?),
             retry_max: Duration::from_millis(vars.parse_or("JOBS_RETRY_MAX_MS", 3_600_000)?),
             max_attempts: vars.parse_or("JOBS_MAX_ATTEMPTS", 8)?,
+            only: vars
+                .get("JOBS_ONLY")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
         };
         // apalis-postgres compares worker silence in whole seconds (it truncates): under one second
         // every heartbeat would declare every running job orphaned and run it again.

@@ -2,11 +2,11 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ironclad::{
-    billing,
     auth::{
         dto::{Credentials, NewAccount},
         users,
     },
+    billing,
     startup::{self, Config, Layers},
     telemetry,
 };

@@ -53,8 +53,10 @@ DROP TABLE stripe_event_failures;
 -- What a claim scans: due events, oldest first.
 CREATE INDEX stripe_events_due ON stripe_events (stripe_created, event_id)
     WHERE status = 'pending';
--- In-flight events: claims that expired, and the objects already in flight.
+-- In-flight events: the objects already in flight (a claim skips them) and claims that expired.
 CREATE INDEX stripe_events_in_flight ON stripe_events (object_id)
+    WHERE status = 'processing';
+CREATE INDEX stripe_events_claims ON stripe_events (claimed_until)
     WHERE status = 'processing';
 -- The admin review: events not processed (yet) and those processed with an outcome to look at.
 DROP INDEX stripe_events_review;
@@ -81,6 +83,7 @@ DELETE FROM stripe_events WHERE status <> 'processed';
 DROP INDEX stripe_events_review;
 CREATE INDEX stripe_events_review ON stripe_events (received_at)
     WHERE outcome IN ('rejected', 'unknown_order');
+DROP INDEX stripe_events_claims;
 DROP INDEX stripe_events_in_flight;
 DROP INDEX stripe_events_due;
 ALTER TABLE stripe_events

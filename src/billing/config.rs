@@ -47,8 +47,10 @@ pub struct InboxConfig {
     pub batch_window: Duration,
     /// Events one processor claims at a time (at most one per Stripe object).
     pub claim_batch: usize,
-    /// Events one processor applies at once (each in its own transaction).
+    /// Apply transactions one processor runs at once.
     pub lanes: usize,
+    /// Events one apply transaction takes (one commit for all; one by one if any fails).
+    pub apply_batch: usize,
     /// How long a claim holds; a claim its process did not finish (it died) returns to pending then.
     pub claim_ttl: Duration,
     /// How often an idle processor looks for due events (new ones wake it at once).
@@ -80,9 +82,7 @@ impl InboxConfig {
                 "STRIPE_INBOX_BATCH_MAX",
                 vars.parse_or("STRIPE_INBOX_BATCH_MAX", 128)?,
             )?,
-            batch_window: Duration::from_micros(
-                vars.parse_or("STRIPE_INBOX_BATCH_WINDOW_US", 1_000)?,
-            ),
+            batch_window: Duration::from_micros(vars.parse_or("STRIPE_INBOX_BATCH_WINDOW_US", 0)?),
             claim_batch: at_least_one(
                 "STRIPE_INBOX_CLAIM_BATCH",
                 vars.parse_or("STRIPE_INBOX_CLAIM_BATCH", 256)?,
@@ -91,10 +91,12 @@ impl InboxConfig {
                 "STRIPE_INBOX_LANES",
                 vars.parse_or("STRIPE_INBOX_LANES", 8)?,
             )?,
+            apply_batch: at_least_one(
+                "STRIPE_INBOX_APPLY_BATCH",
+                vars.parse_or("STRIPE_INBOX_APPLY_BATCH", 16)?,
+            )?,
             claim_ttl: Duration::from_secs(vars.parse_or("STRIPE_INBOX_CLAIM_TTL_SECS", 60)?),
-            poll_interval: Duration::from_millis(
-                vars.parse_or("STRIPE_INBOX_POLL_MS", 1_000)?,
-            ),
+            poll_interval: Duration::from_millis(vars.parse_or("STRIPE_INBOX_POLL_MS", 1_000)?),
             max_attempts: vars.parse_or("STRIPE_INBOX_MAX_ATTEMPTS", 8)?,
             retry_base: Duration::from_secs(vars.parse_or("STRIPE_INBOX_RETRY_BASE_SECS", 2)?),
             retry_max: Duration::from_secs(vars.parse_or("STRIPE_INBOX_RETRY_MAX_SECS", 3_600)?),

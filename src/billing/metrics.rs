@@ -26,13 +26,18 @@ pub struct BillingMetrics {
     processed: HistogramFamily<ProcessedLabels>,
 }
 
-// Per status; `oldest` is the age of the oldest event not processed yet (0 when none).
-const INBOX_DEPTH: &str = "SELECT s.status AS label, count(e.event_id)::float8 AS value \
-    FROM unnest(ARRAY['pending', 'processing', 'dead']) AS s(status) \
-    LEFT JOIN stripe_events e ON e.status = s.status GROUP BY s.status";
-const INBOX_OLDEST: &str = "SELECT NULL::text AS label, \
-    coalesce(extract(epoch FROM now() - min(received_at)), 0)::float8 AS value \
-    FROM stripe_events WHERE status IN ('pending', 'processing')";
+// Per status, each count matching a partial index (no scan of the processed history); `oldest` is
+// the age of the oldest event not processed yet (0 when none).
+const INBOX_DEPTH: &str = "\
+    SELECT 'pending' AS label, count(*)::float8 AS value FROM stripe_events WHERE status = 'pending' \
+    UNION ALL \
+    SELECT 'processing', count(*)::float8 FROM stripe_events WHERE status = 'processing' \
+    UNION ALL \
+    SELECT 'dead', count(*)::float8 FROM stripe_events \
+    WHERE status = 'dead' AND (status <> 'processed' OR outcome IN ('unknown_order', 'unhandled_type', 'rejected'))";
+const INBOX_OLDEST: &str = "SELECT NULL::text AS label, coalesce(extract(epoch FROM now() - least( \
+        (SELECT min(received_at) FROM stripe_events WHERE status = 'pending'), \
+        (SELECT min(received_at) FROM stripe_events WHERE status = 'processing'))), 0)::float8 AS value";
 
 impl BillingMetrics {
     pub fn register(metrics: &mut Metrics) -> Self {

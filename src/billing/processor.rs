@@ -7,11 +7,14 @@
 //!    first, **at most one per Stripe object in flight** — an event whose object already has one in
 //!    flight waits for the next claim. Each claim counts an attempt, so an event that kills its
 //!    process still runs out of attempts.
-//! 2. **Apply**, `lanes` events at a time, each in its own transaction: [`webhook::decide`] locks
-//!    the order and judges the event, the decision is carried out (audit, order move, follow-up jobs
-//!    with derived keys), and the event is marked `processed` by an update that only matches while
-//!    this claim still holds (same claimant, same attempt): a claim lost to expiry rolls back whole,
-//!    so nothing applies twice. A failing event rolls back alone; it never holds back the others.
+//! 2. **Apply**, in `lanes` transactions at once, each applying a chunk of up to `apply_batch`
+//!    events (one commit for several events): the chunk's orders are locked in id order, then for
+//!    each event in (`created`, id) order [`webhook::decide`] judges it against its locked order
+//!    and the decision is carried out (audit, order move, follow-up jobs with derived keys); the
+//!    events are marked `processed` by one update that only matches while their claims still hold
+//!    (same claimant, same attempt): a claim lost to expiry rolls back whole, so nothing applies
+//!    twice. If the chunk fails, it rolls back and its events are applied one by one, each in its
+//!    own transaction: a failing event rolls back alone and never holds back the others.
 //! 3. **Failure**: the event returns to pending with its error and a backoff (`retry_base` doubling
 //!    per attempt, capped at `retry_max`), or becomes `dead` after `max_attempts`, kept for the
 //!    operator's review and replay (`replay.rs`, through the same claim and apply).
@@ -25,7 +28,7 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BillingState,
+    BillingState, events,
     inbox::CHANNEL,
     orders::Source,
     webhook::{self, EventOutcome},
@@ -129,21 +132,139 @@ impl Processor {
         }
     }
 
-    /// One claim, and its events applied.
+    /// One claim, and its events applied: `lanes` transactions at once, each applying a chunk of
+    /// up to `apply_batch` events.
     async fn round(&self) -> Result<usize, DbErr> {
-        let claimed = self.claim(None).await?;
+        let inbox = &self.app.config.inbox;
+        let mut claimed = self.claim(None).await?;
         let count = claimed.len();
-        stream::iter(claimed)
-            .for_each_concurrent(self.app.config.inbox.lanes, |event| self.process(event))
+        let mut chunks = Vec::new();
+        while !claimed.is_empty() {
+            let rest = claimed.split_off(claimed.len().min(inbox.apply_batch));
+            chunks.push(std::mem::replace(&mut claimed, rest));
+        }
+        // Each chunk is a unit of work: the jobs it queued are announced once it has committed,
+        // never by a NOTIFY inside its transaction (which would serialise every commit).
+        stream::iter(chunks)
+            .for_each_concurrent(inbox.lanes, |chunk| {
+                self.app.jobs.announce_after(self.process_chunk(chunk))
+            })
             .await;
         Ok(count)
+    }
+
+    /// Applies a chunk in one transaction; if that fails (one event's error, a lost claim, a
+    /// deadlock), rolls it back and applies its events one by one, so one event never fails
+    /// another.
+    async fn process_chunk(&self, chunk: Vec<Claimed>) {
+        if chunk.len() > 1 {
+            match self.apply_chunk(&chunk).await {
+                Ok(outcomes) => {
+                    for (event, outcome) in chunk.iter().zip(outcomes) {
+                        self.processed(event, outcome);
+                    }
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(
+                        error = format!("{error:#}"),
+                        events = chunk.len(),
+                        "stripe inbox: chunk failed; applying its events one by one"
+                    );
+                }
+            }
+        }
+        for event in chunk {
+            self.process(event).await;
+        }
+    }
+
+    fn processed(&self, event: &Claimed, outcome: EventOutcome) {
+        let lag = (Utc::now() - event.received_at)
+            .to_std()
+            .unwrap_or_default();
+        self.app
+            .metrics
+            .observe_processed(&event.event_type, outcome.as_str(), lag);
+        tracing::info!(event_id = %event.event_id, event_type = %event.event_type,
+            outcome = outcome.as_str(), "stripe event processed");
+    }
+
+    /// The chunk's apply transaction: its orders locked in id order (as far as the events name
+    /// them), each event decided and carried out, then all marked processed in one update that
+    /// only matches claims still held. Any failure fails the whole chunk.
+    async fn apply_chunk(&self, chunk: &[Claimed]) -> Result<Vec<EventOutcome>, anyhow::Error> {
+        let mut envelopes = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, event)| Ok((i, webhook::parse(&event.payload)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        envelopes.sort_by_key(|(_, envelope)| {
+            events::interpret(envelope)
+                .and_then(|i| i.order_id)
+                .map_or((1, None), |id| (0, Some(id)))
+        });
+        let txn = self.app.db.begin().await?;
+        let mut outcomes = vec![EventOutcome::Ignored; chunk.len()];
+        let mut sql = String::from(
+            "UPDATE stripe_events e SET status = 'processed', outcome = v.outcome, \
+             order_id = v.order_id, detail = v.detail, processed_at = now(), claimed_by = NULL, \
+             claimed_until = NULL, last_error = NULL FROM (VALUES ",
+        );
+        let mut values: Vec<sea_orm::Value> = vec![self.instance.to_string().into()];
+        for (row, (i, envelope)) in envelopes.iter().enumerate() {
+            let decision = webhook::decide(&txn, envelope).await?;
+            let source = Source::Stripe {
+                event_id: &envelope.id,
+            };
+            decision.carry_out(&self.app, &txn, source).await?;
+            outcomes[*i] = decision.event_outcome();
+            let n = 1 + row * 5;
+            if row > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}::text, ${}::int, ${}::text, ${}::uuid, ${}::text)",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5
+            ));
+            values.extend([
+                chunk[*i].event_id.clone().into(),
+                chunk[*i].attempts.into(),
+                outcomes[*i].as_str().into(),
+                decision.order_id().into(),
+                decision.detail().map(str::to_owned).into(),
+            ]);
+        }
+        sql.push_str(
+            ") AS v(event_id, attempts, outcome, order_id, detail) \
+             WHERE e.event_id = v.event_id AND e.status = 'processing' AND e.claimed_by = $1 \
+             AND e.attempts = v.attempts",
+        );
+        let marked = txn.execute_raw(stmt(&sql, values)).await?.rows_affected();
+        if marked != chunk.len() as u64 {
+            txn.rollback().await?;
+            anyhow::bail!(
+                "{} of {} claims were lost",
+                chunk.len() as u64 - marked,
+                chunk.len()
+            );
+        }
+        txn.commit().await?;
+        Ok(outcomes)
     }
 
     async fn claim(&self, only: Option<&str>) -> Result<Vec<Claimed>, DbErr> {
         let inbox = &self.app.config.inbox;
         let txn = self.app.db.begin().await?;
-        txn.execute_raw(stmt("SELECT pg_advisory_xact_lock($1)", [CLAIM_LOCK.into()]))
-            .await?;
+        txn.execute_raw(stmt(
+            "SELECT pg_advisory_xact_lock($1)",
+            [CLAIM_LOCK.into()],
+        ))
+        .await?;
         txn.execute_raw(stmt(RECLAIM, [])).await?;
         let claimed = Claimed::find_by_statement(stmt(
             CLAIM,
@@ -158,7 +279,8 @@ impl Processor {
         .await?;
         txn.commit().await?;
         let mut claimed = claimed;
-        claimed.sort_by(|a, b| (a.stripe_created, &a.event_id).cmp(&(b.stripe_created, &b.event_id)));
+        claimed
+            .sort_by(|a, b| (a.stripe_created, &a.event_id).cmp(&(b.stripe_created, &b.event_id)));
         Ok(claimed)
     }
 
@@ -166,12 +288,7 @@ impl Processor {
     async fn process(&self, event: Claimed) {
         let metrics = &self.app.metrics;
         match self.apply(&event).await {
-            Ok(Some(outcome)) => {
-                let lag = (Utc::now() - event.received_at).to_std().unwrap_or_default();
-                metrics.observe_processed(&event.event_type, outcome.as_str(), lag);
-                tracing::info!(event_id = %event.event_id, event_type = %event.event_type,
-                    outcome = outcome.as_str(), "stripe event processed");
-            }
+            Ok(Some(outcome)) => self.processed(&event, outcome),
             Ok(None) => {
                 tracing::warn!(event_id = %event.event_id, "stripe event: claim lost before commit; another processor has it");
             }
@@ -274,8 +391,11 @@ impl Processor {
             previous_outcome: Option<String>,
         }
         let txn = self.app.db.begin().await?;
-        txn.execute_raw(stmt("SELECT pg_advisory_xact_lock($1)", [CLAIM_LOCK.into()]))
-            .await?;
+        txn.execute_raw(stmt(
+            "SELECT pg_advisory_xact_lock($1)",
+            [CLAIM_LOCK.into()],
+        ))
+        .await?;
         txn.execute_raw(stmt(RECLAIM, [])).await?;
         let claimed = Replaying::find_by_statement(stmt(
             REPLAY_CLAIM,

@@ -85,9 +85,9 @@ pub fn parse_since(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
         return Ok(time.with_timezone(&Utc));
     }
     let (amount, unit) = value.split_at(value.len().saturating_sub(1));
-    let amount: i64 = amount
-        .parse()
-        .map_err(|_| format!("{value:?} is neither an RFC 3339 time nor an age such as 12h or 3d"))?;
+    let amount: i64 = amount.parse().map_err(|_| {
+        format!("{value:?} is neither an RFC 3339 time nor an age such as 12h or 3d")
+    })?;
     let age = match unit {
         "m" => chrono::Duration::minutes(amount),
         "h" => chrono::Duration::hours(amount),

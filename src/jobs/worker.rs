@@ -41,9 +41,8 @@ type Scheduler =
     Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// A service's work done once, to the end, for [`Workers::run_until_idle`]: how many items it did.
-pub type Drain = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = Result<usize, DbErr>> + Send>> + Send + Sync,
->;
+pub type Drain =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<usize, DbErr>> + Send>> + Send + Sync>;
 
 /// The job kinds this process runs, each with its layer's state, and the periodic ones it queues.
 pub struct Workers {
@@ -117,6 +116,10 @@ impl Workers {
                 })
             }),
         );
+        if !settings.runs(J::QUEUE) {
+            // Not this process' work (`JOBS_ONLY`); `run_until_idle` may still run it.
+            return self;
+        }
         let monitor = std::mem::replace(&mut self.monitor, Monitor::new());
         self.monitor = monitor.register(move |restarts| {
             let config = apalis_postgres::Config::default()
@@ -143,6 +146,9 @@ impl Workers {
     /// per `every`, however many processes do the same; a zero interval only registers it.
     pub fn periodic<J: Job + Default>(&mut self, state: J::State, every: Duration) -> &mut Self {
         self.register::<J>(state);
+        if !self.config.runs(J::QUEUE) {
+            return self;
+        }
         let (queue, db) = (self.queue.clone(), self.db.clone());
         self.schedulers.push(Box::new(move |shutdown| {
             Box::pin(periodic::schedule::<J>(queue, db, every, shutdown))
@@ -156,21 +162,22 @@ impl Workers {
     pub fn service(
         &mut self,
         name: &'static str,
-        run: impl FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>>
-        + Send
-        + 'static,
+        run: impl FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + 'static,
         drain: impl Fn() -> Pin<Box<dyn Future<Output = Result<usize, DbErr>> + Send>>
         + Send
         + Sync
         + 'static,
     ) -> &mut Self {
+        self.drains.insert(name, Arc::new(drain));
+        if !self.config.runs(name) {
+            return self;
+        }
         self.schedulers.push(Box::new(move |shutdown| {
             Box::pin(async move {
                 run(shutdown).await;
                 tracing::info!(service = name, "stopped");
             })
         }));
-        self.drains.insert(name, Arc::new(drain));
         self
     }
 

@@ -1,6 +1,7 @@
 //! The Stripe webhook under what Stripe and the network really do: forged and stale deliveries,
 //! storms of duplicates, concurrent events for one order, out-of-order events, and a crash in the
 //! middle of processing.
+mod inbox;
 mod payloads;
 mod redelivery;
 mod refunds;

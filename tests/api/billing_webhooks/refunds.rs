@@ -29,7 +29,10 @@ async fn expired_after_paid_is_ignored_and_refunded_before_paid_wins() {
         ))
         .await;
     let ack: Value = response.json().await.unwrap();
-    assert_eq!(app.outcome_of(ack["event_id"].as_str().unwrap()).await, "ignored");
+    assert_eq!(
+        app.outcome_of(ack["event_id"].as_str().unwrap()).await,
+        "ignored"
+    );
     app.eventually(
         &format!(
             "SELECT count(*) FROM orders WHERE id = '{}' AND status = 'fulfilled'",
@@ -58,7 +61,10 @@ async fn expired_after_paid_is_ignored_and_refunded_before_paid_wins() {
         .json()
         .await
         .unwrap();
-    assert_eq!(app.outcome_of(ack["event_id"].as_str().unwrap()).await, "applied");
+    assert_eq!(
+        app.outcome_of(ack["event_id"].as_str().unwrap()).await,
+        "applied"
+    );
     let paid = fake_stripe::completed(&second.session, &second.payment_intent, true);
     let ack: Value = app
         .post_event(&fake_stripe::event(
@@ -70,7 +76,10 @@ async fn expired_after_paid_is_ignored_and_refunded_before_paid_wins() {
         .json()
         .await
         .unwrap();
-    assert_eq!(app.outcome_of(ack["event_id"].as_str().unwrap()).await, "ignored");
+    assert_eq!(
+        app.outcome_of(ack["event_id"].as_str().unwrap()).await,
+        "ignored"
+    );
     app.jobs_idle().await;
     assert_eq!(app.order_status(second.id).await, "refunded");
     assert_eq!(
@@ -125,7 +134,11 @@ async fn a_refund_revokes_and_a_dispute_suspends_delivered_licences() {
             .json()
             .await
             .unwrap();
-        assert_eq!(app.outcome_of(ack["event_id"].as_str().unwrap()).await, outcome, "{id}");
+        assert_eq!(
+            app.outcome_of(ack["event_id"].as_str().unwrap()).await,
+            outcome,
+            "{id}"
+        );
     }
     app.eventually(
         &format!(

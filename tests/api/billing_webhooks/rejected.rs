@@ -27,7 +27,10 @@ async fn unknown_orders_and_unhandled_types_are_kept_for_review_and_acknowledged
         let response = app.post_event(&fake_stripe::event(id, kind, object)).await;
         assert_eq!(response.status(), 200);
         let ack: Value = response.json().await.unwrap();
-        assert_eq!(app.outcome_of(ack["event_id"].as_str().unwrap()).await, outcome);
+        assert_eq!(
+            app.outcome_of(ack["event_id"].as_str().unwrap()).await,
+            outcome
+        );
         let stored = app
             .count(&format!("SELECT count(*) FROM stripe_events WHERE event_id = '{id}' AND outcome = '{outcome}'"))
             .await;
@@ -52,7 +55,10 @@ async fn a_payment_for_another_amount_is_rejected_and_delivers_nothing() {
         .json()
         .await
         .unwrap();
-    assert_eq!(app.outcome_of(ack["event_id"].as_str().unwrap()).await, "rejected");
+    assert_eq!(
+        app.outcome_of(ack["event_id"].as_str().unwrap()).await,
+        "rejected"
+    );
     assert_eq!(app.order_status(order.id).await, "pending_payment");
     assert_eq!(
         app.count("SELECT count(*) FROM order_events WHERE outcome = 'rejected' AND reason LIKE '%amount%'").await,

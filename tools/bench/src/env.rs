@@ -133,6 +133,12 @@ impl Server {
             )
             .env("JOBS_POLL_INTERVAL_MS", "200")
             .envs(app_env(&stripe.url))
+            // Tuning knobs to try without rebuilding: `STRIPE_INBOX_WRITERS=4 just bench --only webhook`.
+            .envs(
+                std::env::vars()
+                    .filter(|(k, _)| k.starts_with("STRIPE_INBOX_") || k.starts_with("BENCH_APP_"))
+                    .map(|(k, v)| (k.trim_start_matches("BENCH_APP_").to_owned(), v)),
+            )
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -73,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
         ingest_rate = Some(rate);
         [section]
     });
+    scenario!("e2e", |db| [
+        scenarios::inbox::run(&db, scale(10_000)).await?
+    ]);
     scenario!("storm", |db| [scenarios::webhook::duplicate_storm(
         &db,
         scale(2_000)
@@ -113,8 +116,10 @@ async fn main() -> anyhow::Result<()> {
 
 const USAGE: &str = "Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
        ironclad-bench chaos [--quick]
-Scenarios: baseline, webhook, storm, pgbench, auth, jobs.";
-const SCENARIOS: [&str; 6] = ["baseline", "webhook", "storm", "pgbench", "auth", "jobs"];
+Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), storm, pgbench, auth, jobs.";
+const SCENARIOS: [&str; 7] = [
+    "baseline", "webhook", "e2e", "storm", "pgbench", "auth", "jobs",
+];
 
 /// A typo must not start a ten-minute run that ignores it. `Err("")` asks for the usage only.
 fn check_args(args: &[String]) -> Result<(), String> {
@@ -146,6 +151,7 @@ async fn run_chaos(quick: bool) -> anyhow::Result<()> {
     let sections = vec![
         chaos::kill_workers(scale(1_000), if quick { 4 } else { 8 }).await?,
         chaos::kill_server_mid_storm(scale(2_000)).await?,
+        chaos::kill_processors_mid_batch(scale(2_000), if quick { 4 } else { 8 }).await?,
         chaos::postgres_restart(down_for).await?,
     ];
     for section in &sections {

@@ -284,7 +284,9 @@ fn list_events(events: &[Value], query: &str) -> Value {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
-    let since: i64 = param("created[gte]").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let since: i64 = param("created[gte]")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let limit: usize = param("limit")
         .and_then(|v| v.parse().ok())
         .unwrap_or(10)
@@ -303,7 +305,12 @@ fn list_events(events: &[Value], query: &str) -> Value {
             .map_or(newest_first.len(), |i| i + 1),
         None => 0,
     };
-    let page: Vec<&Value> = newest_first.iter().skip(start).take(limit).copied().collect();
+    let page: Vec<&Value> = newest_first
+        .iter()
+        .skip(start)
+        .take(limit)
+        .copied()
+        .collect();
     json!({
         "object": "list",
         "url": "/v1/events",

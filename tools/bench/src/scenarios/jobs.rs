@@ -25,6 +25,7 @@ pub async fn run(db: &BenchDb, jobs: usize) -> anyhow::Result<Section> {
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(60),
             max_attempts: 5,
+            only: Vec::new(),
         },
         db.db.clone(),
     );

@@ -1,5 +1,6 @@
 pub mod auth;
 pub mod baseline;
+pub mod inbox;
 pub mod jobs;
 pub mod pgbench;
 pub mod webhook;

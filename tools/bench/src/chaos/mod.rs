@@ -1,4 +1,8 @@
-//! `just chaos`: kill things and check nothing is lost or hung.
+//! `just chaos`: kill things and check nothing is lost or hung. The inbox's experiments (the
+//! server killed mid-storm, processors killed mid-batch) are in `inbox.rs`.
+mod inbox;
+
+pub use inbox::{kill_processors_mid_batch, kill_server_mid_storm};
 use std::time::{Duration, Instant};
 
 use ironclad::{
@@ -72,6 +76,7 @@ pub async fn postgres_restart(down_for: Duration) -> anyhow::Result<Section> {
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(2),
             max_attempts: 5,
+            only: Vec::new(),
         },
         db.db.clone(),
     );
@@ -177,12 +182,16 @@ fn licence_emails(sink: &MailSink) -> std::collections::HashMap<String, usize> {
     per_order
 }
 
-/// Waits until no job is pending or running (or `limit` passes).
-async fn drain(db: &BenchDb, limit: Duration) -> anyhow::Result<bool> {
+/// Waits until no Stripe event waits in the inbox and no job is pending or running (or `limit`
+/// passes).
+pub(crate) async fn drain(db: &BenchDb, limit: Duration) -> anyhow::Result<bool> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         let open = db
-            .scalar_i64("SELECT count(*) FROM apalis.jobs WHERE status NOT IN ('Done', 'Killed')")
+            .scalar_i64(
+                "SELECT (SELECT count(*) FROM apalis.jobs WHERE status NOT IN ('Done', 'Killed')) \
+                      + (SELECT count(*) FROM stripe_events WHERE status IN ('pending', 'processing'))",
+            )
             .await?;
         if open == 0 {
             return Ok(true);
@@ -306,98 +315,7 @@ pub async fn kill_workers(orders: usize, kills: usize) -> anyhow::Result<Section
     Ok(section)
 }
 
-/// The server is killed with SIGKILL in the middle of a webhook storm and restarted; the client
-/// retries every delivery that did not get a 200, as Stripe does. Every event ends applied once.
-pub async fn kill_server_mid_storm(orders: usize) -> anyhow::Result<Section> {
-    use crate::scenarios::webhook::{pending_orders, signed_completion, webhook_request};
-    use std::sync::Arc;
-    let db = BenchDb::create().await?;
-    let sink = MailSink::start().await?;
-    let env: [(&str, String); 0] = [];
-    let ids = pending_orders(&db, 7_000_000, orders).await?;
-    let deliveries: Arc<Vec<_>> = Arc::new(
-        ids.iter()
-            .enumerate()
-            .map(|(i, id)| signed_completion(7_000_000 + i, id))
-            .collect(),
-    );
-    let server = Server::start(&db, &sink, &["serve", "--no-workers"], &env).await?;
-    let addr = server.addr;
-    let storm = {
-        let deliveries = deliveries.clone();
-        tokio::spawn(async move {
-            let make: load::MakeRequest =
-                Arc::new(move |i| webhook_request(&deliveries[i % deliveries.len()]));
-            // Every event 3 times, in order, over 32 connections.
-            load::run(addr, 32, orders * 3, make, |s| s == 200).await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    server.kill().await?;
-    let first_pass = storm.await??;
-    // Stripe retries whatever did not get a 200: we redeliver every event until each got one.
-    let server = Server::start(&db, &sink, &["serve", "--no-workers"], &env).await?;
-    let mut unacknowledged: Vec<usize> = (0..orders).collect();
-    let mut rounds = 0;
-    while !unacknowledged.is_empty() && rounds < 10 {
-        rounds += 1;
-        let mut still = Vec::new();
-        for i in unacknowledged {
-            let request = webhook_request(&deliveries[i]);
-            let status = send_one(server.addr, request).await.unwrap_or(0);
-            if status != 200 {
-                still.push(i);
-            }
-        }
-        unacknowledged = still;
-    }
-    server.stop().await?;
-    let n = orders as i64;
-    let applied = db
-        .scalar_i64(
-            "SELECT count(*) FROM order_events WHERE to_status = 'paid' AND outcome = 'applied'",
-        )
-        .await?;
-    let paid = db
-        .scalar_i64("SELECT count(*) FROM orders WHERE status = 'paid'")
-        .await?;
-    let events = db.scalar_i64("SELECT count(*) FROM stripe_events").await?;
-    let jobs = db.scalar_i64("SELECT count(*) FROM apalis.jobs").await?;
-    db.drop_database().await?;
-
-    let failed_first = first_pass.errors;
-    let mut section = Section::new("Chaos: server killed mid-webhook-storm");
-    section.line(format!(
-        "{orders} events, each sent 3 times over 32 connections; the server is killed with SIGKILL 400 ms in, restarted, and every event redelivered until it gets a 200 (as Stripe retries non-2xx)."
-    ));
-    section.table(
-        &[
-            "events",
-            "deliveries failed by the kill",
-            "redelivery rounds",
-            "events stored",
-            "`paid` transitions",
-            "orders paid",
-            "jobs queued",
-        ],
-        vec![vec![
-            n.to_string(),
-            failed_first.to_string(),
-            rounds.to_string(),
-            events.to_string(),
-            applied.to_string(),
-            paid.to_string(),
-            jobs.to_string(),
-        ]],
-    );
-    section.verdict(
-        "every event applied exactly once after the retries (one transition, two jobs per order)",
-        applied == n && paid == n && events == n && jobs == 2 * n,
-    );
-    Ok(section)
-}
-
-async fn send_one(
+pub(crate) async fn send_one(
     addr: std::net::SocketAddr,
     request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
 ) -> anyhow::Result<u16> {
