@@ -223,7 +223,7 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
     let event_bytes = signed_completion(0, &uuid::Uuid::nil().to_string()).0.len();
     let mut section = Section::new("Webhook ack (the inbox's ingest)");
     section.line(format!(
-        "{events_per_round} distinct, correctly signed `checkout.session.completed` events ({event_bytes} bytes each, every field Stripe sends) for distinct pending orders per row; one `ironclad serve --no-workers` process, so no processor runs. Each delivery: signature check, envelope parse, then the inbox's group commit (2 writer tasks, up to 128 events per multi-row insert, 1 ms window) and the 200. Server settings are the production defaults (pool of 10 connections)."
+        "{events_per_round} distinct, correctly signed `checkout.session.completed` events ({event_bytes} bytes each, every field Stripe sends) for distinct pending orders per row; one `ironclad serve --no-workers` process, so no processor runs. Each delivery: signature check, envelope parse, then the inbox's group commit (2 writer tasks, each insert takes up to 128 of the deliveries already waiting, no window) and the 200. Server settings are the production defaults (pool of 10 connections)."
     ));
     section.table(load::HEADER, rows);
     section.line(format!(

@@ -7,9 +7,10 @@
 //!    first, **at most one per Stripe object in flight** — an event whose object already has one in
 //!    flight waits for the next claim. Each claim counts an attempt, so an event that kills its
 //!    process still runs out of attempts.
-//! 2. **Apply**, in `lanes` transactions at once, each applying a chunk of up to `apply_batch`
-//!    events (one commit for several events): the chunk's orders are locked in id order, then for
-//!    each event in (`created`, id) order [`webhook::decide`] judges it against its locked order
+//! 2. **Apply**, in `lanes` transactions at once (tasks), each applying a chunk of up to
+//!    `apply_batch` events with one commit; the next claim is made as soon as fewer than `lanes`
+//!    claimed chunks wait, so lanes never idle behind a claim. A chunk's orders are locked in id
+//!    order, then for each event in (`created`, id) order [`webhook::decide`] judges it against its locked order
 //!    and the decision is carried out (audit, order move, follow-up jobs with derived keys); the
 //!    events are marked `processed` by one update that only matches while their claims still hold
 //!    (same claimant, same attempt): a claim lost to expiry rolls back whole, so nothing applies
@@ -20,11 +21,11 @@
 //!    operator's review and replay (`replay.rs`, through the same claim and apply).
 //!
 //! Woken after each inbox commit (in-process, and via `Wakeups` from other processes) and by a poll.
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, stream};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, TransactionTrait};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -35,8 +36,7 @@ use super::{
 };
 use crate::{db::stmt, jobs::Wakeups};
 
-/// The advisory lock that serialises claims (any constant unique to this use).
-const CLAIM_LOCK: i64 = 0x1C_57_12_1E;
+mod claims;
 
 /// A claimed event, as the apply step needs it.
 #[derive(Debug, FromQueryResult)]
@@ -48,29 +48,6 @@ pub(super) struct Claimed {
     received_at: DateTime<Utc>,
     stripe_created: DateTime<Utc>,
 }
-
-// Expired claims first: their process died, their event is due again.
-const RECLAIM: &str = "UPDATE stripe_events \
-    SET status = 'pending', claimed_by = NULL, claimed_until = NULL \
-    WHERE status = 'processing' AND claimed_until < now()";
-
-// $1 claimant, $2 claim TTL (seconds), $3 batch, $4 one event only (replay) or NULL.
-const CLAIM: &str = "WITH due AS ( \
-        SELECT event_id, coalesce(object_id, event_id) AS lane, stripe_created FROM stripe_events \
-        WHERE status = 'pending' AND next_attempt_at <= now() AND ($4::text IS NULL OR event_id = $4) \
-        ORDER BY stripe_created, event_id LIMIT $3 * 4 \
-    ), free AS ( \
-        SELECT DISTINCT ON (lane) event_id, stripe_created FROM due \
-        WHERE NOT EXISTS (SELECT 1 FROM stripe_events busy \
-                          WHERE busy.status = 'processing' AND busy.object_id = due.lane) \
-        ORDER BY lane, stripe_created, event_id \
-    ), picked AS ( \
-        SELECT event_id FROM free ORDER BY stripe_created, event_id LIMIT $3 \
-    ) \
-    UPDATE stripe_events e SET status = 'processing', claimed_by = $1, \
-        claimed_until = now() + make_interval(secs => $2), attempts = e.attempts + 1 \
-    FROM picked WHERE e.event_id = picked.event_id \
-    RETURNING e.event_id, e.event_type, e.payload, e.attempts, e.received_at, e.stripe_created";
 
 // Only while the claim holds: same claimant, same attempt, still processing.
 const HELD: &str = "event_id = $1 AND status = 'processing' AND claimed_by = $2 AND attempts = $3";
@@ -92,8 +69,9 @@ impl Processor {
         }
     }
 
-    /// Processes until `shutdown`: a round after every wake-up (a commit in the inbox, here or in
-    /// another process) and every poll interval, and again at once while rounds find work.
+    /// Processes until `shutdown`, woken by every commit in the inbox (here or in another
+    /// process) and by the poll interval. On shutdown it stops claiming, hands back the events it
+    /// claimed but had not started, and lets the chunks it is applying finish.
     pub async fn run(self, shutdown: CancellationToken) {
         let wake = self.app.inbox.wake.clone();
         let mut wakeups = Wakeups::new(self.app.db.clone(), CHANNEL);
@@ -104,53 +82,91 @@ impl Processor {
                 forward.notify_one();
             }
         });
-        let poll = self.app.config.inbox.poll_interval;
-        while !shutdown.is_cancelled() {
-            match self.round().await {
-                Ok(0) => {}
-                Ok(_) => continue,
-                Err(error) => tracing::warn!(%error, "stripe inbox: claiming failed; retrying"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
-            }
+        if let Err(error) = self.pump(Some(&shutdown)).await {
+            tracing::warn!(%error, "stripe inbox: processor stopped");
         }
         listening.abort();
     }
 
-    /// Processes every due event, round after round, until none is left; returns how many it
-    /// claimed. For tests and tools that need the inbox empty without the background processor.
+    /// Processes every due event until none is left; returns how many it claimed. For tests and
+    /// tools that need the inbox empty without the background processor.
     pub async fn drain(&self) -> Result<usize, DbErr> {
-        let mut total = 0;
-        loop {
-            match self.round().await? {
-                0 => return Ok(total),
-                claimed => total += claimed,
-            }
-        }
+        self.pump(None).await
     }
 
-    /// One claim, and its events applied: `lanes` transactions at once, each applying a chunk of
-    /// up to `apply_batch` events.
-    async fn round(&self) -> Result<usize, DbErr> {
+    /// The processing loop: up to `lanes` chunk transactions apply at once (each a task), and a
+    /// new claim is made whenever fewer than `lanes` claimed chunks wait for a lane — so lanes do
+    /// not wait for claims and a claim does not wait for the slowest chunk of the one before.
+    /// With no `shutdown` it returns once a claim finds nothing and nothing is applying.
+    async fn pump(&self, shutdown: Option<&CancellationToken>) -> Result<usize, DbErr> {
         let inbox = &self.app.config.inbox;
-        let mut claimed = self.claim(None).await?;
-        let count = claimed.len();
-        let mut chunks = Vec::new();
-        while !claimed.is_empty() {
-            let rest = claimed.split_off(claimed.len().min(inbox.apply_batch));
-            chunks.push(std::mem::replace(&mut claimed, rest));
+        let wake = &self.app.inbox.wake;
+        let mut waiting: VecDeque<Vec<Claimed>> = VecDeque::new();
+        let mut applying = JoinSet::new();
+        let mut claimed = 0;
+        // The last claim found nothing: claim again after a wake-up, a finished chunk (its
+        // objects are free again) or the poll interval.
+        let mut dry = false;
+        loop {
+            while applying.len() < inbox.lanes
+                && let Some(chunk) = waiting.pop_front()
+            {
+                let this = self.clone();
+                applying.spawn(async move {
+                    let jobs = this.app.jobs.clone();
+                    // A unit of work: the jobs it queued are announced once it has committed,
+                    // never by a NOTIFY inside its transaction (that would serialise commits).
+                    jobs.announce_after(this.process_chunk(chunk)).await
+                });
+            }
+            if shutdown.is_some_and(CancellationToken::is_cancelled) {
+                self.release(waiting.into_iter().flatten()).await;
+                applying.join_all().await;
+                return Ok(claimed);
+            }
+            if !dry && waiting.len() < inbox.lanes {
+                match self.claim(None).await {
+                    Ok(events) if events.is_empty() => dry = true,
+                    Ok(mut events) => {
+                        claimed += events.len();
+                        while !events.is_empty() {
+                            let rest = events.split_off(events.len().min(inbox.apply_batch));
+                            waiting.push_back(std::mem::replace(&mut events, rest));
+                        }
+                    }
+                    Err(error) if shutdown.is_none() => return Err(error),
+                    Err(error) => {
+                        tracing::warn!(%error, "stripe inbox: claiming failed; retrying");
+                        dry = true;
+                    }
+                }
+                continue;
+            }
+            let poll = tokio::time::sleep(inbox.poll_interval);
+            let stopping = async {
+                match shutdown {
+                    Some(token) => token.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            if applying.is_empty() {
+                if shutdown.is_none() {
+                    return Ok(claimed);
+                }
+                tokio::select! {
+                    _ = stopping => {}
+                    _ = wake.notified() => {}
+                    _ = poll => {}
+                }
+            } else {
+                tokio::select! {
+                    _ = stopping => {}
+                    _ = wake.notified() => {}
+                    _ = applying.join_next() => {}
+                }
+            }
+            dry = false;
         }
-        // Each chunk is a unit of work: the jobs it queued are announced once it has committed,
-        // never by a NOTIFY inside its transaction (which would serialise every commit).
-        stream::iter(chunks)
-            .for_each_concurrent(inbox.lanes, |chunk| {
-                self.app.jobs.announce_after(self.process_chunk(chunk))
-            })
-            .await;
-        Ok(count)
     }
 
     /// Applies a chunk in one transaction; if that fails (one event's error, a lost claim, a
@@ -257,33 +273,6 @@ impl Processor {
         Ok(outcomes)
     }
 
-    async fn claim(&self, only: Option<&str>) -> Result<Vec<Claimed>, DbErr> {
-        let inbox = &self.app.config.inbox;
-        let txn = self.app.db.begin().await?;
-        txn.execute_raw(stmt(
-            "SELECT pg_advisory_xact_lock($1)",
-            [CLAIM_LOCK.into()],
-        ))
-        .await?;
-        txn.execute_raw(stmt(RECLAIM, [])).await?;
-        let claimed = Claimed::find_by_statement(stmt(
-            CLAIM,
-            [
-                self.instance.to_string().into(),
-                inbox.claim_ttl.as_secs_f64().into(),
-                (inbox.claim_batch as i64).into(),
-                only.map(str::to_owned).into(),
-            ],
-        ))
-        .all(&txn)
-        .await?;
-        txn.commit().await?;
-        let mut claimed = claimed;
-        claimed
-            .sort_by(|a, b| (a.stripe_created, &a.event_id).cmp(&(b.stripe_created, &b.event_id)));
-        Ok(claimed)
-    }
-
     /// Applies one claimed event, or records why it could not be.
     async fn process(&self, event: Claimed) {
         let metrics = &self.app.metrics;
@@ -345,90 +334,8 @@ impl Processor {
         Ok(Some(outcome))
     }
 
-    /// Back to pending after a backoff, or dead once out of attempts. Returns which.
-    async fn fail(&self, event: &Claimed, error: &str) -> Result<&'static str, DbErr> {
-        let inbox = &self.app.config.inbox;
-        let dead = event.attempts >= inbox.max_attempts;
-        let exponent = (event.attempts - 1).clamp(0, 30) as u32;
-        let backoff = inbox
-            .retry_base
-            .saturating_mul(2u32.saturating_pow(exponent))
-            .min(inbox.retry_max);
-        let status = if dead { "dead" } else { "pending" };
-        self.app
-            .db
-            .execute_raw(stmt(
-                &format!(
-                    "UPDATE stripe_events SET status = $4, last_error = $5, \
-                     next_attempt_at = now() + make_interval(secs => $6), \
-                     claimed_by = NULL, claimed_until = NULL WHERE {HELD}"
-                ),
-                [
-                    event.event_id.clone().into(),
-                    self.instance.to_string().into(),
-                    event.attempts.into(),
-                    status.into(),
-                    error.to_owned().into(),
-                    backoff.as_secs_f64().into(),
-                ],
-            ))
-            .await?;
-        Ok(if dead { "dead" } else { "failed" })
-    }
-
-    /// Claims `event_id` for an operator's replay: pending (also while backing off), dead, or
-    /// processed with an outcome worth another look (`EventOutcome::is_replayable`) — and only if its
-    /// object has nothing in flight. Serialised with every other claim, so of racing replays one
-    /// wins. Returns the claim and the outcome it had.
-    pub(super) async fn claim_for_replay(
-        &self,
-        event_id: &str,
-    ) -> Result<Option<(Claimed, Option<String>)>, DbErr> {
-        #[derive(FromQueryResult)]
-        struct Replaying {
-            #[sea_orm(nested)]
-            claimed: Claimed,
-            previous_outcome: Option<String>,
-        }
-        let txn = self.app.db.begin().await?;
-        txn.execute_raw(stmt(
-            "SELECT pg_advisory_xact_lock($1)",
-            [CLAIM_LOCK.into()],
-        ))
-        .await?;
-        txn.execute_raw(stmt(RECLAIM, [])).await?;
-        let claimed = Replaying::find_by_statement(stmt(
-            REPLAY_CLAIM,
-            [
-                self.instance.to_string().into(),
-                self.app.config.inbox.claim_ttl.as_secs_f64().into(),
-                event_id.into(),
-            ],
-        ))
-        .one(&txn)
-        .await?;
-        txn.commit().await?;
-        Ok(claimed.map(|r| (r.claimed, r.previous_outcome)))
-    }
-
     /// Applies an event claimed by [`claim_for_replay`](Self::claim_for_replay).
     pub(super) async fn process_claimed(&self, event: Claimed) {
         self.process(event).await
     }
 }
-
-// $1 claimant, $2 claim TTL (seconds), $3 the event. A replayed dead or processed event starts
-// its attempts again.
-const REPLAY_CLAIM: &str = "WITH before AS ( \
-        SELECT event_id, outcome FROM stripe_events WHERE event_id = $3 \
-    ) \
-    UPDATE stripe_events e SET status = 'processing', claimed_by = $1, \
-        claimed_until = now() + make_interval(secs => $2), outcome = NULL, detail = NULL, \
-        attempts = CASE WHEN e.status = 'pending' THEN e.attempts + 1 ELSE 1 END \
-    FROM before WHERE e.event_id = before.event_id \
-      AND (e.status IN ('pending', 'dead') \
-           OR (e.status = 'processed' AND e.outcome IN ('unknown_order', 'unhandled_type', 'rejected'))) \
-      AND NOT EXISTS (SELECT 1 FROM stripe_events busy \
-                      WHERE busy.status = 'processing' AND busy.object_id = coalesce(e.object_id, e.event_id)) \
-    RETURNING e.event_id, e.event_type, e.payload, e.attempts, e.received_at, e.stripe_created, \
-        before.outcome AS previous_outcome";
