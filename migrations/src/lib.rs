@@ -15,6 +15,7 @@ mod m20261124_000040_orders_reconciled_at;
 mod m20261124_000041_housekeeping_indexes;
 mod m20261202_000050_security_hardening;
 mod m20261202_000060_stripe_inbox;
+mod m20261202_000070_orgs;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000041_housekeeping_indexes::Migration),
             Box::new(m20261202_000050_security_hardening::Migration),
             Box::new(m20261202_000060_stripe_inbox::Migration),
+            Box::new(m20261202_000070_orgs::Migration),
         ]
     }
 }

@@ -6,7 +6,8 @@
 //!   detection, a deleted account) is refused at once on every route. There is deliberately no
 //!   stateless variant: no route of this starter is hot enough to trade that guarantee for a query.
 //! - [`RequireMfa::within`]: middleware declared on the route: the user has MFA on, the token is
-//!   `aal2` and its MFA is recent enough.
+//!   `aal2` and its MFA is recent enough ([`RequireMfa::when_enrolled`]: the same for accounts
+//!   with MFA on, while accounts without it pass).
 //! - [`RequireRole`]: middleware declared on the route: the *current* role (from the database).
 //! - [`RequireVerifiedEmail`]: middleware declared on the route: the account's email address is
 //!   verified (else 403 `email-verification-required`). Declare it on anything an unverified
@@ -87,6 +88,9 @@ fn app_state(req: &HttpRequest) -> Result<&web::Data<AuthState>, AuthError> {
         .ok_or_else(|| AuthError::Unexpected(anyhow::anyhow!("AuthState is not registered")))
 }
 
+/// How API keys (`ic_live_…`, `ic_test_…`) begin: never a JWT, which begins `eyJ`.
+const API_KEY_PREFIX: &str = "ic_";
+
 /// The verified claims of the `Authorization: Bearer` access token of `req` (signature, expiry,
 /// audience, issuer; nothing read from the database).
 fn bearer_claims(req: &HttpRequest) -> Result<AccessClaims, AuthError> {
@@ -101,6 +105,13 @@ fn bearer_claims(req: &HttpRequest) -> Result<AccessClaims, AuthError> {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Err(AuthError::MissingToken),
     };
+    if token.starts_with(API_KEY_PREFIX) {
+        // A key authenticates as its organisation (the orgs layer's guard), never as a person.
+        return Err(AuthError::Unauthenticated(
+            "API keys are accepted only on their organisation's routes; sign in for this one"
+                .into(),
+        ));
+    }
     state.config.jwt.verify(token).map_err(|e| match e {
         TokenError::Expired => AuthError::Unauthenticated("the access token has expired".into()),
         TokenError::Invalid(reason) => {
@@ -234,11 +245,34 @@ pub fn check_mfa(user: &AuthUser, max_age: Duration, now: DateTime<Utc>) -> Resu
 #[derive(Debug, Clone, Copy)]
 pub struct RequireMfa {
     max_age: Duration,
+    /// Accounts without MFA pass (else they must enrol first).
+    when_enrolled: bool,
 }
 
 impl RequireMfa {
     pub fn within(max_age: Duration) -> Self {
-        Self { max_age }
+        Self {
+            max_age,
+            when_enrolled: false,
+        }
+    }
+
+    /// Like [`within`](Self::within) for accounts with MFA on; accounts without it pass. For
+    /// actions every account may take but that an account with a second factor must confirm with
+    /// it (deleting an organisation, handing over its ownership).
+    pub fn when_enrolled(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            when_enrolled: true,
+        }
+    }
+
+    fn policy(self) -> Policy {
+        if self.when_enrolled {
+            Policy::MfaWhenEnrolled(self.max_age)
+        } else {
+            Policy::Mfa(self.max_age)
+        }
     }
 }
 
@@ -267,6 +301,7 @@ pub struct RequireVerifiedEmail;
 #[derive(Debug, Clone, Copy)]
 pub enum Policy {
     Mfa(Duration),
+    MfaWhenEnrolled(Duration),
     Role(Role),
     VerifiedEmail,
 }
@@ -275,6 +310,8 @@ impl Policy {
     pub fn check(self, user: &AuthUser, now: DateTime<Utc>) -> Result<(), AuthError> {
         match self {
             Policy::Mfa(max_age) => check_mfa(user, max_age, now),
+            Policy::MfaWhenEnrolled(_) if !user.account.mfa_enabled => Ok(()),
+            Policy::MfaWhenEnrolled(max_age) => check_mfa(user, max_age, now),
             Policy::Role(role) if user.account.role != role => Err(AuthError::Forbidden(format!(
                 "this action needs the {} role",
                 role.as_str()
@@ -317,7 +354,7 @@ macro_rules! guard_transform {
     };
 }
 
-guard_transform!(RequireMfa, |g| Policy::Mfa(g.max_age));
+guard_transform!(RequireMfa, |g| g.policy());
 guard_transform!(RequireRole, |g| Policy::Role(g.role));
 guard_transform!(RequireVerifiedEmail, |_| Policy::VerifiedEmail);
 
@@ -411,6 +448,25 @@ mod tests {
                 other => panic!("{u:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn when_enrolled_the_step_up_is_needed_and_otherwise_not() {
+        let mut u = user(Aal::Aal1, None);
+        assert!(matches!(
+            Policy::MfaWhenEnrolled(WINDOW).check(&u, Utc::now()),
+            Err(AuthError::MfaRequired { .. })
+        ));
+        u.account.mfa_enabled = false;
+        assert!(
+            Policy::MfaWhenEnrolled(WINDOW)
+                .check(&u, Utc::now())
+                .is_ok()
+        );
+        assert!(matches!(
+            Policy::Mfa(WINDOW).check(&u, Utc::now()),
+            Err(AuthError::MfaEnrolmentRequired)
+        ));
     }
 
     #[test]

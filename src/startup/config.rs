@@ -7,6 +7,7 @@ use crate::{
     billing::BillingConfig,
     config::{ConfigError, DatabaseConfig, Environment, HttpConfig, JobsConfig, MailConfig, Vars},
     housekeeping::HousekeepingConfig,
+    orgs::OrgsConfig,
 };
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,7 @@ pub struct Config {
     /// When set, `GET /metrics` requires `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretString>,
     pub auth: AuthConfig,
+    pub orgs: OrgsConfig,
     pub billing: BillingConfig,
 }
 
@@ -43,6 +45,7 @@ impl Config {
             mail: MailConfig::from_vars(&vars, env)?,
             metrics_token: vars.get("METRICS_TOKEN").map(SecretString::from),
             auth: AuthConfig::from_vars(&vars, env)?,
+            orgs: OrgsConfig::from_vars(&vars)?,
             billing: BillingConfig::from_vars(&vars, env)?,
         })
     }

@@ -42,6 +42,7 @@ use crate::{
     jobs::{JobQueue, Workers},
     mail::{self, MailSink, MailState, Mailer, Templates},
     metrics::{self, Metrics},
+    orgs,
 };
 use openapi::ApiDoc;
 
@@ -55,6 +56,7 @@ pub struct Layers {
     pub metrics: Arc<Metrics>,
     pub mail: MailState,
     pub auth: auth::AuthState,
+    pub orgs: orgs::OrgsState,
     pub billing: billing::BillingState,
 }
 
@@ -100,8 +102,16 @@ impl Layers {
             public_url: config.http.public_url.clone(),
             inbox: billing::inbox::Inbox::start(db.clone(), jobs.clone(), &config.billing.inbox),
         };
+        let orgs = orgs::OrgsState {
+            db: db.clone(),
+            config: Arc::new(config.orgs.clone()),
+            jobs: jobs.clone(),
+            public_url: config.http.public_url.clone(),
+            live_keys: config.env == Environment::Production,
+        };
         let layers = Self {
             mail,
+            orgs,
             config: Arc::new(config),
             db,
             jobs,
@@ -169,6 +179,7 @@ impl Layers {
                 self.config.metrics_token.clone(),
             )));
         app.app_data(web::Data::new(self.auth.clone()));
+        app.app_data(web::Data::new(self.orgs.clone()));
         app.app_data(web::Data::new(self.billing.clone()));
     }
 }
@@ -181,6 +192,7 @@ fn routes(cfg: &mut ServiceConfig, dev_mail: bool) {
         .service(
             scope("/api/v1")
                 .configure(auth::routes)
+                .configure(orgs::routes)
                 .configure(billing::routes)
                 .configure(billing::operator::routes)
                 .configure(admin::routes),

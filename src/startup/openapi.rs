@@ -16,6 +16,7 @@ use utoipa::{
     tags(
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, sessions and MFA"),
+        (name = "orgs", description = "Organisations: members and roles (every account has a personal one)"),
         (name = "billing", description = "Checkout, orders, licences and Stripe webhooks"),
         (name = "ops", description = "Operations: Prometheus metrics"),
         (name = "admin", description = "Operator tools (admin role and a recent second factor): dead jobs, webhook events to review, stuck orders"),

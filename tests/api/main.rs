@@ -18,5 +18,6 @@ mod jobs;
 mod mail;
 mod metrics;
 mod openapi;
+mod orgs;
 mod security;
 mod support;
