@@ -87,7 +87,7 @@ pub async fn list_orgs(app: web::Data<OrgsState>, user: AuthUser) -> Handled<Vec
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organisation of yours (`org-not-found`)", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("api_key" = [])),
 )]
 #[get("/orgs/{org}", wrap = "RequireOrgPermission(Action::Read)")]
 pub async fn get_org(app: web::Data<OrgsState>, member: OrgMember) -> Handled<OrgView> {
@@ -110,7 +110,7 @@ pub async fn get_org(app: web::Data<OrgsState>, member: OrgMember) -> Handled<Or
         (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name or slug", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("api_key" = [])),
 )]
 #[patch("/orgs/{org}", wrap = "RequireOrgPermission(Action::Update)")]
 pub async fn update_org(
@@ -160,7 +160,7 @@ pub async fn delete_org(
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organisation of yours", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("api_key" = [])),
 )]
 #[get("/orgs/{org}/members", wrap = "RequireOrgPermission(Action::Read)")]
 pub async fn list_members(

@@ -41,5 +41,18 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        // An organisation's API key (`ic_live_…`): accepted on the org routes that list it.
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("ic_live_<32 base62><6 base62 CRC32>")
+                    .description(Some(
+                        "An organisation's API key, sent as `Authorization: Bearer ic_…`: it acts as the organisation on the routes that list this scheme, within its scopes",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! answers to outsiders, and the races around the last owner.
 mod api_keys;
 mod invitations;
+mod isolation;
 mod members;
 mod organisations;
 

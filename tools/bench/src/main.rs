@@ -90,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
         scale(50_000)
     )
     .await?);
+    scenario!("orgs", |db| [
+        scenarios::orgs::run(&db, scale(50_000)).await?
+    ]);
     scenario!("jobs", |db| [
         scenarios::jobs::run(&db, scale(10_000)).await?
     ]);
@@ -116,9 +119,9 @@ async fn main() -> anyhow::Result<()> {
 
 const USAGE: &str = "Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
        ironclad-bench chaos [--quick]
-Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), storm, pgbench, auth, jobs.";
-const SCENARIOS: [&str; 7] = [
-    "baseline", "webhook", "e2e", "storm", "pgbench", "auth", "jobs",
+Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), storm, pgbench, auth, orgs (the org guard), jobs.";
+const SCENARIOS: [&str; 8] = [
+    "baseline", "webhook", "e2e", "storm", "pgbench", "auth", "orgs", "jobs",
 ];
 
 /// A typo must not start a ten-minute run that ignores it. `Err("")` asks for the usage only.

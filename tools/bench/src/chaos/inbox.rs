@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use ironclad::mail::MailSink;
 
-use super::{drain, send_one};
+use super::{acknowledge, drain, kill_and_replace_workers, send_one};
 use crate::{
     env::{BenchDb, Server},
     load,
@@ -116,8 +116,6 @@ pub async fn kill_server_mid_storm(orders: usize) -> anyhow::Result<Section> {
 /// mid-batch, again and again, and restarted. Every event must end applied exactly once: a killed
 /// processor's claims expire and are taken over; its uncommitted work rolled back with it.
 pub async fn kill_processors_mid_batch(orders: usize, kills: usize) -> anyhow::Result<Section> {
-    use crate::scenarios::webhook::{pending_orders, signed_completion, webhook_request};
-    use std::sync::Arc;
     let db = BenchDb::create().await?;
     let sink = MailSink::start().await?;
     let env = [
@@ -129,43 +127,17 @@ pub async fn kill_processors_mid_batch(orders: usize, kills: usize) -> anyhow::R
         ("JOBS_HEARTBEAT_MS", "500".to_owned()),
         ("JOBS_MISSED_HEARTBEATS", "4".to_owned()),
     ];
-    let ids = pending_orders(&db, 8_000_000, orders).await?;
-    let http = Server::start(&db, &sink, &["serve", "--no-workers"], &env).await?;
-    let deliveries: Arc<Vec<_>> = Arc::new(
-        ids.iter()
-            .enumerate()
-            .map(|(i, id)| signed_completion(8_000_000 + i, id))
-            .collect(),
-    );
-    let make: load::MakeRequest = {
-        let deliveries = deliveries.clone();
-        Arc::new(move |i| webhook_request(&deliveries[i]))
-    };
-    let acked = load::run(http.addr, 32, orders, make, |s| s == 200).await?;
-    http.stop().await?;
-
-    let mut workers = vec![
-        Server::start(&db, &sink, &["worker"], &env).await?,
-        Server::start(&db, &sink, &["worker"], &env).await?,
-    ];
-    let mut killed_mid_batch = 0;
-    for k in 0..kills {
-        let pause = 150 + (k as u64 * 7919 + orders as u64) % 400;
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        let in_flight = db
-            .scalar_i64("SELECT count(*) FROM stripe_events WHERE status = 'processing'")
-            .await?;
-        if in_flight > 0 {
-            killed_mid_batch += 1;
-        }
-        let victim = workers.remove(k % 2);
-        victim.kill().await?;
-        workers.insert(k % 2, Server::start(&db, &sink, &["worker"], &env).await?);
-    }
-    let drained = drain(&db, Duration::from_secs(300)).await?;
-    for worker in workers {
-        worker.stop().await?;
-    }
+    let (_, acked) = acknowledge(&db, &sink, &env, 8_000_000, orders, 32).await?;
+    let (killed_mid_batch, drained) = kill_and_replace_workers(
+        &db,
+        &sink,
+        &env,
+        kills,
+        orders,
+        (150, 400),
+        "SELECT count(*) FROM stripe_events WHERE status = 'processing'",
+    )
+    .await?;
     let n = orders as i64;
     let processed = db
         .scalar_i64(

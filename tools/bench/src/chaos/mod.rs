@@ -204,8 +204,6 @@ pub(crate) async fn drain(db: &BenchDb, limit: Duration) -> anyhow::Result<bool>
 /// Two `ironclad worker` processes deliver licences for `orders` paid orders through a slow SMTP
 /// server while one of them is killed with SIGKILL at random moments and restarted.
 pub async fn kill_workers(orders: usize, kills: usize) -> anyhow::Result<Section> {
-    use crate::scenarios::webhook::{pending_orders, signed_completion, webhook_request};
-    use std::sync::Arc;
     let db = BenchDb::create().await?;
     // 20 ms per message: a licence delivery "takes a moment", so kills land mid-job.
     let sink = MailSink::start_with_latency(Duration::from_millis(20)).await?;
@@ -218,44 +216,18 @@ pub async fn kill_workers(orders: usize, kills: usize) -> anyhow::Result<Section
         ("JOBS_RETRY_BASE_MS", "1000".to_owned()),
         ("JOBS_MAX_ATTEMPTS", "10".to_owned()),
     ];
-    let ids = pending_orders(&db, 5_000_000, orders).await?;
-    let http = Server::start(&db, &sink, &["serve", "--no-workers"], &env).await?;
-    let deliveries: Arc<Vec<_>> = Arc::new(
-        ids.iter()
-            .enumerate()
-            .map(|(i, id)| signed_completion(5_000_000 + i, id))
-            .collect(),
-    );
-    let make: load::MakeRequest = {
-        let deliveries = deliveries.clone();
-        Arc::new(move |i| webhook_request(&deliveries[i]))
-    };
-    let paid = load::run(http.addr, 16, orders, make, |s| s == 200).await?;
-    http.stop().await?;
-
-    let mut workers = vec![
-        Server::start(&db, &sink, &["worker"], &env).await?,
-        Server::start(&db, &sink, &["worker"], &env).await?,
-    ];
-    let mut killed_mid_job = 0;
-    for k in 0..kills {
+    let (ids, paid) = acknowledge(&db, &sink, &env, 5_000_000, orders, 16).await?;
+    let (killed_mid_job, drained) = kill_and_replace_workers(
+        &db,
+        &sink,
+        &env,
+        kills,
+        orders,
         // A pseudo-random pause (no rand crate needed): 300..1100 ms.
-        let pause = 300 + (k as u64 * 7919 + orders as u64) % 800;
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        let running = db
-            .scalar_i64("SELECT count(*) FROM apalis.jobs WHERE status IN ('Running', 'Queued')")
-            .await?;
-        if running > 0 {
-            killed_mid_job += 1;
-        }
-        let victim = workers.remove(k % 2);
-        victim.kill().await?;
-        workers.insert(k % 2, Server::start(&db, &sink, &["worker"], &env).await?);
-    }
-    let drained = drain(&db, Duration::from_secs(300)).await?;
-    for worker in workers {
-        worker.stop().await?;
-    }
+        (300, 800),
+        "SELECT count(*) FROM apalis.jobs WHERE status IN ('Running', 'Queued')",
+    )
+    .await?;
 
     let n = orders as i64;
     let fulfilled = db
@@ -324,4 +296,66 @@ pub(crate) async fn send_one(
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     Ok(sender.send_request(request).await?.status().as_u16())
+}
+
+/// Delivers `orders` signed completions for new pending orders (ids from `first`) to a
+/// `serve --no-workers` over `connections`, which stores them and answers; then stops it.
+/// Returns the orders' ids and the deliveries' outcome.
+pub(super) async fn acknowledge(
+    db: &BenchDb,
+    sink: &MailSink,
+    env: &[(&str, String)],
+    first: usize,
+    orders: usize,
+    connections: usize,
+) -> anyhow::Result<(Vec<String>, load::LoadResult)> {
+    use crate::scenarios::webhook::{pending_orders, signed_completion, webhook_request};
+    use std::sync::Arc;
+    let ids = pending_orders(db, first, orders).await?;
+    let http = Server::start(db, sink, &["serve", "--no-workers"], env).await?;
+    let deliveries: Arc<Vec<_>> = Arc::new(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| signed_completion(first + i, id))
+            .collect(),
+    );
+    let make: load::MakeRequest = Arc::new(move |i| webhook_request(&deliveries[i]));
+    let acked = load::run(http.addr, connections, orders, make, |s| s == 200).await?;
+    http.stop().await?;
+    Ok((ids, acked))
+}
+
+/// Two `ironclad worker` processes; `kills` times, after a pseudo-random pause of
+/// `base + (…) % span` ms, one is killed with SIGKILL and a new one started. Counts the kills that
+/// hit while `busy` (a count) was above zero; then waits for the work to drain and stops them.
+/// Returns (kills that hit busy workers, drained in time).
+pub(super) async fn kill_and_replace_workers(
+    db: &BenchDb,
+    sink: &MailSink,
+    env: &[(&str, String)],
+    kills: usize,
+    seed: usize,
+    (base, span): (u64, u64),
+    busy: &str,
+) -> anyhow::Result<(usize, bool)> {
+    let mut workers = vec![
+        Server::start(db, sink, &["worker"], env).await?,
+        Server::start(db, sink, &["worker"], env).await?,
+    ];
+    let mut hit_busy = 0;
+    for k in 0..kills {
+        let pause = base + (k as u64 * 7919 + seed as u64) % span;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if db.scalar_i64(busy).await? > 0 {
+            hit_busy += 1;
+        }
+        let victim = workers.remove(k % 2);
+        victim.kill().await?;
+        workers.insert(k % 2, Server::start(db, sink, &["worker"], env).await?);
+    }
+    let drained = drain(db, Duration::from_secs(300)).await?;
+    for worker in workers {
+        worker.stop().await?;
+    }
+    Ok((hit_busy, drained))
 }

@@ -24,14 +24,22 @@ const EMAIL: &str = "bench-login@example.com";
 const READER_EMAIL: &str = "bench-reader@example.com";
 const PASSWORD: &str = "correct horse battery staple 42";
 
-async fn call(addr: std::net::SocketAddr, path: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+/// One POST with a JSON body (and a bearer token, when given): its status and JSON answer.
+pub(super) async fn call(
+    addr: std::net::SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let request = load::request("POST", path)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))?;
+    let mut request = load::request("POST", path).header("content-type", "application/json");
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(Full::new(Bytes::from(body.to_string())))?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await?.to_bytes();
@@ -80,7 +88,13 @@ pub async fn run(db: &BenchDb, logins: usize, reads: usize) -> anyhow::Result<Ve
     ];
     let server = Server::start(db, &sink, &["serve", "--no-workers"], &env).await?;
     let credentials = json!({"email": EMAIL, "password": PASSWORD});
-    let (status, _) = call(server.addr, "/api/v1/auth/register", credentials.clone()).await?;
+    let (status, _) = call(
+        server.addr,
+        "/api/v1/auth/register",
+        None,
+        credentials.clone(),
+    )
+    .await?;
     anyhow::ensure!(status == 201, "register answered {status}");
 
     let body = Bytes::from(credentials.to_string());
@@ -107,9 +121,9 @@ pub async fn run(db: &BenchDb, logins: usize, reads: usize) -> anyhow::Result<Ve
     // The read is made by an account of its own: the login bench just left a thousand live sessions
     // on the first one, which no real account has.
     let reader = json!({"email": READER_EMAIL, "password": PASSWORD});
-    let (status, _) = call(server.addr, "/api/v1/auth/register", reader.clone()).await?;
+    let (status, _) = call(server.addr, "/api/v1/auth/register", None, reader.clone()).await?;
     anyhow::ensure!(status == 201, "register answered {status}");
-    let (status, tokens) = call(server.addr, "/api/v1/auth/login", reader).await?;
+    let (status, tokens) = call(server.addr, "/api/v1/auth/login", None, reader).await?;
     anyhow::ensure!(status == 200, "login answered {status}");
     let bearer = format!(
         "Bearer {}",

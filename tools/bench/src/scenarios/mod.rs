@@ -2,5 +2,6 @@ pub mod auth;
 pub mod baseline;
 pub mod inbox;
 pub mod jobs;
+pub mod orgs;
 pub mod pgbench;
 pub mod webhook;

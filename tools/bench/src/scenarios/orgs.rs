@@ -1,0 +1,116 @@
+//! The organisation guard's cost: `GET /api/v1/orgs/{org}` with a user's token and with an API
+//! key, next to `GET /api/v1/me` in the same run, rounds interleaved so drift weighs on all three.
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use ironclad::mail::MailSink;
+use serde_json::json;
+
+use super::auth::call;
+use crate::{
+    env::{BenchDb, Server},
+    load,
+    report::Section,
+};
+
+const EMAIL: &str = "bench-orgs@example.com";
+const PASSWORD: &str = "correct horse battery staple 42";
+
+fn get(path: String, bearer: String) -> load::MakeRequest {
+    Arc::new(move |_| {
+        load::request("GET", &path)
+            .header("authorization", &bearer)
+            .body(Full::new(Bytes::new()))
+            .expect("request")
+    })
+}
+
+pub async fn run(db: &BenchDb, reads: usize) -> anyhow::Result<Section> {
+    let sink = MailSink::start().await?;
+    let env: [(&str, String); 0] = [];
+    let server = Server::start(db, &sink, &["serve", "--no-workers"], &env).await?;
+    let account = json!({"email": EMAIL, "password": PASSWORD});
+    let (status, _) = call(server.addr, "/api/v1/auth/register", None, account.clone()).await?;
+    anyhow::ensure!(status == 201, "register answered {status}");
+    db.scalar_i64(&format!(
+        "WITH v AS (UPDATE users SET email_verified_at = now() WHERE email = '{EMAIL}' RETURNING 1) \
+         SELECT count(*) FROM v"
+    ))
+    .await?;
+    let (status, tokens) = call(server.addr, "/api/v1/auth/login", None, account).await?;
+    anyhow::ensure!(status == 200, "login answered {status}");
+    let token = tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let body = json!({"name": "Bench Ltd", "slug": "bench-ltd"});
+    let (status, org) = call(server.addr, "/api/v1/orgs", Some(&token), body).await?;
+    anyhow::ensure!(status == 201, "creating the org answered {status}");
+    let org = org["id"].as_str().unwrap_or_default().to_owned();
+    let body = json!({"name": "bench", "scopes": ["org:read"]});
+    let path = format!("/api/v1/orgs/{org}/api-keys");
+    let (status, key) = call(server.addr, &path, Some(&token), body).await?;
+    anyhow::ensure!(status == 201, "creating the key answered {status}");
+    let key = key["key"].as_str().unwrap_or_default().to_owned();
+
+    let reads_of = [
+        (
+            "`GET /me`, user token",
+            get("/api/v1/me".into(), format!("Bearer {token}")),
+        ),
+        (
+            "`GET /orgs/{org}`, user token",
+            get(format!("/api/v1/orgs/{org}"), format!("Bearer {token}")),
+        ),
+        (
+            "`GET /orgs/{org}`, API key",
+            get(format!("/api/v1/orgs/{org}"), format!("Bearer {key}")),
+        ),
+    ];
+    let mut rounds: Vec<Vec<load::LoadResult>> = reads_of.iter().map(|_| Vec::new()).collect();
+    for _ in 0..load::ROUNDS {
+        for (i, (_, make)) in reads_of.iter().enumerate() {
+            rounds[i].push(load::run(server.addr, 64, reads, make.clone(), |s| s == 200).await?);
+        }
+    }
+    server.stop().await?;
+
+    let median = |results: &[load::LoadResult]| {
+        load::median(results.iter().map(|r| r.throughput()).collect())
+    };
+    let me = median(&rounds[0]);
+    let mut section = Section::new("Organisation reads: GET /api/v1/orgs/{org}");
+    section.line(format!(
+        "One account owning one organisation (and an `org:read` API key of it), 64 connections, {} rounds; each round runs the three reads in turn, so all three share the machine's drift. The verdicts compare medians. `GET /me` checks the session and reads the account (one query); `GET /orgs/{{org}}` with a token checks the session, then the membership and role, then reads the org; with a key, it looks the key up (with its org), then reads the org.",
+        load::ROUNDS
+    ));
+    let mut rows = Vec::new();
+    for (i, (label, _)) in reads_of.iter().enumerate() {
+        for result in &rounds[i] {
+            let mut row = vec![label.to_string()];
+            row.extend(result.row(64));
+            rows.push(row);
+        }
+    }
+    let mut header = vec!["read"];
+    header.extend(load::HEADER);
+    section.table(&header, rows);
+    let errors: usize = rounds.iter().flatten().map(|r| r.errors).sum();
+    for (i, label) in [(1, "user token"), (2, "API key")] {
+        let rate = median(&rounds[i]);
+        section.verdict(
+            &format!("`GET /orgs/{{org}}` with a {label}: ≥ 8,000 requests/s (median {rate:.0})"),
+            rate >= 8_000.0,
+        );
+        section.verdict(
+            &format!(
+                "`GET /orgs/{{org}}` with a {label}: ≥ 0.6 × `GET /me` ({:.2} × of {me:.0})",
+                rate / me.max(1.0)
+            ),
+            rate >= 0.6 * me,
+        );
+    }
+    section.verdict("no errors", errors == 0);
+    Ok(section)
+}
