@@ -29,6 +29,8 @@ CREATE TABLE orgs (
     slug          text        NOT NULL CHECK (slug ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'),
     personal_for  uuid        UNIQUE REFERENCES users (id) ON DELETE CASCADE,
     seat_limit    integer     CHECK (seat_limit > 0),
+    -- Kept by a trigger on org_members: the guard reads it with the membership, no count per request.
+    member_count  integer     NOT NULL DEFAULT 0 CHECK (member_count >= 0),
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
     deleted_at    timestamptz,
@@ -46,6 +48,19 @@ CREATE TABLE org_members (
     PRIMARY KEY (org_id, user_id)
 );
 CREATE INDEX org_members_by_user ON org_members (user_id);
+
+CREATE FUNCTION count_org_members() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE orgs SET member_count = member_count + 1 WHERE id = NEW.org_id;
+    ELSE
+        UPDATE orgs SET member_count = member_count - 1 WHERE id = OLD.org_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER org_members_count AFTER INSERT OR DELETE ON org_members
+    FOR EACH ROW EXECUTE FUNCTION count_org_members();
 
 -- Pending while neither accepted nor revoked (an expired one stays pending until resent).
 CREATE TABLE org_invitations (
@@ -130,6 +145,7 @@ DROP TABLE org_audit;
 DROP TABLE org_api_keys;
 DROP TABLE org_invitations;
 DROP TABLE org_members;
+DROP FUNCTION count_org_members();
 DROP TABLE orgs;
 "#;
 

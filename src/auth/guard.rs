@@ -65,7 +65,8 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
-    fn new(claims: AccessClaims, account: UserRow) -> Self {
+    /// The caller from its verified claims and its account as read with the live session.
+    pub fn new(claims: AccessClaims, account: UserRow) -> Self {
         Self {
             user_id: claims.sub,
             session_id: claims.sid,
@@ -93,7 +94,7 @@ const API_KEY_PREFIX: &str = "ic_";
 
 /// The verified claims of the `Authorization: Bearer` access token of `req` (signature, expiry,
 /// audience, issuer; nothing read from the database).
-fn bearer_claims(req: &HttpRequest) -> Result<AccessClaims, AuthError> {
+pub fn bearer_claims(req: &HttpRequest) -> Result<AccessClaims, AuthError> {
     let state = app_state(req)?;
     let value = req
         .headers()
@@ -183,7 +184,10 @@ pub async fn identify(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
-    if req.headers().contains_key(header::AUTHORIZATION) {
+    let guarded = req
+        .app_data::<web::Data<SelfAuthenticating>>()
+        .is_some_and(|paths| paths.0.iter().any(|p| req.path().starts_with(p)));
+    if !guarded && req.headers().contains_key(header::AUTHORIZATION) {
         // Remembered in the request either way; routes that need no caller ignore it.
         let _ = authenticate(req.request()).await;
     }
@@ -200,6 +204,32 @@ impl FromRequest for AuthUser {
     }
 }
 
+/// The account behind a live session, as SQL (`$1` the session id, `$2` the user id) another
+/// layer's guard may wrap (`WITH caller AS (…)`) to read its own facts in the same query.
+pub fn live_session_sql() -> String {
+    format!(
+        "{SELECT_USER} JOIN sessions s ON s.user_id = u.id \
+         WHERE s.id = $1 AND u.id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()"
+    )
+}
+
+/// Keeps `user` as the caller of `req`, for the guards and extractors that run after the one
+/// that authenticated it.
+pub fn remember(req: &HttpRequest, user: &AuthUser) {
+    req.extensions_mut().insert(user.clone());
+}
+
+/// The caller already authenticated for `req`, if any guard did.
+pub fn remembered(req: &HttpRequest) -> Option<AuthUser> {
+    req.extensions().get::<AuthUser>().cloned()
+}
+
+/// Paths (prefixes) whose routes all authenticate in their own route guard, in one query with
+/// what else that guard reads: [`identify`] leaves them alone, so the session is not read twice.
+/// Registered by the composition root.
+#[derive(Debug, Clone, Copy)]
+pub struct SelfAuthenticating(pub &'static [&'static str]);
+
 /// The account behind session `session_id` of `user_id` as it stands now, if the session is still
 /// live (not revoked, not expired) and the account still exists; otherwise 401.
 async fn live_session(
@@ -208,10 +238,7 @@ async fn live_session(
     user_id: Uuid,
 ) -> Result<UserRow, AuthError> {
     UserRow::find_by_statement(stmt(
-        &format!(
-            "{SELECT_USER} JOIN sessions s ON s.user_id = u.id \
-             WHERE s.id = $1 AND u.id = $2 AND s.revoked_at IS NULL AND s.expires_at > now()"
-        ),
+        &live_session_sql(),
         [session_id.into(), user_id.into()],
     ))
     .one(conn)

@@ -14,7 +14,7 @@ use super::{
     OrgError, OrgsState,
     audit::{self, Actor},
     domain::OrgName,
-    dto::{ApiKeyView, CreateApiKey, CreatedApiKey},
+    dto::{ApiKeyView, CreateApiKey, CreatedApiKey, OrgView},
     guard::{OrgMember, Principal},
     key_format::KeyToken,
     policy::{Scope, allows},
@@ -38,6 +38,11 @@ struct KeyRow {
     stale: bool,
     last_used_ip: Option<String>,
     personal: bool,
+    name: String,
+    slug: String,
+    members: i64,
+    seat_limit: Option<i32>,
+    created_at: chrono::DateTime<Utc>,
 }
 
 fn invalid(detail: &str) -> OrgError {
@@ -56,7 +61,8 @@ pub async fn authenticate(
         "SELECT k.id, k.org_id, k.scopes, k.revoked_at IS NOT NULL AS revoked, \
             coalesce(k.expires_at <= now(), false) AS expired, \
             coalesce(k.last_used_at < now() - interval '1 minute', true) AS stale, \
-            k.last_used_ip, o.personal_for IS NOT NULL AS personal \
+            k.last_used_ip, o.personal_for IS NOT NULL AS personal, o.name, o.slug, \
+            o.member_count::bigint AS members, o.seat_limit, o.created_at \
          FROM org_api_keys k JOIN orgs o ON o.id = k.org_id AND o.deleted_at IS NULL \
          WHERE k.key_hash = $1",
         [key.hash().into()],
@@ -88,6 +94,16 @@ pub async fn authenticate(
     Ok(OrgMember {
         org_id: row.org_id,
         personal: row.personal,
+        org: OrgView {
+            id: row.org_id,
+            name: row.name,
+            slug: row.slug,
+            personal: row.personal,
+            role: None,
+            members: row.members,
+            seat_limit: row.seat_limit,
+            created_at: row.created_at,
+        },
         principal: Principal::Key { id: row.id, scopes },
     })
 }

@@ -8,8 +8,9 @@
 //! - [`OrgMember`]: the extractor a handler takes: the membership the guard found (looked up
 //!   once per request and kept in its extensions; without a guard, it checks `Read` itself).
 //!
-//! The membership is read from the database on every request: a removed member or a changed role
-//! counts at once.
+//! The membership is read from the database on every request, in the same query as the session
+//! (the composition root tells auth's `identify` to leave `/orgs/{org}/…` to this guard) and the
+//! org itself: one query per request. A removed member or a changed role counts at once.
 //!
 //! ```ignore
 //! #[patch("/orgs/{org}", wrap = "RequireOrgPermission(Action::Update)")]
@@ -27,6 +28,7 @@ use actix_web::{
     http::header,
     web,
 };
+use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use sea_orm::FromQueryResult;
 use uuid::Uuid;
@@ -34,11 +36,17 @@ use uuid::Uuid;
 use super::{
     OrgError, OrgsState, api_keys,
     audit::Actor,
+    dto::OrgView,
     key_format::KeyToken,
     policy::{Action, OrgRole, Scope, allows, key_allows},
 };
 use crate::{
-    auth::{AuthUser, guard::authenticate, request_meta::RequestMeta},
+    auth::{
+        AuthError, AuthUser,
+        guard::{bearer_claims, live_session_sql, remember},
+        request_meta::RequestMeta,
+        users::UserRow,
+    },
     db::stmt,
 };
 
@@ -55,6 +63,8 @@ pub struct OrgMember {
     pub org_id: Uuid,
     /// A personal organisation (its owner's, made with the account).
     pub personal: bool,
+    /// The organisation as read with the membership (the caller's role in it; none for a key).
+    pub org: OrgView,
     pub principal: Principal,
 }
 
@@ -98,12 +108,6 @@ impl OrgMember {
     }
 }
 
-#[derive(FromQueryResult)]
-struct Membership {
-    role: String,
-    personal: bool,
-}
-
 /// The caller of `req` as a member (or key) of the path's `{org}`, allowed to do `action`. Looked
 /// up once per request: the outcome is kept in the request's extensions.
 pub async fn member(req: &HttpRequest, action: Action) -> Result<OrgMember, OrgError> {
@@ -128,8 +132,12 @@ pub async fn member(req: &HttpRequest, action: Action) -> Result<OrgMember, OrgE
                     }
                 }
                 None => {
-                    let user = authenticate(req).await?;
-                    person(state, org_id.ok_or(OrgError::NotFound)?, user).await?
+                    let member = person(req, state, org_id).await?;
+                    if let Principal::Member { user, .. } = &member.principal {
+                        // For the guards and extractors after this one (a step-up, `AuthUser`).
+                        remember(req, user);
+                    }
+                    member
                 }
             };
             req.extensions_mut().insert(member.clone());
@@ -147,24 +155,86 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// `user`'s membership of `org_id`, read now; a non-member (or a deleted org) is not found.
-async fn person(state: &OrgsState, org_id: Uuid, user: AuthUser) -> Result<OrgMember, OrgError> {
-    let membership = Membership::find_by_statement(stmt(
-        "SELECT m.role, o.personal_for IS NOT NULL AS personal \
-         FROM org_members m JOIN orgs o ON o.id = m.org_id \
-         WHERE m.org_id = $1 AND m.user_id = $2 AND o.deleted_at IS NULL",
-        [org_id.into(), user.user_id.into()],
+/// The caller's row, and their membership of the org with the org, in one query.
+#[derive(FromQueryResult)]
+struct CallerInOrg {
+    #[sea_orm(nested)]
+    account: UserRow,
+    org_role: Option<String>,
+    org_id: Option<Uuid>,
+    org_name: Option<String>,
+    org_slug: Option<String>,
+    org_personal: Option<bool>,
+    org_members: Option<i64>,
+    org_seat_limit: Option<i32>,
+    org_created_at: Option<DateTime<Utc>>,
+}
+
+/// The signed-in caller of `req` as a member of `org_id`: the session checked live, the
+/// membership, its role and the org read in **one** query. An ended session is 401; a
+/// non-member (or a deleted org, or an `{org}` that is no id) 404.
+async fn person(
+    req: &HttpRequest,
+    state: &OrgsState,
+    org_id: Option<Uuid>,
+) -> Result<OrgMember, OrgError> {
+    let claims = bearer_claims(req)?;
+    let (sid, sub) = (claims.sid, claims.sub);
+    let row = CallerInOrg::find_by_statement(stmt(
+        &format!(
+            "WITH caller AS ({}) \
+             SELECT caller.*, m.role AS org_role, o.id AS org_id, o.name AS org_name, \
+                o.slug AS org_slug, o.personal_for IS NOT NULL AS org_personal, \
+                o.member_count::bigint AS org_members, o.seat_limit AS org_seat_limit, \
+                o.created_at AS org_created_at \
+             FROM caller \
+             LEFT JOIN org_members m ON m.org_id = $3 AND m.user_id = caller.id \
+             LEFT JOIN orgs o ON o.id = m.org_id AND o.deleted_at IS NULL",
+            live_session_sql()
+        ),
+        [sid.into(), sub.into(), org_id.into()],
     ))
     .one(&state.db)
     .await?
-    .ok_or(OrgError::NotFound)?;
+    .ok_or_else(|| OrgError::Auth(AuthError::Unauthenticated("the session has ended".into())))?;
+    let user = AuthUser::new(claims, row.account);
+    let role = row.org_role.as_deref().and_then(OrgRole::parse);
+    let (
+        Some(role),
+        Some(id),
+        Some(name),
+        Some(slug),
+        Some(personal),
+        Some(members),
+        Some(created_at),
+    ) = (
+        role,
+        row.org_id,
+        row.org_name,
+        row.org_slug,
+        row.org_personal,
+        row.org_members,
+        row.org_created_at,
+    )
+    else {
+        // Signed in, but not a member: remembered for what else runs, then 404.
+        remember(req, &user);
+        return Err(OrgError::NotFound);
+    };
     Ok(OrgMember {
-        org_id,
-        personal: membership.personal,
-        principal: Principal::Member {
-            role: OrgRole::parse(&membership.role).ok_or(OrgError::NotFound)?,
-            user,
+        org_id: id,
+        personal,
+        org: OrgView {
+            id,
+            name,
+            slug,
+            personal,
+            role: Some(role.as_str().to_owned()),
+            members,
+            seat_limit: row.org_seat_limit,
+            created_at,
         },
+        principal: Principal::Member { user, role },
     })
 }
 

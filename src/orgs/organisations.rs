@@ -15,7 +15,7 @@ use crate::db::stmt;
 // Orgs as `$1` sees them: the caller's role is null for an API key.
 const VIEW: &str = "SELECT o.id, o.name, o.slug, o.personal_for IS NOT NULL AS personal, \
         (SELECT m.role FROM org_members m WHERE m.org_id = o.id AND m.user_id = $1) AS role, \
-        (SELECT count(*) FROM org_members c WHERE c.org_id = o.id) AS members, \
+        o.member_count::bigint AS members, \
         o.seat_limit, o.created_at \
     FROM orgs o WHERE o.deleted_at IS NULL";
 

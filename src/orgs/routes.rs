@@ -90,10 +90,9 @@ pub async fn list_orgs(app: web::Data<OrgsState>, user: AuthUser) -> Handled<Vec
     security(("bearer" = []), ("api_key" = [])),
 )]
 #[get("/orgs/{org}", wrap = "RequireOrgPermission(Action::Read)")]
-pub async fn get_org(app: web::Data<OrgsState>, member: OrgMember) -> Handled<OrgView> {
-    Ok(web::Json(
-        organisations::view(&app.db, member.org_id, member.user_id()).await?,
-    ))
+pub async fn get_org(member: OrgMember) -> Handled<OrgView> {
+    // Read by the guard, with the membership.
+    Ok(web::Json(member.org))
 }
 
 /// Renames the organisation or changes its slug (admins and owners).

@@ -180,6 +180,10 @@ impl Layers {
             )));
         app.app_data(web::Data::new(self.auth.clone()));
         app.app_data(web::Data::new(self.orgs.clone()));
+        // Every `/orgs/{org}/…` route's guard reads the session with the membership.
+        app.app_data(web::Data::new(auth::guard::SelfAuthenticating(&[
+            "/api/v1/orgs/",
+        ])));
         app.app_data(web::Data::new(self.billing.clone()));
     }
 }
