@@ -82,7 +82,7 @@ pub async fn run(db: &BenchDb, reads: usize) -> anyhow::Result<Section> {
     let me = median(&rounds[0]);
     let mut section = Section::new("Organisation reads: GET /api/v1/orgs/{org}");
     section.line(format!(
-        "One account owning one organisation (and an `org:read` API key of it), 64 connections, {} rounds; each round runs the three reads in turn, so all three share the machine's drift. The verdicts compare medians. `GET /me` checks the session and reads the account (one query); `GET /orgs/{{org}}` with a token checks the session, then the membership and role, then reads the org; with a key, it looks the key up (with its org), then reads the org.",
+        "One account owning one organisation (and an `org:read` API key of it), 64 connections, {} rounds; each round runs the three reads in turn, so all three share the machine's drift. The verdicts compare medians. `GET /me` checks the session and reads the account (one query); `GET /orgs/{{org}}` reads the session, the membership, its role and the org in one query (with a key: the key and its org), and answers from it.",
         load::ROUNDS
     ));
     let mut rows = Vec::new();
@@ -97,15 +97,15 @@ pub async fn run(db: &BenchDb, reads: usize) -> anyhow::Result<Section> {
     header.extend(load::HEADER);
     section.table(&header, rows);
     let errors: usize = rounds.iter().flatten().map(|r| r.errors).sum();
-    for (i, label) in [(1, "user token"), (2, "API key")] {
+    for (i, label) in [(1, "a user token"), (2, "an API key")] {
         let rate = median(&rounds[i]);
         section.verdict(
-            &format!("`GET /orgs/{{org}}` with a {label}: ≥ 8,000 requests/s (median {rate:.0})"),
+            &format!("`GET /orgs/{{org}}` with {label}: ≥ 8,000 requests/s (median {rate:.0})"),
             rate >= 8_000.0,
         );
         section.verdict(
             &format!(
-                "`GET /orgs/{{org}}` with a {label}: ≥ 0.6 × `GET /me` ({:.2} × of {me:.0})",
+                "`GET /orgs/{{org}}` with {label}: ≥ 0.6 × `GET /me` ({:.2} × of {me:.0})",
                 rate / me.max(1.0)
             ),
             rate >= 0.6 * me,
