@@ -116,16 +116,7 @@ impl AuthError {
                 types::INVALID_CREDENTIALS,
                 "The current password is wrong",
             ),
-            Self::Validation { field, message } => Problem::new(
-                S::UNPROCESSABLE_ENTITY,
-                problem::types::VALIDATION,
-                "The request is not valid",
-            )
-            .with_detail(format!("{field} {message}"))
-            .with_extension(
-                "errors",
-                serde_json::json!([{ "field": field, "message": message }]),
-            ),
+            Self::Validation { field, message } => problem::invalid_field(field, message),
             Self::MissingToken => Problem::new(
                 S::UNAUTHORIZED,
                 types::UNAUTHENTICATED,

@@ -129,6 +129,21 @@ impl ResponseError for Problem {
     }
 }
 
+/// The 422 of a field that does not parse: `detail` names it, and `errors` lists it as
+/// `{"field", "message"}` for clients that show messages beside their inputs.
+pub fn invalid_field(field: &str, message: &str) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        types::VALIDATION,
+        "The request is not valid",
+    )
+    .with_detail(format!("{field} {message}"))
+    .with_extension(
+        "errors",
+        serde_json::json!([{ "field": field, "message": message }]),
+    )
+}
+
 /// The 500 every unexpected failure becomes: the cause goes to the log (with the request id), never
 /// to the client.
 pub fn internal_error(error: &dyn std::fmt::Display) -> Problem {

@@ -100,16 +100,7 @@ impl OrgError {
                 "Your role in this organisation does not allow this",
             )
             .with_detail(*why),
-            Self::Validation { field, message } => Problem::new(
-                S::UNPROCESSABLE_ENTITY,
-                problem::types::VALIDATION,
-                "The request is not valid",
-            )
-            .with_detail(format!("{field} {message}"))
-            .with_extension(
-                "errors",
-                serde_json::json!([{ "field": field, "message": message }]),
-            ),
+            Self::Validation { field, message } => problem::invalid_field(field, message),
             Self::SlugTaken(slug) => {
                 Problem::new(S::CONFLICT, types::SLUG_TAKEN, "The slug is taken").with_detail(
                     format!("another organisation is {slug}; choose another slug"),
