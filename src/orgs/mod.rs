@@ -2,7 +2,8 @@
 //! it) and every account has a personal one, made with the account (a trigger of the
 //! `m20261202_000070_orgs` migration, so no layer has to remember it).
 //!
-//! The front door, for the composition root: [`OrgsState`], [`routes`] (mounted under `/api/v1`).
+//! The front door, for the composition root: [`OrgsState`], [`OrgsConfig`], [`routes`] (mounted
+//! under `/api/v1`), [`housekeeping_step`].
 //!
 //! For other layers:
 //! - [`RequireOrgPermission`]: route guard for `/orgs/{org}/…` routes: a member whose role allows
@@ -15,7 +16,7 @@
 //! membership. `guard.rs` holds the guard and the extractor; `organisations.rs` creating,
 //! reading, updating and deleting orgs; `members.rs` listing and changing members (under the
 //! org's row lock); `invitations.rs` inviting, resending, revoking and accepting; `api_keys.rs`
-//! creating, listing, revoking and checking keys, `key_format.rs` their format; `audit.rs` the organisation's audit trail.
+//! creating, listing, revoking and checking keys, `key_format.rs` their format; `audit.rs` the organisation's audit trail; `prune.rs` what housekeeping deletes.
 pub mod api_key_routes;
 pub mod api_keys;
 pub mod audit;
@@ -30,6 +31,7 @@ pub mod key_format;
 pub mod members;
 pub mod organisations;
 pub mod policy;
+pub mod prune;
 pub mod routes;
 
 use std::{sync::Arc, time::Duration};
@@ -52,6 +54,11 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     routes::routes(cfg);
     invitation_routes::routes(cfg);
     api_key_routes::routes(cfg);
+}
+
+/// The housekeeping step deleting invitations that ended long ago (see [`prune`]).
+pub fn housekeeping_step() -> crate::housekeeping::Step {
+    crate::housekeeping::step(|db| async move { prune::prune(&db).await })
 }
 
 /// What the orgs layer's handlers and services use. Cheap to clone.

@@ -163,6 +163,7 @@ impl Layers {
                 )])
             }),
             auth::housekeeping_step(&self.auth, keep_ended_sessions),
+            orgs::housekeeping_step(),
         ];
         HousekeepingState {
             db: self.db.clone(),

@@ -83,6 +83,32 @@ async fn housekeeping_deletes_only_what_can_no_longer_be_used() {
     let sent_before = app.count(&before("sent_emails")).await;
     let jobs_before = app.count(&before("apalis.jobs")).await;
 
+    // Invitations: one accepted 31 days ago, one expired 31 days ago (gone); one revoked
+    // yesterday and one pending (kept).
+    for (i, (accepted, revoked, expires)) in [
+        (
+            "now() - interval '31 days'",
+            "NULL",
+            "now() - interval '20 days'",
+        ),
+        ("NULL", "NULL", "now() - interval '31 days'"),
+        (
+            "NULL",
+            "now() - interval '1 day'",
+            "now() + interval '6 days'",
+        ),
+        ("NULL", "NULL", "now() + interval '6 days'"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        app.sql(&format!(
+            "INSERT INTO org_invitations (id, org_id, email, role, token_hash, expires_at, accepted_at, revoked_at) \
+             SELECT gen_random_uuid(), id, 'guest{i}@example.com', 'member', sha256('t{i}'::bytea), {expires}, {accepted}, {revoked} \
+             FROM orgs LIMIT 1"
+        ))
+        .await;
+    }
     let deleted = app.layers.housekeeping().run().await.unwrap();
 
     let deleted_from = |table: &str| {
@@ -98,6 +124,8 @@ async fn housekeeping_deletes_only_what_can_no_longer_be_used() {
     assert_eq!(deleted_from("mfa_challenges"), 1);
     assert_eq!(deleted_from("auth_throttle"), 1);
     assert_eq!(deleted_from("idempotency_keys"), 1);
+    assert_eq!(deleted_from("org_invitations"), 2);
+    assert_eq!(app.count("SELECT count(*) FROM org_invitations").await, 2);
     assert_eq!(deleted_from("sent_emails"), 1);
 
     // What stays: recent, live, dead (for the operator) or not yet due.
