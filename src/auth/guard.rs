@@ -219,11 +219,6 @@ pub fn remember(req: &HttpRequest, user: &AuthUser) {
     req.extensions_mut().insert(user.clone());
 }
 
-/// The caller already authenticated for `req`, if any guard did.
-pub fn remembered(req: &HttpRequest) -> Option<AuthUser> {
-    req.extensions().get::<AuthUser>().cloned()
-}
-
 /// Paths (prefixes) whose routes all authenticate in their own route guard, in one query with
 /// what else that guard reads: [`identify`] leaves them alone, so the session is not read twice.
 /// Registered by the composition root.

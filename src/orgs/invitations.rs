@@ -7,6 +7,8 @@
 //! Sending is rate-limited per inviter and per org. With a `seat_limit`, members plus pending
 //! invitations may not pass it, checked on inviting and on accepting. Every change runs under the
 //! org's row lock, so two accepts of one invitation make one membership.
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, TransactionTrait};
 use serde_json::json;
@@ -29,6 +31,9 @@ use crate::{
     jobs::JobOptions,
     mail::SendEmail,
 };
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
 
 const PENDING: &str = "accepted_at IS NULL AND revoked_at IS NULL";
 
@@ -66,7 +71,7 @@ async fn within_limit(
     conn: &impl ConnectionTrait,
     condition: &str,
     key: Uuid,
-    window: &str,
+    window: Duration,
     limit: i64,
 ) -> Result<(), OrgError> {
     #[derive(FromQueryResult)]
@@ -77,9 +82,9 @@ async fn within_limit(
     let sent = Sent::find_by_statement(stmt(
         &format!(
             "SELECT count(*) AS sent, min(at) AS oldest FROM org_audit \
-             WHERE {condition} = $1 AND action = 'invitation.sent' AND at > now() - $2::interval"
+             WHERE {condition} = $1 AND action = 'invitation.sent' AND at > now() - make_interval(secs => $2)"
         ),
-        [key.into(), window.into()],
+        [key.into(), window.as_secs_f64().into()],
     ))
     .one(conn)
     .await?
@@ -87,14 +92,14 @@ async fn within_limit(
     if sent.sent < limit {
         return Ok(());
     }
-    let window = if window == "1 hour" { 3600 } else { 86_400 };
+    let window = window.as_secs() as i64;
     let retry_after = sent
         .oldest
         .map(|oldest| window - (Utc::now() - oldest).num_seconds())
         .unwrap_or(window)
         .clamp(1, window) as u64;
     Err(AuthError::RateLimited {
-        retry_after: std::time::Duration::from_secs(retry_after),
+        retry_after: Duration::from_secs(retry_after),
     }
     .into())
 }
@@ -132,11 +137,11 @@ pub async fn invite(
         &txn,
         "actor_user_id",
         user.user_id,
-        "1 hour",
+        HOUR,
         limits.invites_per_inviter_per_hour,
     )
     .await?;
-    within_limit(&txn, "org_id", org, "1 day", limits.invites_per_org_per_day).await?;
+    within_limit(&txn, "org_id", org, DAY, limits.invites_per_org_per_day).await?;
 
     let token = random_token();
     let expires_at = Utc::now()

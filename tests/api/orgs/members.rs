@@ -7,6 +7,18 @@ fn member_path(org: &str, who: &Person) -> String {
     format!("/orgs/{org}/members/{}", who.id)
 }
 
+/// `who` sets `target`'s role in `org`.
+async fn set_role(
+    app: &TestApp,
+    who: &Person,
+    org: &str,
+    target: &Person,
+    role: &str,
+) -> auth::Response {
+    let path = member_path(org, target);
+    call(app, who, "PATCH", &path, Some(json!({"role": role}))).await
+}
+
 #[tokio::test]
 async fn admins_manage_members_and_only_owners_touch_ownership() {
     let app = TestApp::spawn().await;
@@ -17,65 +29,23 @@ async fn admins_manage_members_and_only_owners_touch_ownership() {
     join(&app, &acme, &bob, "admin").await;
     join(&app, &acme, &cy, "member").await;
 
-    let promoted = call(
-        &app,
-        &bob,
-        "PATCH",
-        &member_path(&acme, &cy),
-        Some(json!({"role": "admin"})),
-    )
-    .await;
+    let promoted = set_role(&app, &bob, &acme, &cy, "admin").await;
     assert_eq!(promoted.status, 200, "{}", promoted.body);
     assert_eq!(promoted.body["role"], "admin");
     assert_eq!(promoted.body["email"], "cy@example.com");
-    let to_owner = call(
-        &app,
-        &bob,
-        "PATCH",
-        &member_path(&acme, &cy),
-        Some(json!({"role": "owner"})),
-    )
-    .await;
+    let to_owner = set_role(&app, &bob, &acme, &cy, "owner").await;
     assert_eq!(to_owner.status, 403, "{}", to_owner.body);
-    let demote_owner = call(
-        &app,
-        &bob,
-        "PATCH",
-        &member_path(&acme, &ada),
-        Some(json!({"role": "member"})),
-    )
-    .await;
+    let demote_owner = set_role(&app, &bob, &acme, &ada, "member").await;
     assert_eq!(demote_owner.status, 403, "{}", demote_owner.body);
     let remove_owner = call(&app, &bob, "DELETE", &member_path(&acme, &ada), None).await;
     assert_eq!(remove_owner.status, 403, "{}", remove_owner.body);
-    let bad_role = call(
-        &app,
-        &bob,
-        "PATCH",
-        &member_path(&acme, &cy),
-        Some(json!({"role": "god"})),
-    )
-    .await;
+    let bad_role = set_role(&app, &bob, &acme, &cy, "god").await;
     assert_eq!(bad_role.status, 400, "{}", bad_role.body);
 
     // The owner hands over: Cy becomes an owner, then Ada steps down.
-    let handed = call(
-        &app,
-        &ada,
-        "PATCH",
-        &member_path(&acme, &cy),
-        Some(json!({"role": "owner"})),
-    )
-    .await;
+    let handed = set_role(&app, &ada, &acme, &cy, "owner").await;
     assert_eq!(handed.status, 200, "{}", handed.body);
-    let stepped_down = call(
-        &app,
-        &ada,
-        "PATCH",
-        &member_path(&acme, &ada),
-        Some(json!({"role": "member"})),
-    )
-    .await;
+    let stepped_down = set_role(&app, &ada, &acme, &ada, "member").await;
     assert_eq!(stepped_down.status, 200, "{}", stepped_down.body);
     assert_eq!(role_of(&app, &acme, &ada).await.as_deref(), Some("member"));
     // Ada's old authority is gone at once.
@@ -120,14 +90,7 @@ async fn members_may_leave_but_the_last_owner_may_not() {
 
     for attempt in [
         call(&app, &ada, "DELETE", &member_path(&acme, &ada), None).await,
-        call(
-            &app,
-            &ada,
-            "PATCH",
-            &member_path(&acme, &ada),
-            Some(json!({"role": "admin"})),
-        )
-        .await,
+        set_role(&app, &ada, &acme, &ada, "admin").await,
     ] {
         assert_eq!(attempt.status, 409, "{}", attempt.body);
         assert_eq!(attempt.problem_type(), "urn:ironclad:problem:last-owner");
@@ -201,37 +164,16 @@ async fn handing_over_ownership_needs_a_fresh_second_factor_when_mfa_is_on() {
     }
     assert_eq!(role_of(&app, &acme, &bob).await.as_deref(), Some("admin"));
     // Changes that do not touch ownership need no step-up.
-    let demoted = call(
-        &app,
-        &ada,
-        "PATCH",
-        &member_path(&acme, &bob),
-        Some(json!({"role": "member"})),
-    )
-    .await;
+    let demoted = set_role(&app, &ada, &acme, &bob, "member").await;
     assert_eq!(demoted.status, 200, "{}", demoted.body);
     // With the fresh aal2 token it goes through; Bob has no MFA and needs none.
     let fresh = Person {
         token: mfa.access_token.clone(),
         id: ada.id.clone(),
     };
-    let handed = call(
-        &app,
-        &fresh,
-        "PATCH",
-        &member_path(&acme, &bob),
-        Some(json!({"role": "owner"})),
-    )
-    .await;
+    let handed = set_role(&app, &fresh, &acme, &bob, "owner").await;
     assert_eq!(handed.status, 200, "{}", handed.body);
-    let back = call(
-        &app,
-        &bob,
-        "PATCH",
-        &member_path(&acme, &ada),
-        Some(json!({"role": "member"})),
-    )
-    .await;
+    let back = set_role(&app, &bob, &acme, &ada, "member").await;
     assert_eq!(back.status, 200, "{}", back.body);
     let deleted = call(&app, &bob, "DELETE", &format!("/orgs/{acme}"), None).await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
