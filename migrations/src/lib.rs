@@ -16,6 +16,7 @@ mod m20261124_000041_housekeeping_indexes;
 mod m20261202_000050_security_hardening;
 mod m20261202_000060_stripe_inbox;
 mod m20261202_000070_orgs;
+mod m20261202_000080_org_billing;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000050_security_hardening::Migration),
             Box::new(m20261202_000060_stripe_inbox::Migration),
             Box::new(m20261202_000070_orgs::Migration),
+            Box::new(m20261202_000080_org_billing::Migration),
         ]
     }
 }

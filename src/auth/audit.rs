@@ -32,7 +32,6 @@ pub enum Event {
     PasswordResetRequested,
     PasswordReset,
     RateLimited,
-    BillingEmailChanged,
     AdminCreated,
 }
 
@@ -60,7 +59,6 @@ impl Event {
             Event::PasswordResetRequested => "password_reset_requested",
             Event::PasswordReset => "password_reset",
             Event::RateLimited => "rate_limited",
-            Event::BillingEmailChanged => "billing_email_changed",
             Event::AdminCreated => "admin_created",
         }
     }

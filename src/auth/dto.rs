@@ -132,7 +132,6 @@ pub struct ChangePasswordRequest {
     "role": "user",
     "email_verified": true,
     "mfa_enabled": true,
-    "billing_email": "invoices@example.com",
     "created_at": "2026-11-23T12:00:00Z",
     "session": {"id": "01936f3e-9d1b-7aa0-8c55-1e2f3a4b5c6d", "aal": "aal2", "amr": ["pwd", "otp"]}
 }))]
@@ -142,7 +141,6 @@ pub struct Me {
     pub role: Role,
     pub email_verified: bool,
     pub mfa_enabled: bool,
-    pub billing_email: Option<String>,
     pub created_at: DateTime<Utc>,
     pub session: CurrentSession,
 }
@@ -242,18 +240,6 @@ pub struct AccessToken {
     pub expires_in: u64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"email": "invoices@example.com"}))]
-pub struct BillingEmailRequest {
-    pub email: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"billing_email": "invoices@example.com"}))]
-pub struct BillingEmail {
-    pub billing_email: String,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": 42,
@@ -323,11 +309,5 @@ impl ResetPasswordRequest {
 impl ChangePasswordRequest {
     pub fn new_password(&self, email: &Email, product: &str) -> Result<NewPassword, AuthError> {
         password_field("new_password", &self.new_password, email, product)
-    }
-}
-
-impl BillingEmailRequest {
-    pub fn email(&self) -> Result<Email, AuthError> {
-        email_field(&self.email)
     }
 }

@@ -20,8 +20,8 @@
 //!
 //! ```ignore
 //! #[utoipa::path(...)]
-//! #[put("/billing/email", wrap = "RequireMfa::within(Duration::from_secs(300))")]
-//! async fn change_billing_email(user: AuthUser, ...) { ... }
+//! #[delete("/me/mfa/totp", wrap = "RequireMfa::within(Duration::from_secs(300))")]
+//! async fn disable_mfa(user: AuthUser, ...) { ... }
 //! ```
 use std::{
     future::{Ready, ready},

@@ -8,7 +8,6 @@ fn account(mfa_enabled: bool, verified: bool, role: Role) -> UserRow {
         password_hash: String::new(),
         role,
         email_verified_at: verified.then(Utc::now),
-        billing_email: None,
         created_at: Utc::now(),
         mfa_enabled,
     }

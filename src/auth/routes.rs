@@ -1,11 +1,9 @@
 //! HTTP routes of the auth layer (mounted under `/api/v1`). HTTP only: extract, call one service
 //! function, shape the response. Sensitive routes declare their guard in the route attribute.
-use std::time::Duration;
-
 use actix_web::{
     HttpResponse, delete, get,
     http::{StatusCode, header},
-    post, put, web,
+    post, web,
 };
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
@@ -13,12 +11,12 @@ use uuid::Uuid;
 use super::{
     AuthState,
     dto::{
-        Accepted, BillingEmail, BillingEmailRequest, ChangePasswordRequest, Credentials,
-        EmailRequest, LoginResponse, Me, MfaVerifyRequest, NewAccount, RefreshRequest,
-        RegisterResponse, ResetPasswordRequest, SessionView, TokenPair, TokenRequest,
+        Accepted, ChangePasswordRequest, Credentials, EmailRequest, LoginResponse, Me,
+        MfaVerifyRequest, NewAccount, RefreshRequest, RegisterResponse, ResetPasswordRequest,
+        SessionView, TokenPair, TokenRequest,
     },
     error::AuthError,
-    guard::{AuthUser, RequireMfa},
+    guard::AuthUser,
     mfa_routes, password_reset,
     request_meta::RequestMeta,
     sessions, users, verification,
@@ -42,8 +40,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(me)
         .service(change_password)
         .service(list_sessions)
-        .service(revoke_session)
-        .service(change_billing_email);
+        .service(revoke_session);
     mfa_routes::routes(cfg);
 }
 
@@ -332,30 +329,4 @@ pub async fn revoke_session(
 ) -> Handled {
     sessions::revoke(&app, &meta, &user, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// The canonical sensitive route: changing where invoices go needs a recent second factor.
-#[utoipa::path(
-    tag = "billing",
-    request_body = BillingEmailRequest,
-    responses(
-        (status = 200, description = "Billing email changed", body = BillingEmail),
-        (status = 401, description = "Step-up needed (RFC 9470 challenge)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Enrol MFA first", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not an email address", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []))
-)]
-#[put(
-    "/billing/email",
-    wrap = "RequireMfa::within(Duration::from_secs(300))"
-)]
-pub async fn change_billing_email(
-    app: web::Data<AuthState>,
-    meta: RequestMeta,
-    user: AuthUser,
-    body: web::Json<BillingEmailRequest>,
-) -> Handled {
-    let changed = users::change_billing_email(&app, &meta, &user, body.email()?).await?;
-    Ok(HttpResponse::Ok().json(changed))
 }

@@ -5,12 +5,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    AuthState,
-    account_mail::security_notice,
     audit::{self, Event},
     domain::{Email, Role},
     dto::NewAccount,
-    dto::{BillingEmail, CurrentSession, Me},
+    dto::{CurrentSession, Me},
     error::AuthError,
     guard::AuthUser,
     password::{self},
@@ -25,7 +23,6 @@ pub struct UserRow {
     pub password_hash: String,
     pub role: Role,
     pub email_verified_at: Option<DateTime<Utc>>,
-    pub billing_email: Option<String>,
     pub created_at: DateTime<Utc>,
     pub mfa_enabled: bool,
 }
@@ -41,7 +38,7 @@ impl UserRow {
 db::text_column!(Role, |raw| raw.parse().ok());
 
 pub(super) const SELECT_USER: &str = r#"
-SELECT u.id, u.email, u.password_hash, u.role, u.email_verified_at, u.billing_email, u.created_at,
+SELECT u.id, u.email, u.password_hash, u.role, u.email_verified_at, u.created_at,
        EXISTS (SELECT 1 FROM user_totp t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL)
            AS mfa_enabled
 FROM users u
@@ -78,7 +75,6 @@ pub fn me(user: &AuthUser) -> Me {
         role: row.role,
         email_verified: user.email_verified(),
         mfa_enabled: row.mfa_enabled,
-        billing_email: row.billing_email.clone(),
         created_at: row.created_at,
         email: row.email.clone(),
         session: CurrentSession {
@@ -87,47 +83,6 @@ pub fn me(user: &AuthUser) -> Me {
             amr: user.amr.clone(),
         },
     }
-}
-
-/// `PUT /billing/email` (behind `RequireMfa`).
-pub async fn change_billing_email(
-    app: &AuthState,
-    meta: &RequestMeta,
-    user: &AuthUser,
-    email: Email,
-) -> Result<BillingEmail, AuthError> {
-    let txn = app.db.begin().await?;
-    let old = txn
-        .query_one_raw(stmt(
-            "UPDATE users u SET billing_email = $1 FROM users prev
-             WHERE u.id = $2 AND prev.id = u.id RETURNING prev.billing_email AS old, u.email",
-            [email.as_str().into(), user.user_id.into()],
-        ))
-        .await?
-        .ok_or(AuthError::NotFound)?;
-    let previous: Option<String> = old.try_get("", "old")?;
-    let account_email: String = old.try_get("", "email")?;
-    audit::record(
-        &txn,
-        Event::BillingEmailChanged,
-        Some(user.user_id),
-        Some(user.session_id),
-        meta,
-        json!({"from": previous, "to": email.as_str()}),
-    )
-    .await?;
-    security_notice(
-        &txn,
-        app,
-        &account_email,
-        "Your billing email was changed",
-        &format!("Invoices will now go to {email}. If this was not you, reset your password now."),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(BillingEmail {
-        billing_email: email.to_string(),
-    })
 }
 
 /// Creates a verified admin account (`ironclad create-admin`).

@@ -21,22 +21,23 @@ use super::{
     views::OrderView,
 };
 
-/// Cancels `user_id`'s order `order_id` if it awaits payment; another user's order is not found.
+/// Cancels the organisation's order `order_id` if it awaits payment; another org's order is not
+/// found.
 pub async fn cancel(
     app: &BillingState,
-    user_id: Uuid,
+    org_id: Uuid,
     order_id: Uuid,
 ) -> Result<OrderView, BillingError> {
     let mut order = orders::find(&app.db, order_id)
         .await?
-        .filter(|order| order.user_id == user_id)
+        .filter(|order| order.org_id == org_id)
         .ok_or(BillingError::OrderNotFound)?;
     // Runs at most twice: a session id is only ever set once (when a concurrent checkout stores the
     // session it just created), and the second pass expires that session too.
     loop {
         match order.status {
             OrderStatus::PendingPayment => {}
-            OrderStatus::Canceled => return view(app, user_id, order_id).await,
+            OrderStatus::Canceled => return view(app, org_id, order_id).await,
             status => return Err(BillingError::NotCancelable(status.as_str())),
         }
         // No session: creating it failed, so there is nothing at Stripe to pay in.
@@ -73,10 +74,10 @@ pub async fn cancel(
         return match outcome {
             Outcome::Applied { .. } => {
                 tracing::info!(%order_id, "order canceled by the customer");
-                view(app, user_id, order_id).await
+                view(app, org_id, order_id).await
             }
             // Another cancel got there first.
-            _ if status == OrderStatus::Canceled => view(app, user_id, order_id).await,
+            _ if status == OrderStatus::Canceled => view(app, org_id, order_id).await,
             // A webhook moved the order while Stripe was being asked: it was paid, or (our expiry's
             // own `checkout.session.expired` overtaking us) it expired, which closes it unpaid too.
             _ => Err(BillingError::NotCancelable(status.as_str())),
@@ -84,12 +85,8 @@ pub async fn cancel(
     }
 }
 
-async fn view(
-    app: &BillingState,
-    user_id: Uuid,
-    order_id: Uuid,
-) -> Result<OrderView, BillingError> {
-    views::find_for_user(&app.db, user_id, order_id)
+async fn view(app: &BillingState, org_id: Uuid, order_id: Uuid) -> Result<OrderView, BillingError> {
+    views::find_for_org(&app.db, org_id, order_id)
         .await?
         .ok_or(BillingError::OrderNotFound)
 }

@@ -5,7 +5,8 @@ use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
-    BillingError, BillingState, catalogue,
+    BillingError, BillingState, Customer, catalogue,
+    contact::{self, Recipient},
     orders::ORDER_COLUMNS,
     orders::OrderRow,
     orders::find,
@@ -19,11 +20,12 @@ use crate::{db::stmt, http::idempotency::IdempotencyKey};
 
 pub const MAX_QUANTITY: u32 = 100;
 
-/// `POST /billing/checkout`: finds or creates the order for (user, `checkout_key`), then makes sure
-/// it has a Checkout Session. Safe to call any number of times with the same key.
+/// `POST /orgs/{org}/billing/checkout`: finds or creates the order for (org, who places it,
+/// `checkout_key`), then makes sure it has a Checkout Session. Safe to call any number of times
+/// with the same key.
 pub async fn checkout(
     app: &BillingState,
-    user_id: Uuid,
+    customer: Customer,
     checkout_key: &IdempotencyKey,
     request: &CheckoutRequest,
 ) -> Result<(CheckoutResponse, bool), BillingError> {
@@ -37,7 +39,7 @@ pub async fn checkout(
         .await?
         .ok_or(BillingError::ProductNotFound(request.product_id))?;
 
-    let (order, created) = find_or_create(app, user_id, checkout_key, request, &product).await?;
+    let (order, created) = find_or_create(app, customer, checkout_key, request, &product).await?;
     let status = order.status;
     if status != OrderStatus::PendingPayment {
         return Ok((
@@ -62,7 +64,7 @@ pub async fn checkout(
     // The order is committed before Stripe is called: the session's events can always find it, and no
     // transaction stays open across a network call. If this call fails the order waits, and a retry
     // (same Idempotency-Key → same order → same Stripe idempotency key) picks up where it stopped.
-    let email = customer_email(&app.db, user_id).await?;
+    let email = contact::recipient(&app.db, order.id, Recipient::Buyer).await?;
     let line = SessionLine {
         name: &product.name,
         unit_amount: product.unit_amount,
@@ -73,7 +75,7 @@ pub async fn checkout(
         .create_checkout_session(
             &SessionRequest {
                 order_id: order.id,
-                user_id,
+                org_id: customer.org_id,
                 customer_email: &email,
                 currency: &order.currency,
                 amount_total: order.amount_total,
@@ -127,7 +129,7 @@ pub async fn checkout(
 
 pub(super) async fn find_or_create(
     app: &BillingState,
-    user_id: Uuid,
+    customer: Customer,
     checkout_key: &IdempotencyKey,
     request: &CheckoutRequest,
     product: &catalogue::Product,
@@ -135,15 +137,18 @@ pub(super) async fn find_or_create(
     let txn = app.db.begin().await?;
     let amount_total = product.unit_amount * i64::from(request.quantity);
     let id = Uuid::now_v7();
-    // The unique (user_id, checkout_key) makes a concurrent or late duplicate find this order rather
-    // than create a second one, even when the idempotency middleware's record is gone.
+    let (placed_by, placed_by_key) = customer.placer.columns();
+    // The unique (org, checkout_key, who placed it) makes a concurrent or late duplicate find this
+    // order rather than create a second one, even when the idempotency middleware's record is gone.
     let inserted = txn
         .execute_raw(stmt(
-            "INSERT INTO orders (id, user_id, checkout_key, currency, amount_total) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, checkout_key) DO NOTHING",
+            "INSERT INTO orders (id, org_id, placed_by, placed_by_key, checkout_key, currency, amount_total) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT ON CONSTRAINT orders_checkout_key DO NOTHING",
             [
                 id.into(),
-                user_id.into(),
+                customer.org_id.into(),
+                placed_by.into(),
+                placed_by_key.into(),
                 checkout_key.as_str().into(),
                 product.currency.clone().into(),
                 amount_total.into(),
@@ -175,8 +180,16 @@ pub(super) async fn find_or_create(
         .await?;
     }
     let order = OrderRow::find_by_statement(stmt(
-        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND checkout_key = $2"),
-        [user_id.into(), checkout_key.as_str().into()],
+        &format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE org_id = $1 AND checkout_key = $2 \
+               AND placed_by IS NOT DISTINCT FROM $3 AND placed_by_key IS NOT DISTINCT FROM $4"
+        ),
+        [
+            customer.org_id.into(),
+            checkout_key.as_str().into(),
+            placed_by.into(),
+            placed_by_key.into(),
+        ],
     ))
     .one(&txn)
     .await?
@@ -192,18 +205,4 @@ pub(super) async fn find_or_create(
     }
     txn.commit().await?;
     Ok((order, inserted))
-}
-
-pub(super) async fn customer_email(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-) -> Result<String, BillingError> {
-    let row = db
-        .query_one_raw(stmt(
-            "SELECT email FROM users WHERE id = $1",
-            [user_id.into()],
-        ))
-        .await?
-        .ok_or_else(|| BillingError::Internal(anyhow::anyhow!("user {user_id} does not exist")))?;
-    Ok(row.try_get("", "email")?)
 }

@@ -23,6 +23,12 @@ pub enum BillingError {
     OrderNotFound,
     #[error("{0}")]
     Validation(String),
+    /// A field of the body that does not parse (422 naming it).
+    #[error("{field} {message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
     #[error("this Idempotency-Key already created an order for another product or quantity")]
     CheckoutKeyReused,
     #[error("the order is {0} and can no longer be canceled")]
@@ -74,6 +80,7 @@ impl BillingError {
                 problem::types::VALIDATION,
                 "The request is not valid",
             ),
+            Self::InvalidField { field, message } => problem::invalid_field(field, message),
             Self::CheckoutKeyReused => detailed(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 CHECKOUT_KEY_REUSED,

@@ -7,7 +7,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    BillingState, money, orders,
+    BillingState,
+    contact::{self, Recipient},
+    money, orders,
     state::{self, Effect, OrderEvent, OrderStatus},
 };
 use crate::{
@@ -91,13 +93,13 @@ impl Job for DeliverLicense {
         for line in lines {
             // Unique per order line: a re-run keeps the licence the first run made.
             txn.execute_raw(stmt(
-                "INSERT INTO licenses (id, order_line_id, order_id, user_id, product_id, license_key, seats) \
+                "INSERT INTO licenses (id, order_line_id, order_id, org_id, product_id, license_key, seats) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_line_id) DO NOTHING",
                 [
                     Uuid::now_v7().into(),
                     line.id.into(),
                     order.id.into(),
-                    order.user_id.into(),
+                    order.org_id.into(),
                     line.product_id.into(),
                     license_key().into(),
                     (line.seats * line.quantity).into(),
@@ -120,7 +122,7 @@ impl Job for DeliverLicense {
         .all(&txn)
         .await?;
         let email = SendEmail {
-            to: user_email(&txn, order.user_id).await?,
+            to: email_for(&txn, order.id, Recipient::Buyer).await?,
             template: "license_delivered".into(),
             context: json!({
                 "order_id": order.id,
@@ -181,7 +183,7 @@ impl Job for SendReceipt {
             })
             .collect();
         let email = SendEmail {
-            to: user_email(&app.db, order.user_id).await?,
+            to: email_for(&app.db, order.id, Recipient::Billing).await?,
             template: "receipt".into(),
             context: json!({
                 "order_id": order.id,
@@ -255,7 +257,7 @@ impl Job for RestrictLicenses {
             .unwrap_or(0)
             > 0;
         let email = SendEmail {
-            to: user_email(&txn, order.user_id).await?,
+            to: email_for(&txn, order.id, Recipient::Buyer).await?,
             template: template.into(),
             context: json!({
                 "order_id": order.id,
@@ -272,15 +274,14 @@ impl Job for RestrictLicenses {
     }
 }
 
-async fn user_email(db: &impl ConnectionTrait, user_id: Uuid) -> Result<String, JobError> {
-    let row = db
-        .query_one_raw(stmt(
-            "SELECT email FROM users WHERE id = $1",
-            [user_id.into()],
-        ))
-        .await?
-        .ok_or_else(|| JobError::msg(format!("user {user_id} not found")))?;
-    Ok(row.try_get("", "email")?)
+async fn email_for(
+    db: &impl ConnectionTrait,
+    order_id: Uuid,
+    recipient: Recipient,
+) -> Result<String, JobError> {
+    Ok(contact::recipient(db, order_id, recipient)
+        .await
+        .map_err(anyhow::Error::from)?)
 }
 
 /// `IRON-XXXX-XXXX-XXXX-XXXX`: 80 random bits in Crockford base32 (no I, L, O, U to misread).

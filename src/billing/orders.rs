@@ -13,7 +13,11 @@ use crate::db::{self, stmt};
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct OrderRow {
     pub id: Uuid,
-    pub user_id: Uuid,
+    /// The organisation that buys.
+    pub org_id: Uuid,
+    /// Who placed it: a person, or one of the org's API keys (exactly one is set).
+    pub placed_by: Option<Uuid>,
+    pub placed_by_key: Option<Uuid>,
     pub checkout_key: String,
     pub status: OrderStatus,
     pub currency: String,
@@ -29,7 +33,7 @@ pub struct OrderRow {
 
 db::text_column!(OrderStatus, OrderStatus::parse);
 
-pub(super) const ORDER_COLUMNS: &str = "id, user_id, checkout_key, status, currency, amount_total, \
+pub(super) const ORDER_COLUMNS: &str = "id, org_id, placed_by, placed_by_key, checkout_key, status, currency, amount_total, \
     stripe_checkout_session_id, checkout_url, stripe_payment_intent_id, paid_at, fulfilled_at, \
     receipt_sent_at, created_at";
 

@@ -54,7 +54,8 @@ pub const SWEEP_LIMIT: u64 = 100;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "id": "0193a4c1-5b2e-7c3d-9a4f-2b1c0d9e8f7a",
-    "user_id": "0193a4b0-0000-7000-8000-0000000000aa",
+    "org_id": "0193a4b0-0000-7000-8000-0000000000ab",
+    "placed_by": "0193a4b0-0000-7000-8000-0000000000aa",
     "status": "payment_processing",
     "currency": "usd",
     "amount_total": 4900,
@@ -64,7 +65,10 @@ pub const SWEEP_LIMIT: u64 = 100;
 }))]
 pub struct StuckOrder {
     pub id: Uuid,
-    pub user_id: Uuid,
+    /// The organisation that buys.
+    pub org_id: Uuid,
+    /// The member who placed it (absent when an API key did).
+    pub placed_by: Option<Uuid>,
     /// `pending_payment` (the session's outcome is awaited) or `payment_processing` (a delayed
     /// payment's).
     pub status: OrderStatus,
@@ -81,7 +85,8 @@ pub struct StuckOrder {
 #[derive(FromQueryResult)]
 struct StuckRow {
     id: Uuid,
-    user_id: Uuid,
+    org_id: Uuid,
+    placed_by: Option<Uuid>,
     status: OrderStatus,
     currency: String,
     amount_total: i64,
@@ -159,7 +164,7 @@ pub async fn stuck_orders(
 ) -> Result<Vec<StuckOrder>, DbErr> {
     let rows = StuckRow::find_by_statement(stmt(
         &format!(
-            "SELECT id, user_id, status, currency, amount_total, stripe_checkout_session_id, \
+            "SELECT id, org_id, placed_by, status, currency, amount_total, stripe_checkout_session_id, \
                     created_at, reconciled_at \
              FROM orders WHERE {AWAITING_PAYMENT} \
                AND created_at < now() - $1 * interval '1 second' \
@@ -174,7 +179,8 @@ pub async fn stuck_orders(
             Ok(StuckOrder {
                 status: row.status,
                 id: row.id,
-                user_id: row.user_id,
+                org_id: row.org_id,
+                placed_by: row.placed_by,
                 currency: row.currency,
                 amount_total: row.amount_total,
                 stripe_checkout_session_id: row.stripe_checkout_session_id,

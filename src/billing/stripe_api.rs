@@ -34,7 +34,8 @@ impl std::fmt::Debug for StripeApi {
 #[derive(Debug, Clone)]
 pub struct SessionRequest<'a> {
     pub order_id: Uuid,
-    pub user_id: Uuid,
+    /// The organisation buying.
+    pub org_id: Uuid,
     pub customer_email: &'a str,
     pub currency: &'a str,
     pub amount_total: i64,
@@ -205,12 +206,12 @@ fn session_json(session: &CheckoutSession) -> serde_json::Value {
     })
 }
 
-/// `checkout-<order id>-<hash of user, amount, currency and lines>`: the same order always yields
+/// `checkout-<order id>-<hash of org, amount, currency and lines>`: the same order always yields
 /// the same key, and should an order's contents ever differ, the key does too (Stripe would otherwise
 /// answer a reused key with different parameters by an error).
 pub fn session_idempotency_key(request: &SessionRequest<'_>) -> String {
     let mut hash = Sha256::new();
-    hash.update(request.user_id.as_bytes());
+    hash.update(request.org_id.as_bytes());
     hash.update(request.amount_total.to_be_bytes());
     hash.update(request.currency.as_bytes());
     for line in &request.lines {
@@ -230,7 +231,7 @@ mod tests {
     fn request(amount: i64) -> SessionRequest<'static> {
         SessionRequest {
             order_id: Uuid::from_u128(1),
-            user_id: Uuid::from_u128(2),
+            org_id: Uuid::from_u128(2),
             customer_email: "ada@example.com",
             currency: "usd",
             amount_total: amount,
@@ -249,8 +250,8 @@ mod tests {
         assert!(key.starts_with("checkout-00000000-0000-0000-0000-000000000001-"));
         assert!(key.len() <= 255);
         assert_ne!(key, session_idempotency_key(&request(5000)));
-        let mut other_user = request(4900);
-        other_user.user_id = Uuid::from_u128(3);
-        assert_ne!(key, session_idempotency_key(&other_user));
+        let mut other_org = request(4900);
+        other_org.org_id = Uuid::from_u128(3);
+        assert_ne!(key, session_idempotency_key(&other_org));
     }
 }

@@ -44,6 +44,8 @@ pub struct CheckoutResponse {
     "amount_total": 4900,
     "lines": [{"product_id": "0193a4c0-0000-7000-8000-000000000001", "product_name": "Ironclad Pro",
                "unit_amount": 4900, "quantity": 1}],
+    "placed_by": "0193a4b0-0000-7000-8000-0000000000aa",
+    "placed_by_api_key": null,
     "created_at": "2026-11-23T12:00:00Z",
     "paid_at": "2026-11-23T12:01:10Z",
     "fulfilled_at": "2026-11-23T12:01:11Z"
@@ -51,6 +53,10 @@ pub struct CheckoutResponse {
 pub struct OrderView {
     pub id: Uuid,
     pub status: OrderStatus,
+    /// The member who placed the order (absent when one of the org's API keys did).
+    pub placed_by: Option<Uuid>,
+    /// The API key that placed the order, if one did.
+    pub placed_by_api_key: Option<Uuid>,
     pub currency: String,
     /// In the currency's smallest unit.
     pub amount_total: i64,
@@ -147,6 +153,8 @@ pub(super) fn views(
                     .filter(|(id, _)| *id == order.id)
                     .map(|(_, line)| line.clone())
                     .collect(),
+                placed_by: order.placed_by,
+                placed_by_api_key: order.placed_by_key,
                 currency: order.currency,
                 amount_total: order.amount_total,
                 created_at: order.created_at,
@@ -157,35 +165,32 @@ pub(super) fn views(
         .collect()
 }
 
-/// The customer's orders, newest first.
-pub async fn list_for_user(
+/// The organisation's latest 200 orders, newest first.
+pub async fn list_for_org(
     db: &impl ConnectionTrait,
-    user_id: Uuid,
+    org_id: Uuid,
 ) -> Result<Vec<OrderView>, DbErr> {
+    let latest =
+        "SELECT id FROM orders WHERE org_id = $1 ORDER BY created_at DESC, id DESC LIMIT 200";
     let rows = OrderRow::find_by_statement(stmt(
-        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 200"),
-        [user_id.into()],
+        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id IN ({latest}) ORDER BY created_at DESC, id DESC"),
+        [org_id.into()],
     ))
     .all(db)
     .await?;
-    let lines = lines_where(
-        db,
-        "order_id IN (SELECT id FROM orders WHERE user_id = $1)",
-        user_id.into(),
-    )
-    .await?;
+    let lines = lines_where(db, &format!("order_id IN ({latest})"), org_id.into()).await?;
     views(rows, lines)
 }
 
-/// One of the customer's orders; another user's order does not exist for them.
-pub async fn find_for_user(
+/// One of the organisation's orders; another org's order does not exist for it.
+pub async fn find_for_org(
     db: &impl ConnectionTrait,
-    user_id: Uuid,
+    org_id: Uuid,
     id: Uuid,
 ) -> Result<Option<OrderView>, DbErr> {
     let rows = OrderRow::find_by_statement(stmt(
-        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND user_id = $2"),
-        [id.into(), user_id.into()],
+        &format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND org_id = $2"),
+        [id.into(), org_id.into()],
     ))
     .all(db)
     .await?;
@@ -193,16 +198,16 @@ pub async fn find_for_user(
     Ok(views(rows, lines)?.pop())
 }
 
-/// The customer's licences, newest first (revoked ones included, so a refund is visible).
-pub async fn licenses_for_user(
+/// The organisation's licences, newest first (revoked ones included, so a refund is visible).
+pub async fn licenses_for_org(
     db: &impl ConnectionTrait,
-    user_id: Uuid,
+    org_id: Uuid,
 ) -> Result<Vec<LicenseView>, DbErr> {
     LicenseView::find_by_statement(stmt(
         "SELECT l.id, l.order_id, l.product_id, ol.product_name, l.license_key, l.seats, l.status, l.created_at \
          FROM licenses l JOIN order_lines ol ON ol.id = l.order_line_id \
-         WHERE l.user_id = $1 ORDER BY l.created_at DESC, l.id",
-        [user_id.into()],
+         WHERE l.org_id = $1 ORDER BY l.created_at DESC, l.id",
+        [org_id.into()],
     ))
     .all(db)
     .await

@@ -11,7 +11,10 @@ use super::{
     guard::{OrgMember, RequireOrgPermission},
     policy::Action,
 };
-use crate::{auth::RequireMfa, http::Problem};
+use crate::{
+    auth::{RequireMfa, RequireVerifiedEmail},
+    http::Problem,
+};
 
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_key)
@@ -25,8 +28,8 @@ pub struct KeyPath {
     id: Uuid,
 }
 
-/// Creates an API key (admins and owners; with a second factor verified in the last 5 minutes
-/// when the account has MFA). The key is in this answer only: it is stored as a hash. Send it as
+/// Creates an API key (admins and owners with a verified email address; with a second factor
+/// verified in the last 5 minutes when the account has MFA). The key is in this answer only: it is stored as a hash. Send it as
 /// `Authorization: Bearer ic_…` on the organisation's routes its scopes allow.
 #[utoipa::path(
     tag = "orgs",
@@ -36,7 +39,7 @@ pub struct KeyPath {
         (status = 201, description = "Created; store the key now", body = CreatedApiKey),
         (status = 400, description = "Malformed body, or an unknown scope", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in, or the second factor must be verified again", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Members may not; or a scope beyond your role", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Members may not; a scope beyond your role; or the email address is not verified yet (`email-verification-required`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organisation of yours", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name, no scope, an expiry in the past, or too many keys", body = Problem, content_type = "application/problem+json"),
     ),
@@ -45,6 +48,7 @@ pub struct KeyPath {
 #[post(
     "/orgs/{org}/api-keys",
     wrap = "RequireMfa::when_enrolled(STEP_UP)",
+    wrap = "RequireVerifiedEmail",
     wrap = "RequireOrgPermission(Action::ManageApiKeys)"
 )]
 pub async fn create_key(

@@ -210,12 +210,12 @@ async fn happy_path_checkout_webhook_licence_and_receipt_emails() {
         1,
     )
     .await;
-    let user: Uuid = orders::find(&app.db, id).await.unwrap().unwrap().user_id;
-    let licences = views::licenses_for_user(&app.db, user).await.unwrap();
+    let org: Uuid = orders::find(&app.db, id).await.unwrap().unwrap().org_id;
+    let licences = views::licenses_for_org(&app.db, org).await.unwrap();
     assert_eq!(licences.len(), 1);
     assert_eq!(licences[0].status, "active");
     assert!(licence_mail.raw.contains(&licences[0].license_key));
-    let view = views::find_for_user(&app.db, user, id)
+    let view = views::find_for_org(&app.db, org, id)
         .await
         .unwrap()
         .unwrap();
@@ -223,14 +223,15 @@ async fn happy_path_checkout_webhook_licence_and_receipt_emails() {
     assert!(view.paid_at.is_some() && view.fulfilled_at.is_some());
     // Another user cannot see it.
     let stranger = app.user("eve@example.com").await;
+    let stranger = app.personal_org(stranger).await;
     assert!(
-        views::find_for_user(&app.db, stranger, id)
+        views::find_for_org(&app.db, stranger, id)
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        views::list_for_user(&app.db, stranger)
+        views::list_for_org(&app.db, stranger)
             .await
             .unwrap()
             .is_empty()

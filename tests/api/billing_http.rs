@@ -30,7 +30,8 @@ async fn checkout_with_a_key_creates_one_order_and_one_session_and_a_replay_crea
     // The order is the caller's.
     assert_eq!(
         app.count(&format!(
-            "SELECT count(*) FROM orders WHERE id = '{order_id}' AND user_id = '{}'",
+            "SELECT count(*) FROM orders o JOIN orgs g ON g.id = o.org_id \
+             WHERE o.id = '{order_id}' AND o.placed_by = '{0}' AND g.personal_for = '{0}'",
             ada.id
         ))
         .await,

@@ -17,6 +17,7 @@ mod idempotency;
 mod jobs;
 mod mail;
 mod metrics;
+mod migrations;
 mod openapi;
 mod orgs;
 mod security;

@@ -113,8 +113,8 @@ async fn webhook_events_to_review_are_listed_and_a_replay_applies_once() {
     // The late order appears (say, restored from a backup); several replays race to apply its event.
     let user = app.user("late@example.com").await;
     app.sql(&format!(
-        "INSERT INTO orders (id, user_id, checkout_key, currency, amount_total)
-             VALUES ('{late_order}', '{user}', 'late', 'usd', 4900);
+        "INSERT INTO orders (id, org_id, placed_by, checkout_key, currency, amount_total)
+             SELECT '{late_order}', id, '{user}', 'late', 'usd', 4900 FROM orgs WHERE personal_for = '{user}';
          INSERT INTO order_lines (id, order_id, product_id, product_name, unit_amount, quantity, seats)
              VALUES (gen_random_uuid(), '{late_order}', '{PRO}', 'Ironclad Pro', 4900, 1, 1);"
     ))

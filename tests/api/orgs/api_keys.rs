@@ -270,3 +270,25 @@ async fn only_admins_create_keys_and_with_a_fresh_second_factor_when_enrolled() 
         1
     );
 }
+
+#[tokio::test]
+async fn an_account_with_an_unverified_email_mints_no_key() {
+    // A key may buy for its org: minting one needs what buying needs, a verified address.
+    let app = TestApp::spawn().await;
+    let (token, _) = auth::signed_in_unverified(&app, "new@example.com").await;
+    let id = auth::claims(&token)["sub"].as_str().unwrap().to_owned();
+    let personal = app.personal_org(id.parse().unwrap()).await.to_string();
+    let r = create_key(
+        &app,
+        &Person { token, id },
+        &personal,
+        json!(["billing:write"]),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        r.problem_type(),
+        "urn:ironclad:problem:email-verification-required"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM org_api_keys").await, 0);
+}

@@ -1,6 +1,6 @@
 //! Tenant isolation, generated from the OpenAPI document: every operation whose path takes an
 //! organisation is tried by a member of org A and by a key of org A with org B's ids — B's org
-//! itself, and B's objects (members, invitations, keys) under A's path. Every answer is 403 or
+//! itself, and B's objects (members, invitations, keys, orders) under A's path. Every answer is 403 or
 //! 404 and carries none of B's data; nothing of B changes.
 use serde_json::{Value, json};
 
@@ -32,6 +32,9 @@ async fn snapshot(app: &TestApp, id: &str) -> Vec<String> {
             "SELECT (to_jsonb(k) - 'last_used_at' - 'last_used_ip')::text FROM org_api_keys k \
              WHERE org_id = '{id}' ORDER BY id"
         ),
+        format!("SELECT row_to_json(o)::text FROM orders o WHERE org_id = '{id}' ORDER BY id"),
+        format!("SELECT row_to_json(l)::text FROM licenses l WHERE org_id = '{id}' ORDER BY id"),
+        format!("SELECT row_to_json(b)::text FROM org_billing b WHERE org_id = '{id}'"),
     ] {
         for row in app
             .db
@@ -89,13 +92,31 @@ async fn a_member_or_key_of_one_org_reaches_nothing_of_another() {
         token: a_key.body["key"].as_str().unwrap().to_owned(),
         id: String::new(),
     };
+    // B's paid order with its licence, and B's billing email.
+    let b_order = "0193a4c1-0000-7000-8000-00000000b0b0";
+    app.sql(&format!(
+        "INSERT INTO orders (id, org_id, placed_by, checkout_key, currency, amount_total, status)
+             VALUES ('{b_order}', '{b}', '{bea_id}', 'b-key', 'usd', 4900, 'fulfilled');
+         INSERT INTO order_lines (id, order_id, product_id, product_name, unit_amount, quantity, seats)
+             VALUES ('0193a4c1-0000-7000-8000-00000000b0b1', '{b_order}',
+                     '0193a4c0-0000-7000-8000-000000000001', 'Ironclad Pro', 4900, 1, 1);
+         INSERT INTO licenses (id, order_line_id, order_id, org_id, product_id, license_key, seats)
+             VALUES (gen_random_uuid(), '0193a4c1-0000-7000-8000-00000000b0b1', '{b_order}', '{b}',
+                     '0193a4c0-0000-7000-8000-000000000001', 'IRON-BBBB-BBBB-BBBB-BBBB', 1);
+         INSERT INTO org_billing (org_id, billing_email) VALUES ('{b}', 'books@b.test');",
+        bea_id = bea.id
+    ))
+    .await;
     let secrets_of_b = [
         "org-b",
         "bea@example.com",
         "x@example.com",
+        "books@b.test",
+        "IRON-BBBB",
         b.as_str(),
         b_invitation.as_str(),
         b_key.as_str(),
+        b_order,
     ];
 
     let spec: Value = app
@@ -114,9 +135,11 @@ async fn a_member_or_key_of_one_org_reaches_nothing_of_another() {
             continue;
         }
         let object = if path.contains("/invitations/") {
-            &b_invitation
+            b_invitation.as_str()
+        } else if path.contains("/billing/orders/") {
+            b_order
         } else {
-            &b_key
+            b_key.as_str()
         };
         for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
             let body = body_example(&spec, &item[*method]);
@@ -159,7 +182,7 @@ async fn a_member_or_key_of_one_org_reaches_nothing_of_another() {
         }
     }
     assert!(
-        tried >= 30,
+        tried >= 50,
         "only {tried} attempts: are the org routes documented?"
     );
     assert_eq!(snapshot(&app, &b).await, before, "nothing of B changed");

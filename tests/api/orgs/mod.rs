@@ -1,6 +1,7 @@
 //! Organisations: personal orgs, creating and managing orgs, members and roles, the guard's
 //! answers to outsiders, and the races around the last owner.
 mod api_keys;
+mod billing;
 mod invitations;
 mod isolation;
 mod members;

@@ -110,6 +110,20 @@ impl TestApp {
     }
 
     /// Counts rows with a raw SQL `SELECT count(*) ...`.
+    /// The personal organisation of account `user`.
+    pub async fn personal_org(&self, user: uuid::Uuid) -> uuid::Uuid {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!("SELECT id FROM orgs WHERE personal_for = '{user}'"),
+            ))
+            .await
+            .expect("personal org query")
+            .expect("every account has a personal org");
+        row.try_get_by_index::<uuid::Uuid>(0).expect("an id")
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         let row = self
             .db
@@ -235,6 +249,29 @@ fn template_name() -> String {
         std::fs::read(&file).unwrap_or_default().hash(&mut hasher);
     }
     format!("{}{:016x}", template_prefix(), hasher.finish())
+}
+
+/// An empty database of its own (no migrations run), for tests of the migrations themselves; and a
+/// connection to the server's maintenance database, to drop it afterwards.
+pub async fn empty_database() -> (String, DatabaseConnection) {
+    let admin = Database::connect(maintenance_url()).await.unwrap();
+    let name = format!("ironclad_test_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let db = Database::connect(database_url(&name)).await.unwrap();
+    admin.close().await.unwrap();
+    (name, db)
+}
+
+/// Drops a database made by [`empty_database`].
+pub async fn drop_database(name: &str) {
+    let admin = Database::connect(maintenance_url()).await.unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .unwrap();
 }
 
 /// Creates a fresh database for one test by cloning the migrated template (built once, under an

@@ -5,7 +5,9 @@ use std::{ops::Deref, time::Duration};
 
 use ironclad::{
     billing::{
-        BillingError, checkout, orders,
+        BillingError, Customer, checkout,
+        customer::Placer,
+        orders,
         processor::Processor,
         views::{CheckoutRequest, CheckoutResponse},
     },
@@ -132,7 +134,8 @@ impl BillingApp {
         auth::call(&self.app, "GET", path, Some(token), None).await
     }
 
-    /// What `POST /billing/checkout` runs once the caller is authenticated and the key claimed.
+    /// What `POST /billing/checkout` runs once the caller is authenticated and the key claimed
+    /// (for `user`'s personal organisation).
     pub async fn checkout(
         &self,
         user: Uuid,
@@ -145,7 +148,8 @@ impl BillingApp {
             quantity,
         };
         let key = key.parse().expect("a valid Idempotency-Key");
-        checkout::checkout(&self.layers.billing, user, &key, &request).await
+        let customer = Customer::new(self.personal_org(user).await, Placer::User(user));
+        checkout::checkout(&self.layers.billing, customer, &key, &request).await
     }
 
     /// A fresh customer's pending order for one Pro licence (checked out over HTTP), with its session.

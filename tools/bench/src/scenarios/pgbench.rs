@@ -18,11 +18,11 @@ INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_c
 /// One event's share of the apply transaction (`processor.rs`): lock its order with the payment
 /// intent check, the audit row and the order's move in one statement, both jobs in one insert.
 /// The audit rows are `ignored` and the jobs keyed uniquely, so the script can repeat forever.
-const APPLY_EVENT: &str = r#"SELECT id, status, EXISTS (SELECT 1 FROM orders other WHERE other.stripe_payment_intent_id = 'pi_pgb_@C@_@K@' AND other.id <> orders.id) AS taken FROM orders WHERE user_id = '00000000-0000-7000-8000-0000000000ab' AND checkout_key = 'pgbench-@C@-@K@' FOR UPDATE;
+const APPLY_EVENT: &str = r#"SELECT id, status, EXISTS (SELECT 1 FROM orders other WHERE other.stripe_payment_intent_id = 'pi_pgb_@C@_@K@' AND other.id <> orders.id) AS taken FROM orders WHERE org_id = '@ORG@' AND checkout_key = 'pgbench-@C@-@K@' FOR UPDATE;
 WITH audit AS (
   INSERT INTO order_events (order_id, source, stripe_event_id, event, from_status, outcome)
-  SELECT id, 'stripe', 'evt_pga_@C@_@K@', 'checkout_completed', status, 'ignored' FROM orders WHERE user_id = '00000000-0000-7000-8000-0000000000ab' AND checkout_key = 'pgbench-@C@-@K@')
-UPDATE orders SET stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, 'pi_pgb_@C@_@K@') WHERE user_id = '00000000-0000-7000-8000-0000000000ab' AND checkout_key = 'pgbench-@C@-@K@';
+  SELECT id, 'stripe', 'evt_pga_@C@_@K@', 'checkout_completed', status, 'ignored' FROM orders WHERE org_id = '@ORG@' AND checkout_key = 'pgbench-@C@-@K@')
+UPDATE orders SET stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, 'pi_pgb_@C@_@K@') WHERE org_id = '@ORG@' AND checkout_key = 'pgbench-@C@-@K@';
 INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key)
   VALUES ('pga_@C@_@K@_a_' || :n, 'billing_deliver_license', '\x7b7d', 'Pending', 0, 8, now() + interval '1 day', 0, ''::hstore, 'pga_@C@_@K@_a_' || :n),
          ('pga_@C@_@K@_b_' || :n, 'billing_send_receipt', '\x7b7d', 'Pending', 0, 8, now() + interval '1 day', 0, ''::hstore, 'pga_@C@_@K@_b_' || :n)
@@ -75,9 +75,10 @@ pub async fn apply_ceiling(
     db.db
         .execute_unprepared(&format!(
             "INSERT INTO users (id, email, password_hash) VALUES ('00000000-0000-7000-8000-0000000000ab', 'pgbench@example.com', 'x') ON CONFLICT DO NOTHING;
-             INSERT INTO orders (id, user_id, checkout_key, currency, amount_total)
-               SELECT gen_random_uuid(), '00000000-0000-7000-8000-0000000000ab', 'pgbench-' || c || '-' || k, 'usd', 4900
-               FROM generate_series(1, {clients}) AS c, generate_series(1, {chunk}) AS k
+             INSERT INTO orders (id, org_id, placed_by, checkout_key, currency, amount_total)
+               SELECT gen_random_uuid(), g.id, g.personal_for, 'pgbench-' || c || '-' || k, 'usd', 4900
+               FROM orgs g, generate_series(1, {clients}) AS c, generate_series(1, {chunk}) AS k
+               WHERE g.personal_for = '00000000-0000-7000-8000-0000000000ab'
                ON CONFLICT DO NOTHING;
              INSERT INTO stripe_events (event_id, event_type, livemode, stripe_created, payload, status, outcome, processed_at)
                SELECT 'evt_pga_' || c || '_' || k, 'checkout.session.completed', false, now(), '{{}}', 'processed', 'ignored', now()
@@ -85,6 +86,15 @@ pub async fn apply_ceiling(
                ON CONFLICT DO NOTHING;"
         ))
         .await?;
+    let org: String = db
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT id::text FROM orgs WHERE personal_for = '00000000-0000-7000-8000-0000000000ab'",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the pgbench account has no personal org"))?
+        .try_get_by_index(0)?;
     // pgbench's client_id counts from 0; each client takes its own orders, as lanes take distinct ones.
     let mut script =
         String::from("\\set n random(1, 1000000000)\n\\set c :client_id + 1\nBEGIN;\n");
@@ -92,7 +102,8 @@ pub async fn apply_ceiling(
         script.push_str(
             &APPLY_EVENT
                 .replace("@C@", "' || :c || '")
-                .replace("@K@", &k.to_string()),
+                .replace("@K@", &k.to_string())
+                .replace("@ORG@", &org),
         );
     }
     let marks: Vec<String> = (1..=chunk)

@@ -30,9 +30,10 @@ pub async fn pending_orders(
             "INSERT INTO users (id, email, password_hash)
                VALUES ('00000000-0000-7000-8000-00000000b3c4', 'bench@example.com', 'x')
                ON CONFLICT DO NOTHING;
-             INSERT INTO orders (id, user_id, checkout_key, currency, amount_total, stripe_checkout_session_id)
-               SELECT gen_random_uuid(), '00000000-0000-7000-8000-00000000b3c4', 'bench-' || n, 'usd', 4900, 'cs_bench_' || n
-               FROM generate_series({first}, {last}) AS n;
+             INSERT INTO orders (id, org_id, placed_by, checkout_key, currency, amount_total, stripe_checkout_session_id)
+               SELECT gen_random_uuid(), g.id, g.personal_for, 'bench-' || n, 'usd', 4900, 'cs_bench_' || n
+               FROM orgs g, generate_series({first}, {last}) AS n
+               WHERE g.personal_for = '00000000-0000-7000-8000-00000000b3c4';
              INSERT INTO order_lines (id, order_id, product_id, product_name, unit_amount, quantity, seats)
                SELECT gen_random_uuid(), o.id, '0193a4c0-0000-7000-8000-000000000001', 'Ironclad Pro', 4900, 1, 1
                FROM orders o WHERE o.stripe_checkout_session_id IN

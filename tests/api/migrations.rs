@@ -1,0 +1,94 @@
+//! Migrations that move data, run on data: `m20261202_000080_org_billing` moves orders, licences
+//! and the billing email from the account to its personal organisation, and back down.
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use crate::support::app::{drop_database, empty_database};
+
+async fn one(db: &DatabaseConnection, sql: &str) -> String {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .expect("a row");
+    row.try_get_by_index::<String>(0).unwrap()
+}
+
+#[tokio::test]
+async fn org_billing_moves_a_users_orders_licences_and_billing_email_to_their_personal_org() {
+    let (name, db) = empty_database().await;
+    let all = Migrator::migrations().len();
+    let index = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261202_000080_org_billing")
+        .expect("the migration is listed");
+    Migrator::up(&db, Some(index as u32)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO users (id, email, password_hash, billing_email)
+             VALUES ('0193a4b0-0000-7000-8000-0000000000aa', 'ada@example.com', 'x', 'books@example.com');
+         INSERT INTO orders (id, user_id, checkout_key, currency, amount_total, status)
+             VALUES ('0193a4c1-0000-7000-8000-0000000000a1', '0193a4b0-0000-7000-8000-0000000000aa',
+                     'k', 'usd', 4900, 'fulfilled');
+         INSERT INTO order_lines (id, order_id, product_id, product_name, unit_amount, quantity, seats)
+             VALUES ('0193a4c1-0000-7000-8000-0000000000b1', '0193a4c1-0000-7000-8000-0000000000a1',
+                     '0193a4c0-0000-7000-8000-000000000001', 'Ironclad Pro', 4900, 1, 1);
+         INSERT INTO licenses (id, order_line_id, order_id, user_id, product_id, license_key, seats)
+             VALUES (gen_random_uuid(), '0193a4c1-0000-7000-8000-0000000000b1',
+                     '0193a4c1-0000-7000-8000-0000000000a1', '0193a4b0-0000-7000-8000-0000000000aa',
+                     '0193a4c0-0000-7000-8000-000000000001', 'IRON-AAAA-AAAA-AAAA-AAAA', 1);",
+    )
+    .await
+    .unwrap();
+
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(
+        Migrator::get_applied_migrations(&db).await.unwrap().len(),
+        all
+    );
+    let personal =
+        "(SELECT id FROM orgs WHERE personal_for = '0193a4b0-0000-7000-8000-0000000000aa')";
+    assert_eq!(
+        one(
+            &db,
+            &format!(
+                "SELECT (org_id = {personal} AND placed_by = '0193a4b0-0000-7000-8000-0000000000aa' \
+                   AND placed_by_key IS NULL)::text FROM orders"
+            )
+        )
+        .await,
+        "true"
+    );
+    assert_eq!(
+        one(
+            &db,
+            &format!("SELECT (org_id = {personal})::text FROM licenses")
+        )
+        .await,
+        "true"
+    );
+    assert_eq!(
+        one(
+            &db,
+            &format!("SELECT billing_email FROM org_billing WHERE org_id = {personal}")
+        )
+        .await,
+        "books@example.com"
+    );
+
+    // And back: the account has its orders, licences and billing email again.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert_eq!(
+        one(
+            &db,
+            "SELECT (o.user_id = l.user_id AND u.billing_email = 'books@example.com')::text \
+             FROM orders o JOIN licenses l ON l.order_id = o.id JOIN users u ON u.id = o.user_id"
+        )
+        .await,
+        "true"
+    );
+    db.close().await.unwrap();
+    drop_database(&name).await;
+}
