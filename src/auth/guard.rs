@@ -23,16 +23,12 @@
 //! #[delete("/me/mfa/totp", wrap = "RequireMfa::within(Duration::from_secs(300))")]
 //! async fn disable_mfa(user: AuthUser, ...) { ... }
 //! ```
-use std::{
-    future::{Ready, ready},
-    rc::Rc,
-    time::Duration,
-};
+use std::time::Duration;
 
 use actix_web::{
-    Error, FromRequest, HttpMessage, HttpRequest, ResponseError,
-    body::{EitherBody, MessageBody},
-    dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
+    Error, FromRequest, HttpMessage, HttpRequest,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
     http::header,
     middleware::Next,
     web,
@@ -49,7 +45,10 @@ use super::{
     tokens::{AccessClaims, TokenError},
     users::{SELECT_USER, UserRow},
 };
-use crate::db::stmt;
+use crate::{
+    db::stmt,
+    http::guard::{RouteGuard, route_guard},
+};
 
 /// The caller: a valid access token of a live session, and the account as it stands now.
 #[derive(Debug, Clone)]
@@ -347,70 +346,36 @@ impl Policy {
     }
 }
 
-pub struct GuardMiddleware<S> {
-    service: Rc<S>,
-    policy: Policy,
+/// The caller passes `policy` (and is kept in the request for what runs after).
+async fn passes(req: &HttpRequest, policy: Policy) -> Result<(), AuthError> {
+    let user = authenticate(req).await?;
+    policy.check(&user, Utc::now())
 }
 
-macro_rules! guard_transform {
-    ($guard:ty, $policy:expr) => {
-        impl<S, B> Transform<S, ServiceRequest> for $guard
-        where
-            S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-            B: 'static,
-        {
-            type Response = ServiceResponse<EitherBody<B>>;
-            type Error = Error;
-            type Transform = GuardMiddleware<S>;
-            type InitError = ();
-            type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-            fn new_transform(&self, service: S) -> Self::Future {
-                let policy: fn(&$guard) -> Policy = $policy;
-                ready(Ok(GuardMiddleware {
-                    service: Rc::new(service),
-                    policy: policy(self),
-                }))
-            }
-        }
-    };
-}
-
-guard_transform!(RequireMfa, |g| g.policy());
-guard_transform!(RequireRole, |g| Policy::Role(g.role));
-guard_transform!(RequireVerifiedEmail, |_| Policy::VerifiedEmail);
-
-impl<S, B> Service<ServiceRequest> for GuardMiddleware<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Error>>;
-
-    forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = self.service.clone();
-        let policy = self.policy;
-        Box::pin(async move {
-            // Stores the caller in the request: the handler's extractor reuses it.
-            let checked = match authenticate(req.request()).await {
-                Ok(user) => policy.check(&user, Utc::now()),
-                Err(error) => Err(error),
-            };
-            match checked {
-                Ok(()) => Ok(service.call(req).await?.map_into_left_body()),
-                // A refusal is the answer, not an error: the app's middleware sees it as a
-                // response (security headers, metrics) like any other.
-                Err(refusal) => Ok(req
-                    .into_response(refusal.error_response())
-                    .map_into_right_body()),
-            }
-        })
+impl RouteGuard for RequireMfa {
+    type Refusal = AuthError;
+    async fn check(self, req: &HttpRequest) -> Result<(), AuthError> {
+        passes(req, self.policy()).await
     }
 }
+
+impl RouteGuard for RequireRole {
+    type Refusal = AuthError;
+    async fn check(self, req: &HttpRequest) -> Result<(), AuthError> {
+        passes(req, Policy::Role(self.role)).await
+    }
+}
+
+impl RouteGuard for RequireVerifiedEmail {
+    type Refusal = AuthError;
+    async fn check(self, req: &HttpRequest) -> Result<(), AuthError> {
+        passes(req, Policy::VerifiedEmail).await
+    }
+}
+
+route_guard!(RequireMfa);
+route_guard!(RequireRole);
+route_guard!(RequireVerifiedEmail);
 
 #[cfg(test)]
 #[path = "guard_tests.rs"]

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every layer: problem+json errors, request ids, health probes, the
-//! metrics scrape, idempotency keys, security headers and CORS.
+//! metrics scrape, route guards, idempotency keys, security headers and CORS.
 pub mod errors;
+pub mod guard;
 pub mod health;
 pub mod idempotency;
 pub mod problem;

@@ -16,18 +16,7 @@
 //! #[patch("/orgs/{org}", wrap = "RequireOrgPermission(Action::Update)")]
 //! async fn update(member: OrgMember, ...) { ... }
 //! ```
-use std::{
-    future::{Ready, ready},
-    rc::Rc,
-};
-
-use actix_web::{
-    Error, FromRequest, HttpMessage, HttpRequest, ResponseError,
-    body::EitherBody,
-    dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
-    http::header,
-    web,
-};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use sea_orm::FromQueryResult;
@@ -48,6 +37,7 @@ use crate::{
         users::UserRow,
     },
     db::stmt,
+    http::guard::{RouteGuard, route_guard},
 };
 
 /// Who acts on the organisation: a member (a person with a role) or one of its API keys.
@@ -252,52 +242,11 @@ impl FromRequest for OrgMember {
 #[derive(Debug, Clone, Copy)]
 pub struct RequireOrgPermission(pub Action);
 
-pub struct OrgGuardMiddleware<S> {
-    service: Rc<S>,
-    action: Action,
-}
-
-impl<S, B> Transform<S, ServiceRequest> for RequireOrgPermission
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = Error;
-    type Transform = OrgGuardMiddleware<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
-
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(OrgGuardMiddleware {
-            service: Rc::new(service),
-            action: self.0,
-        }))
+impl RouteGuard for RequireOrgPermission {
+    type Refusal = OrgError;
+    async fn check(self, req: &HttpRequest) -> Result<(), OrgError> {
+        member(req, self.0).await.map(drop)
     }
 }
 
-impl<S, B> Service<ServiceRequest> for OrgGuardMiddleware<S>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: 'static,
-{
-    type Response = ServiceResponse<EitherBody<B>>;
-    type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Error>>;
-
-    forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = self.service.clone();
-        let action = self.action;
-        Box::pin(async move {
-            match member(req.request(), action).await {
-                Ok(_) => Ok(service.call(req).await?.map_into_left_body()),
-                // A refusal is the answer (see the auth guards): other middleware sees a response.
-                Err(refusal) => Ok(req
-                    .into_response(refusal.error_response())
-                    .map_into_right_body()),
-            }
-        })
-    }
-}
+route_guard!(RequireOrgPermission);
