@@ -10,6 +10,8 @@
 # ---- build ------------------------------------------------------------------
 FROM rust:1.95-bookworm AS builder
 WORKDIR /app
+# rust-toolchain.toml names 1.95.0, the toolchain this image installs; rustup adds the rustfmt and
+# clippy components it lists on the first cargo call (the build stage has the network).
 
 # The whole source goes in at once: every workspace member (".", "migrations",
 # "tools/bench", "tools/fake-stripe" today) is picked up without listing it

@@ -1,4 +1,6 @@
 //! The `ironclad` command: the server, the workers, migrations and tools.
+// The command talks to a terminal: its usage errors go to stderr (the library logs through tracing).
+#![allow(clippy::print_stderr)]
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ironclad::{
