@@ -17,6 +17,7 @@ mod m20261202_000050_security_hardening;
 mod m20261202_000060_stripe_inbox;
 mod m20261202_000070_orgs;
 mod m20261202_000080_org_billing;
+mod m20261203_000090_subscriptions;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000060_stripe_inbox::Migration),
             Box::new(m20261202_000070_orgs::Migration),
             Box::new(m20261202_000080_org_billing::Migration),
+            Box::new(m20261203_000090_subscriptions::Migration),
         ]
     }
 }

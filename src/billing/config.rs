@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::subscriptions::SubscriptionConfig;
 use crate::config::{ConfigError, Environment, Vars};
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,11 @@ pub struct BillingConfig {
     pub reconcile_interval: Duration,
     /// The Stripe events inbox: how deliveries are batched and events processed.
     pub inbox: InboxConfig,
+    /// The most Stripe API requests per second this process sends (`STRIPE_MAX_REQUESTS_PER_SEC`):
+    /// every call waits its turn, and a 429 pauses them all.
+    pub stripe_max_requests_per_sec: u32,
+    /// Recurring billing.
+    pub subscriptions: SubscriptionConfig,
 }
 
 /// The inbox's settings (`STRIPE_INBOX_*`): see `inbox.rs` and `processor.rs`.
@@ -173,8 +179,20 @@ impl BillingConfig {
                 reason: format!("{stripe_api_base:?} is not an http(s) URL"),
             });
         }
+        let stripe_secret_key = setting("STRIPE_SECRET_KEY", DEV_SECRET_KEY)?;
+        // Stripe's documented limits are about 100 requests/s in live mode and 25 in test mode.
+        let live =
+            stripe_secret_key.starts_with("sk_live_") || stripe_secret_key.starts_with("rk_live_");
+        let stripe_max_requests_per_sec: u32 =
+            vars.parse_or("STRIPE_MAX_REQUESTS_PER_SEC", if live { 80 } else { 20 })?;
+        if stripe_max_requests_per_sec == 0 {
+            return Err(ConfigError {
+                var: "STRIPE_MAX_REQUESTS_PER_SEC",
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(Self {
-            stripe_secret_key: setting("STRIPE_SECRET_KEY", DEV_SECRET_KEY)?.into(),
+            stripe_secret_key: stripe_secret_key.into(),
             stripe_api_base,
             stripe_timeout: Duration::from_secs(vars.parse_or("STRIPE_TIMEOUT_SECS", 10)?),
             webhook_secrets,
@@ -197,6 +215,8 @@ impl BillingConfig {
                 vars.parse_or("BILLING_RECONCILE_INTERVAL_SECS", 300)?,
             ),
             inbox: InboxConfig::from_vars(vars)?,
+            stripe_max_requests_per_sec,
+            subscriptions: SubscriptionConfig::from_vars(vars, env)?,
         })
     }
 }
@@ -224,6 +244,30 @@ mod tests {
         assert_eq!(cfg.currency, "usd");
         assert_eq!(cfg.webhook_tolerance, Duration::from_secs(300));
         assert_eq!(cfg.webhook_secrets.len(), 1);
+        assert_eq!(cfg.stripe_max_requests_per_sec, 20);
+    }
+
+    #[test]
+    fn the_stripe_rate_follows_the_key_mode_unless_set() {
+        let live = config(Environment::Test, &[("STRIPE_SECRET_KEY", "sk_live_x")]).unwrap();
+        assert_eq!(live.stripe_max_requests_per_sec, 80);
+        let set = config(
+            Environment::Test,
+            &[
+                ("STRIPE_SECRET_KEY", "sk_live_x"),
+                ("STRIPE_MAX_REQUESTS_PER_SEC", "40"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(set.stripe_max_requests_per_sec, 40);
+        let zero = config(Environment::Test, &[("STRIPE_MAX_REQUESTS_PER_SEC", "0")]).unwrap_err();
+        assert_eq!(zero.var, "STRIPE_MAX_REQUESTS_PER_SEC");
+        for bad in [
+            ("BILLING_PRORATION", "sometimes"),
+            ("BILLING_PAST_DUE_GRACE_DAYS", "90"),
+        ] {
+            assert_eq!(config(Environment::Test, &[bad]).unwrap_err().var, bad.0);
+        }
     }
 
     #[test]
@@ -233,6 +277,10 @@ mod tests {
             ("STRIPE_WEBHOOK_SECRETS", "whsec_a"),
             ("BILLING_SUCCESS_URL", "https://app.example.com/ok"),
             ("BILLING_CANCEL_URL", "https://app.example.com/cancel"),
+            (
+                "BILLING_PORTAL_RETURN_URL",
+                "https://app.example.com/billing",
+            ),
         ];
         assert!(config(Environment::Production, &pairs).is_ok());
         for (missing, _) in pairs {

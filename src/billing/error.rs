@@ -13,6 +13,13 @@ pub mod types {
     pub const PAYMENT_PROVIDER: &str = "urn:ironclad:problem:payment-provider-unavailable";
     pub const INVALID_SIGNATURE: &str = "urn:ironclad:problem:invalid-webhook-signature";
     pub const INVALID_EVENT: &str = "urn:ironclad:problem:invalid-webhook-event";
+    pub const PLAN_NOT_FOUND: &str = "urn:ironclad:problem:plan-not-found";
+    pub const SUBSCRIPTION_EXISTS: &str = "urn:ironclad:problem:subscription-exists";
+    pub const SUBSCRIPTION_NOT_FOUND: &str = "urn:ironclad:problem:subscription-not-found";
+    pub const SUBSCRIPTION_NOT_CHANGEABLE: &str =
+        "urn:ironclad:problem:subscription-not-changeable";
+    pub const CHECKOUT_SUPERSEDED: &str = "urn:ironclad:problem:checkout-superseded";
+    pub const SEATS_BELOW_MEMBERS: &str = "urn:ironclad:problem:seats-below-members";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +57,54 @@ pub enum BillingError {
     /// An operator asked about a webhook event that never arrived.
     #[error("no webhook event {0} was received")]
     EventNotFound(String),
+    #[error("no plan {0:?} is on sale at that interval")]
+    PlanNotFound(String),
+    #[error("the organisation already has a subscription ({0}); change or cancel it instead")]
+    SubscriptionExists(&'static str),
+    #[error("the organisation has no subscription")]
+    NoSubscription,
+    #[error("{0}")]
+    NotChangeable(&'static str),
+    #[error("a newer subscription checkout for this organisation replaced this one")]
+    CheckoutSuperseded,
+    #[error("{seats} seats are fewer than the organisation's {members} members")]
+    SeatsBelowMembers { seats: u32, members: i64 },
+    /// The route's feature is not granted (402, one problem type per reason).
+    #[error("{0}")]
+    NotEntitled(Entitlement),
     #[error("{0:#}")]
     Internal(#[source] anyhow::Error),
+}
+
+/// A refused entitlement, as the 402 problem tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entitlement {
+    pub feature: &'static str,
+    pub refusal: super::subscriptions::policy::Refusal,
+}
+
+impl std::fmt::Display for Entitlement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use super::subscriptions::policy::Refusal;
+        match self.refusal {
+            Refusal::SubscriptionRequired => write!(
+                f,
+                "{:?} needs an active subscription; subscribe to a plan that includes it",
+                self.feature
+            ),
+            Refusal::PaymentPastDue => write!(
+                f,
+                "{:?} is suspended: the subscription's payment is past due; update the payment \
+                 method in the billing portal",
+                self.feature
+            ),
+            Refusal::FeatureNotInPlan => write!(
+                f,
+                "{:?} is not in the organisation's plan; change to a plan that includes it",
+                self.feature
+            ),
+        }
+    }
 }
 
 impl From<stripe::StripeError> for BillingError {
@@ -116,6 +169,47 @@ impl BillingError {
                 StatusCode::BAD_REQUEST,
                 INVALID_EVENT,
                 "The webhook payload is not a Stripe event",
+            ),
+            Self::PlanNotFound(_) => {
+                detailed(StatusCode::NOT_FOUND, PLAN_NOT_FOUND, "Plan not found")
+            }
+            Self::SubscriptionExists(_) => detailed(
+                StatusCode::CONFLICT,
+                SUBSCRIPTION_EXISTS,
+                "The organisation already has a subscription",
+            ),
+            Self::NoSubscription => detailed(
+                StatusCode::NOT_FOUND,
+                SUBSCRIPTION_NOT_FOUND,
+                "No subscription",
+            ),
+            Self::NotChangeable(_) => detailed(
+                StatusCode::CONFLICT,
+                SUBSCRIPTION_NOT_CHANGEABLE,
+                "The subscription cannot be changed that way now",
+            ),
+            Self::CheckoutSuperseded => detailed(
+                StatusCode::CONFLICT,
+                CHECKOUT_SUPERSEDED,
+                "A newer checkout replaced this one",
+            ),
+            Self::SeatsBelowMembers { .. } => detailed(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                SEATS_BELOW_MEMBERS,
+                "Fewer seats than members",
+            ),
+            Self::NotEntitled(entitlement) => detailed(
+                StatusCode::PAYMENT_REQUIRED,
+                entitlement.refusal.problem_type(),
+                match entitlement.refusal {
+                    super::subscriptions::policy::Refusal::SubscriptionRequired => {
+                        "Subscription required"
+                    }
+                    super::subscriptions::policy::Refusal::PaymentPastDue => "Payment past due",
+                    super::subscriptions::policy::Refusal::FeatureNotInPlan => {
+                        "Feature not in plan"
+                    }
+                },
             ),
             Self::Database(_) | Self::Internal(_) => problem::internal_error(self),
         }

@@ -16,7 +16,8 @@ struct DeliveryLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProcessedLabels {
     event_type: String,
-    /// applied | ignored | rejected | unhandled_type | unknown_order | failed | dead
+    /// applied | ignored | rejected | unhandled_type | unknown_order | unknown_customer | failed |
+    /// dead
     outcome: &'static str,
 }
 
@@ -34,7 +35,7 @@ const INBOX_DEPTH: &str = "\
     SELECT 'processing', count(*)::float8 FROM stripe_events WHERE status = 'processing' \
     UNION ALL \
     SELECT 'dead', count(*)::float8 FROM stripe_events \
-    WHERE status = 'dead' AND (status <> 'processed' OR outcome IN ('unknown_order', 'unhandled_type', 'rejected'))";
+    WHERE status = 'dead' AND (status <> 'processed' OR outcome IN ('unknown_order', 'unknown_customer', 'unhandled_type', 'rejected'))";
 const INBOX_OLDEST: &str = "SELECT NULL::text AS label, coalesce(extract(epoch FROM now() - least( \
         (SELECT min(received_at) FROM stripe_events WHERE status = 'pending'), \
         (SELECT min(received_at) FROM stripe_events WHERE status = 'processing'))), 0)::float8 AS value";

@@ -18,7 +18,9 @@
 //!   (what a Stripe event means for an order), `money.rs`: pure, unit-tested without a database.
 //! - `jobs.rs`: licence delivery, receipts, licence revocation/suspension.
 //! - `reconcile.rs`: stuck orders brought in line with their Checkout Session (and its periodic job).
-//! - `stripe_api.rs`: the Stripe calls (async-stripe), pointed at `STRIPE_API_BASE`.
+//! - `stripe_api.rs`: the Stripe calls (async-stripe), pointed at `STRIPE_API_BASE`, all paced by
+//!   one limiter (`pacing.rs`) that backs off on 429.
+//! - `subscriptions/`: recurring billing (plans, the subscription copy, entitlements, dunning).
 //! - `metrics.rs`: its Prometheus series (webhook ack time, processing lag, inbox depth).
 pub mod cancel;
 pub mod catalogue;
@@ -35,6 +37,7 @@ pub mod money;
 pub mod operator;
 pub mod orders;
 pub mod org_routes;
+pub mod pacing;
 pub mod personal_routes;
 pub mod processor;
 pub mod reconcile;
@@ -44,6 +47,7 @@ pub mod routes;
 pub mod signature;
 pub mod state;
 pub mod stripe_api;
+pub mod subscriptions;
 pub mod sync;
 pub mod views;
 pub mod webhook;
@@ -54,6 +58,7 @@ pub use error::BillingError;
 pub use metrics::BillingMetrics;
 pub use routes::routes;
 pub use stripe_api::StripeApi;
+pub use subscriptions::RequireEntitlement;
 
 use std::sync::Arc;
 

@@ -331,8 +331,8 @@ pub async fn reconcile_stuck(
     Ok(results)
 }
 
-/// The periodic sweep, as a job: runs wherever a worker is free, retried like any job if the
-/// database fails under it.
+/// The periodic sweep, as a job: stuck orders, then overdue subscriptions (`subscriptions/sweep.rs`).
+/// Runs wherever a worker is free, retried like any job if the database fails under it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReconcileStuckOrders {}
 
@@ -350,6 +350,11 @@ impl Job for ReconcileStuckOrders {
             .filter(|r| r.result == Reconciliation::Applied)
             .count();
         tracing::info!(checked = results.len(), applied, "stuck orders swept");
+        // The same sweep covers subscriptions whose period ended without a paid invoice.
+        let read = super::subscriptions::sweep::sweep(app)
+            .await
+            .context("sweeping overdue subscriptions")?;
+        tracing::info!(read, "overdue subscriptions swept");
         Ok(())
     }
 }

@@ -20,6 +20,8 @@ pub enum ReviewReason {
     Dead,
     /// Names no order of ours.
     UnknownOrder,
+    /// A subscription or invoice of a customer that is no org of ours.
+    UnknownCustomer,
     /// A type we do not act on.
     UnhandledType,
     /// Contradicted the order (amount, session, payment intent).
@@ -33,6 +35,7 @@ impl ReviewReason {
             Self::Failed => "failed",
             Self::Dead => "dead",
             Self::UnknownOrder => "unknown_order",
+            Self::UnknownCustomer => "unknown_customer",
             Self::UnhandledType => "unhandled_type",
             Self::Rejected => "rejected",
         }
@@ -81,7 +84,7 @@ const REVIEW: &str = "SELECT * FROM ( \
              ELSE 'pending' END AS reason, \
         coalesce(last_error, detail) AS detail, order_id, attempts, received_at AS at \
     FROM stripe_events \
-    WHERE status <> 'processed' OR outcome IN ('unknown_order', 'unhandled_type', 'rejected') \
+    WHERE status <> 'processed' OR outcome IN ('unknown_order', 'unknown_customer', 'unhandled_type', 'rejected') \
 ) review WHERE ($1::text IS NULL OR reason = $1) ORDER BY at DESC, event_id LIMIT $2";
 
 /// Webhook events needing a look, newest first.
@@ -106,6 +109,7 @@ pub async fn webhook_events_for_review(
                 ReviewReason::Failed,
                 ReviewReason::Dead,
                 ReviewReason::UnknownOrder,
+                ReviewReason::UnknownCustomer,
                 ReviewReason::UnhandledType,
                 ReviewReason::Rejected,
             ]

@@ -18,6 +18,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_products).service(stripe_webhook);
     org_routes::routes(cfg);
     personal_routes::routes(cfg);
+    super::subscriptions::routes::routes(cfg);
 }
 
 /// The catalogue: products on sale with their price in the shop's currency.

@@ -1,6 +1,6 @@
 //! The Stripe calls billing makes, on async-stripe. The API base comes from config, so tests and an
 //! offline developer point it at a local fake.
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -16,12 +16,17 @@ use stripe_checkout::{
 use stripe_types::Expandable;
 use uuid::Uuid;
 
-use super::{BillingConfig, BillingError};
+use super::{BillingConfig, BillingError, pacing::Pacer};
 
-/// A handle on the Stripe API. Cheap to clone.
+/// A handle on the Stripe API. Cheap to clone. Every call waits its turn at one [`Pacer`].
 #[derive(Clone)]
 pub struct StripeApi {
     client: stripe::Client,
+    pacer: Arc<Pacer>,
+}
+
+fn rate_limited(error: &stripe::StripeError) -> bool {
+    matches!(error, stripe::StripeError::Stripe(_, 429))
 }
 
 impl std::fmt::Debug for StripeApi {
@@ -71,15 +76,59 @@ impl StripeApi {
             .timeout(config.stripe_timeout)
             .app_info("ironclad", Some(env!("CARGO_PKG_VERSION").into()), None)
             .build()?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            pacer: Arc::new(Pacer::new(config.stripe_max_requests_per_sec)),
+        })
     }
 
-    /// Sends a request the typed API has no call for (e.g. the Events API, kept as raw JSON).
+    /// Sends `call` in its turn, again after each 429 (see [`Pacer::send`]).
+    async fn paced<T, F, Fut>(&self, call: F) -> Result<T, stripe::StripeError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, stripe::StripeError>>,
+    {
+        let (result, refused) = self.pacer.send(rate_limited, call).await;
+        if refused > 0 {
+            tracing::warn!(refused, "stripe: rate limited (429); paused and retried");
+        }
+        result
+    }
+
+    /// Sends a request the typed API has no call for (e.g. the Events API, kept as raw JSON);
+    /// `request` builds it afresh for each attempt.
     pub async fn send<T: miniserde::Deserialize>(
         &self,
-        request: stripe_client_core::RequestBuilder,
+        request: impl Fn() -> stripe_client_core::RequestBuilder,
     ) -> Result<T, BillingError> {
-        Ok(request.customize::<T>().send(&self.client).await?)
+        Ok(self
+            .paced(|| request().customize::<T>().send(&self.client))
+            .await?)
+    }
+
+    /// Sends a typed request and reads the answer as JSON, leniently: our copies read only the
+    /// fields they keep, so new API versions (new fields, moved fields) do not break them. With
+    /// `key`, Stripe answers a retry with the first answer.
+    pub async fn json(
+        &self,
+        request: impl Fn() -> stripe_client_core::RequestBuilder,
+        key: Option<&str>,
+    ) -> Result<serde_json::Value, BillingError> {
+        let key = key
+            .map(IdempotencyKey::new)
+            .transpose()
+            .map_err(|e| BillingError::Internal(anyhow::anyhow!("idempotency key: {e}")))?;
+        let answer = self
+            .paced(|| {
+                let mut call = request().customize::<miniserde::json::Value>();
+                if let Some(key) = &key {
+                    call = call.request_strategy(RequestStrategy::Idempotent(key.clone()));
+                }
+                call.send(&self.client)
+            })
+            .await?;
+        serde_json::from_str(&miniserde::json::to_string(&answer))
+            .map_err(|e| BillingError::Stripe(anyhow::anyhow!("unreadable answer: {e}")))
     }
 
     /// Creates the order's Checkout Session. The request carries an idempotency key derived from the
@@ -115,7 +164,7 @@ impl StripeApi {
             .collect();
         let key = IdempotencyKey::new(session_idempotency_key(request))
             .map_err(|e| BillingError::Internal(anyhow::anyhow!("idempotency key: {e}")))?;
-        let session = CreateCheckoutSession::new()
+        let create = CreateCheckoutSession::new()
             .mode(CheckoutSessionMode::Payment)
             .client_reference_id(order_id)
             .customer_email(request.customer_email)
@@ -123,10 +172,14 @@ impl StripeApi {
             .payment_intent_data(payment_intent_data)
             .line_items(line_items)
             .success_url(&config.success_url)
-            .cancel_url(&config.cancel_url)
-            .customize()
-            .request_strategy(RequestStrategy::Idempotent(key))
-            .send(&self.client)
+            .cancel_url(&config.cancel_url);
+        let session = self
+            .paced(|| {
+                create
+                    .customize()
+                    .request_strategy(RequestStrategy::Idempotent(key.clone()))
+                    .send(&self.client)
+            })
             .await?;
         let url = session.url.ok_or_else(|| {
             BillingError::Stripe(anyhow::anyhow!("the Checkout Session has no url"))
@@ -145,7 +198,8 @@ impl StripeApi {
         &self,
         id: &str,
     ) -> Result<serde_json::Value, BillingError> {
-        let session = RetrieveCheckoutSession::new(id).send(&self.client).await?;
+        let retrieve = RetrieveCheckoutSession::new(id);
+        let session = self.paced(|| retrieve.send(&self.client)).await?;
         Ok(session_json(&session))
     }
 
@@ -154,14 +208,16 @@ impl StripeApi {
     /// ended. Anything else (unreachable, 5xx, a session still `open`) is an error: nothing is known
     /// to be closed.
     pub async fn expire_checkout_session(&self, id: &str) -> Result<ClosedSession, BillingError> {
-        let refusal = match ExpireCheckoutSession::new(id).send(&self.client).await {
+        let expire = ExpireCheckoutSession::new(id);
+        let refusal = match self.paced(|| expire.send(&self.client)).await {
             Ok(_) => return Ok(ClosedSession::Expired),
             Err(stripe::StripeError::Stripe(error, status)) if (400..500).contains(&status) => {
                 error.message.unwrap_or_default()
             }
             Err(other) => return Err(other.into()),
         };
-        let session = RetrieveCheckoutSession::new(id).send(&self.client).await?;
+        let retrieve = RetrieveCheckoutSession::new(id);
+        let session = self.paced(|| retrieve.send(&self.client)).await?;
         match session.status {
             Some(CheckoutSessionStatus::Expired) => Ok(ClosedSession::Expired),
             Some(CheckoutSessionStatus::Complete) => Ok(ClosedSession::Completed),
@@ -178,10 +234,8 @@ impl StripeApi {
         &self,
         id: &str,
     ) -> Result<serde_json::Value, BillingError> {
-        let session = RetrieveCheckoutSession::new(id)
-            .expand(["payment_intent".to_owned()])
-            .send(&self.client)
-            .await?;
+        let retrieve = RetrieveCheckoutSession::new(id).expand(["payment_intent".to_owned()]);
+        let session = self.paced(|| retrieve.send(&self.client)).await?;
         Ok(session_json(&session))
     }
 }

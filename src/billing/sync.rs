@@ -49,14 +49,17 @@ pub async fn sync_events(
     let mut report = SyncReport::default();
     let mut cursor: Option<String> = None;
     loop {
-        let request = RequestBuilder::new(StripeMethod::Get, "/events").query(&ListEvents {
+        let query = ListEvents {
             created: Created {
                 gte: since.timestamp(),
             },
             limit: 100,
             starting_after: cursor.as_deref(),
-        });
-        let page: EventPage = app.stripe.send(request).await?;
+        };
+        let page: EventPage = app
+            .stripe
+            .send(|| RequestBuilder::new(StripeMethod::Get, "/events").query(&query))
+            .await?;
         report.pages += 1;
         let mut stored = Vec::with_capacity(page.data.len());
         for event in &page.data {

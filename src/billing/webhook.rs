@@ -35,6 +35,8 @@ pub enum EventOutcome {
     UnhandledType,
     /// Names no order of ours: recorded for review.
     UnknownOrder,
+    /// A subscription or invoice whose customer is no org of ours: recorded for review.
+    UnknownCustomer,
 }
 
 impl EventOutcome {
@@ -45,6 +47,7 @@ impl EventOutcome {
             Self::Rejected => "rejected",
             Self::UnhandledType => "unhandled_type",
             Self::UnknownOrder => "unknown_order",
+            Self::UnknownCustomer => "unknown_customer",
         }
     }
 
@@ -55,6 +58,7 @@ impl EventOutcome {
             Self::Rejected,
             Self::UnhandledType,
             Self::UnknownOrder,
+            Self::UnknownCustomer,
         ]
         .into_iter()
         .find(|o| o.as_str() == value)
@@ -65,7 +69,7 @@ impl EventOutcome {
     pub fn is_replayable(self) -> bool {
         matches!(
             self,
-            Self::UnknownOrder | Self::UnhandledType | Self::Rejected
+            Self::UnknownOrder | Self::UnknownCustomer | Self::UnhandledType | Self::Rejected
         )
     }
 }

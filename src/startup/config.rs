@@ -92,6 +92,10 @@ mod tests {
             ("STRIPE_WEBHOOK_SECRETS", "whsec_x"),
             ("BILLING_SUCCESS_URL", "https://app.example.com/ok"),
             ("BILLING_CANCEL_URL", "https://app.example.com/cancel"),
+            (
+                "BILLING_PORTAL_RETURN_URL",
+                "https://app.example.com/billing",
+            ),
             ("JWT_KID", "k1"),
             ("JWT_SECRET", key),
             (

@@ -30,7 +30,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use config::Config;
 
 use crate::{
-    admin, auth, billing,
+    admin, audit_log, auth, billing,
     config::{Environment, MailTransport},
     db,
     housekeeping::{self, Housekeeping, HousekeepingState},
@@ -200,6 +200,7 @@ fn routes(cfg: &mut ServiceConfig, dev_mail: bool) {
                 .configure(orgs::routes)
                 .configure(billing::routes)
                 .configure(billing::operator::routes)
+                .configure(audit_log::routes)
                 .configure(admin::routes),
         );
     if dev_mail {

@@ -21,4 +21,5 @@ mod migrations;
 mod openapi;
 mod orgs;
 mod security;
+mod subscriptions;
 mod support;

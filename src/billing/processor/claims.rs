@@ -42,7 +42,7 @@ const REPLAY_CLAIM: &str = "WITH before AS ( \
         attempts = CASE WHEN e.status = 'pending' THEN e.attempts + 1 ELSE 1 END \
     FROM before WHERE e.event_id = before.event_id \
       AND (e.status IN ('pending', 'dead') \
-           OR (e.status = 'processed' AND e.outcome IN ('unknown_order', 'unhandled_type', 'rejected'))) \
+           OR (e.status = 'processed' AND e.outcome IN ('unknown_order', 'unknown_customer', 'unhandled_type', 'rejected'))) \
       AND NOT EXISTS (SELECT 1 FROM stripe_events busy \
                       WHERE busy.status = 'processing' AND busy.object_id = coalesce(e.object_id, e.event_id)) \
     RETURNING e.event_id, e.event_type, e.payload, e.attempts, e.received_at, e.stripe_created, \

@@ -24,14 +24,16 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult, TransactionTrait};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BillingState, events,
+    BillingState,
+    events::{self, Envelope},
     inbox::CHANNEL,
     orders::Source,
+    subscriptions,
     webhook::{self, EventOutcome},
 };
 use crate::{db::stmt, jobs::Wakeups};
@@ -47,6 +49,13 @@ pub(super) struct Claimed {
     attempts: i32,
     received_at: DateTime<Utc>,
     stripe_created: DateTime<Utc>,
+}
+
+/// What applying an event did, as its row records it.
+struct Done {
+    outcome: EventOutcome,
+    order_id: Option<uuid::Uuid>,
+    detail: Option<&'static str>,
 }
 
 // Only while the claim holds: same claimant, same attempt, still processing.
@@ -229,12 +238,8 @@ impl Processor {
         );
         let mut values: Vec<sea_orm::Value> = vec![self.instance.to_string().into()];
         for (row, (i, envelope)) in envelopes.iter().enumerate() {
-            let decision = webhook::decide(&txn, envelope).await?;
-            let source = Source::Stripe {
-                event_id: &envelope.id,
-            };
-            decision.carry_out(&self.app, &txn, source).await?;
-            outcomes[*i] = decision.event_outcome();
+            let done = self.apply_event(&txn, envelope).await?;
+            outcomes[*i] = done.outcome;
             let n = 1 + row * 5;
             if row > 0 {
                 sql.push(',');
@@ -251,8 +256,8 @@ impl Processor {
                 chunk[*i].event_id.clone().into(),
                 chunk[*i].attempts.into(),
                 outcomes[*i].as_str().into(),
-                decision.order_id().into(),
-                decision.detail().map(str::to_owned).into(),
+                done.order_id.into(),
+                done.detail.map(str::to_owned).into(),
             ]);
         }
         sql.push_str(
@@ -302,12 +307,8 @@ impl Processor {
     async fn apply(&self, event: &Claimed) -> Result<Option<EventOutcome>, anyhow::Error> {
         let envelope = webhook::parse(&event.payload)?;
         let txn = self.app.db.begin().await?;
-        let decision = webhook::decide(&txn, &envelope).await?;
-        let source = Source::Stripe {
-            event_id: &envelope.id,
-        };
-        decision.carry_out(&self.app, &txn, source).await?;
-        let outcome = decision.event_outcome();
+        let done = self.apply_event(&txn, &envelope).await?;
+        let outcome = done.outcome;
         let marked = txn
             .execute_raw(stmt(
                 &format!(
@@ -320,8 +321,8 @@ impl Processor {
                     self.instance.to_string().into(),
                     event.attempts.into(),
                     outcome.as_str().into(),
-                    decision.order_id().into(),
-                    decision.detail().map(str::to_owned).into(),
+                    done.order_id.into(),
+                    done.detail.map(str::to_owned).into(),
                 ],
             ))
             .await?
@@ -332,6 +333,34 @@ impl Processor {
         }
         txn.commit().await?;
         Ok(Some(outcome))
+    }
+
+    /// Applies one event in `txn`: a subscription or invoice event brings our copy of its
+    /// subscription up to date (`subscriptions/events.rs`); any other is judged against its order
+    /// (`webhook.rs`).
+    async fn apply_event(
+        &self,
+        txn: &DatabaseTransaction,
+        envelope: &Envelope,
+    ) -> Result<Done, anyhow::Error> {
+        if let Some(event) = subscriptions::events::classify(envelope) {
+            let applied = subscriptions::events::apply(&self.app, txn, event?).await?;
+            return Ok(Done {
+                outcome: applied.outcome,
+                order_id: None,
+                detail: applied.detail,
+            });
+        }
+        let decision = webhook::decide(txn, envelope).await?;
+        let source = Source::Stripe {
+            event_id: &envelope.id,
+        };
+        decision.carry_out(&self.app, txn, source).await?;
+        Ok(Done {
+            outcome: decision.event_outcome(),
+            order_id: decision.order_id(),
+            detail: decision.detail(),
+        })
     }
 
     /// Applies an event claimed by [`claim_for_replay`](Self::claim_for_replay).

@@ -27,6 +27,9 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, w
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+mod subscriptions;
+pub use subscriptions::{invoice, renew};
+
 /// A request the fake received, as it arrived.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -49,6 +52,20 @@ struct State {
     events: Vec<Value>,
     /// While set, each request is recorded and then waits for this gate to close before answering.
     hold: Option<Arc<Semaphore>>,
+    /// Session id → the form it was created from (a subscription is made from it).
+    session_forms: HashMap<String, HashMap<String, String>>,
+    customers: Vec<Value>,
+    subscriptions: Vec<Value>,
+    portal_sessions: usize,
+    /// Requests per second answered before 429s (see [`FakeStripe::rate_limit`]).
+    rate: Option<RateLimit>,
+    rate_limited: usize,
+}
+
+struct RateLimit {
+    per_second: u32,
+    window: std::time::Instant,
+    count: u32,
 }
 
 /// A running fake; dropping it stops the server.
@@ -139,6 +156,76 @@ impl FakeStripe {
         self.state.lock().unwrap().events.push(event);
     }
 
+    /// Answers at most `per_second` requests a second and 429 to the rest (as Stripe's rate
+    /// limiter does); `None` lifts the limit.
+    pub fn rate_limit(&self, per_second: Option<u32>) {
+        self.state.lock().unwrap().rate = per_second.map(|per_second| RateLimit {
+            per_second,
+            window: std::time::Instant::now(),
+            count: 0,
+        });
+    }
+
+    /// How many requests were answered 429.
+    pub fn rate_limited(&self) -> usize {
+        self.state.lock().unwrap().rate_limited
+    }
+
+    pub fn customers(&self) -> Vec<Value> {
+        self.state.lock().unwrap().customers.clone()
+    }
+
+    pub fn subscriptions(&self) -> Vec<Value> {
+        self.state.lock().unwrap().subscriptions.clone()
+    }
+
+    /// The subscription as Stripe has it now.
+    pub fn subscription(&self, id: &str) -> Value {
+        let state = self.state.lock().unwrap();
+        let sub = state.subscriptions.iter().find(|s| s["id"] == id);
+        sub.expect("a subscription the fake made").clone()
+    }
+
+    /// Changes a subscription as Stripe would (a renewal, a failed payment, a cancellation);
+    /// later reads see it. Returns it.
+    pub fn update_subscription(&self, id: &str, edit: impl FnOnce(&mut Value)) -> Value {
+        let mut state = self.state.lock().unwrap();
+        let sub = state.subscriptions.iter_mut().find(|s| s["id"] == id);
+        let sub = sub.expect("a subscription the fake made");
+        edit(sub);
+        sub.clone()
+    }
+
+    /// The customer pays a subscription-mode session: the session completes and its subscription
+    /// is made with `status` (`trialing` keeps the trial the session asked for). Returns the
+    /// completed session (for `checkout.session.completed`) and the subscription.
+    pub fn complete_subscription_checkout(&self, session_id: &str, status: &str) -> (Value, Value) {
+        let mut state = self.state.lock().unwrap();
+        let form = state
+            .session_forms
+            .get(session_id)
+            .cloned()
+            .expect("a session the fake created");
+        let id = format!("sub_test_{:04}", state.subscriptions.len() + 1);
+        let session = state
+            .sessions
+            .iter_mut()
+            .find(|s| s["id"] == session_id)
+            .expect("a session the fake created");
+        session["status"] = json!("complete");
+        session["payment_status"] = json!(if status == "trialing" {
+            "no_payment_required"
+        } else {
+            "paid"
+        });
+        session["subscription"] = json!(id);
+        session["url"] = Value::Null;
+        let session = session.clone();
+        let sub = subscriptions::subscription(&id, &session, &form, status);
+        state.subscriptions.push(sub.clone());
+        (session, sub)
+    }
+
     pub fn fail_next(&self, n: usize) {
         self.state.lock().unwrap().fail_next = n;
     }
@@ -200,6 +287,23 @@ async fn handle(
             error("invalid_request_error", "Invalid API Key provided"),
         );
     }
+    if let Some(rate) = &mut state.rate {
+        if rate.window.elapsed() >= std::time::Duration::from_secs(1) {
+            rate.window = std::time::Instant::now();
+            rate.count = 0;
+        }
+        rate.count += 1;
+        if rate.count > rate.per_second {
+            state.rate_limited += 1;
+            return reply(
+                429,
+                error(
+                    "invalid_request_error",
+                    "Too many requests hit the API too quickly.",
+                ),
+            );
+        }
+    }
     if let Some((status, body)) = key.as_ref().and_then(|k| state.replies.get(k)) {
         return reply(*status, body.clone());
     }
@@ -215,6 +319,9 @@ async fn handle(
             let n = state.sessions.len() + 1;
             let session = checkout_session(&format!("cs_test_{n:04}"), &form);
             state.sessions.push(session.clone());
+            state
+                .session_forms
+                .insert(format!("cs_test_{n:04}"), form.clone());
             (200, session)
         }
         ("POST", path)
@@ -262,13 +369,16 @@ async fn handle(
                 ),
             }
         }
-        _ => (
-            404,
-            error(
-                "invalid_request_error",
-                &format!("Unrecognized request URL ({})", req.path()),
+        (method, path) => match subscriptions::handle(&mut state, method, path, &form) {
+            Some(answer) => answer,
+            None => (
+                404,
+                error(
+                    "invalid_request_error",
+                    &format!("Unrecognized request URL ({})", req.path()),
+                ),
             ),
-        ),
+        },
     };
     if let Some(key) = key {
         state.replies.insert(key, (status, body.clone()));
@@ -362,7 +472,9 @@ pub fn checkout_session(id: &str, form: &HashMap<String, String>) -> Value {
         "currency": currency,
         "client_reference_id": get("client_reference_id"),
         "customer_email": get("customer_email"),
-        "metadata": {"order_id": get("metadata[order_id]")},
+        "metadata": subscriptions::metadata(form, "metadata"),
+        "customer": get("customer"),
+        "subscription": null,
         "payment_intent": null,
         "success_url": get("success_url"),
         "cancel_url": get("cancel_url"),

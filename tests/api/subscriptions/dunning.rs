@@ -1,0 +1,124 @@
+//! Invoices: `invoice.paid` applies from the invoice (even before we know the subscription), one
+//! receipt per invoice; a failed payment emails once per attempt; a payment waiting for SCA shows
+//! as `action_required` until it is paid.
+use chrono::Utc;
+use serde_json::json;
+
+use super::{copy_of, sub_event, subscribed};
+use crate::{orgs::call, support::billing::BillingApp};
+
+async fn subjects(app: &BillingApp, starting: &str) -> usize {
+    app.jobs_idle().await;
+    app.sink
+        .messages()
+        .into_iter()
+        .filter(|m| {
+            m.subject
+                .as_deref()
+                .is_some_and(|s| s.starts_with(starting))
+        })
+        .count()
+}
+
+async fn billing_status(app: &BillingApp, s: &super::Subscribed) -> String {
+    let r = call(
+        app,
+        &s.owner,
+        "GET",
+        &format!("/orgs/{}/billing/subscription", s.org),
+        None,
+    )
+    .await;
+    r.body["billing_status"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_renewal_paid_extends_the_period_and_sends_one_receipt() {
+    let app = BillingApp::spawn().await;
+    let s = subscribed(&app, "acme", "starter", "active").await;
+    let before = copy_of(&app, &s.sub_id).await.4;
+    let renewed = app
+        .stripe
+        .update_subscription(&s.sub_id, |sub| fake_stripe::renew(sub, "in_renewal"));
+    let end = renewed["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    let invoice = fake_stripe::invoice(&renewed, "in_renewal", 2700, end, 1);
+    // Stripe's `invoice.paid`, then the same invoice again under another event id.
+    for id in ["evt_paid", "evt_paid_again"] {
+        app.post_event(&fake_stripe::event(id, "invoice.paid", invoice.clone()))
+            .await;
+    }
+    let copy = copy_of(&app, &s.sub_id).await;
+    assert_eq!(copy.4, end, "the period runs to the paid invoice's end");
+    assert!(copy.4 > before);
+    assert_eq!(subjects(&app, "Your receipt").await, 1);
+}
+
+#[tokio::test]
+async fn invoice_paid_for_a_subscription_we_never_heard_of_reads_it_first() {
+    let app = BillingApp::spawn().await;
+    let s = subscribed(&app, "acme", "starter", "active").await;
+    // As if the checkout's events were lost: forget the copy.
+    app.sql("DELETE FROM subscriptions").await;
+    let sub = app.stripe.subscription(&s.sub_id);
+    let end = sub["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    let invoice = fake_stripe::invoice(&sub, "in_first", 2700, end, 1);
+    app.post_event(&fake_stripe::event(
+        "evt_first_paid",
+        "invoice.paid",
+        invoice,
+    ))
+    .await;
+    assert_eq!(app.outcome_of("evt_first_paid").await, "applied");
+    assert_eq!(copy_of(&app, &s.sub_id).await.0, "active");
+}
+
+#[tokio::test]
+async fn a_failed_payment_emails_once_per_attempt_and_sca_shows_until_paid() {
+    let app = BillingApp::spawn().await;
+    let s = subscribed(&app, "acme", "starter", "active").await;
+    let past_due = app.stripe.update_subscription(&s.sub_id, |sub| {
+        sub["status"] = json!("past_due");
+        sub["latest_invoice"] = json!("in_due");
+    });
+    let now = Utc::now().timestamp();
+    let attempt = |n| fake_stripe::invoice(&past_due, "in_due", 2700, now + 3600, n);
+    for (id, n) in [("evt_f1", 1), ("evt_f1_retry", 1), ("evt_f2", 2)] {
+        app.post_event(&fake_stripe::event(
+            id,
+            "invoice.payment_failed",
+            attempt(n),
+        ))
+        .await;
+    }
+    assert_eq!(subjects(&app, "Your payment of 27.00 USD failed").await, 2);
+    assert_eq!(billing_status(&app, &s).await, "past_due");
+
+    app.post_event(&fake_stripe::event(
+        "evt_sca",
+        "invoice.payment_action_required",
+        attempt(3),
+    ))
+    .await;
+    assert_eq!(billing_status(&app, &s).await, "action_required");
+    assert_eq!(subjects(&app, "Confirm your payment").await, 1);
+
+    // The customer authenticates; Stripe reports the invoice paid (the subscription's own
+    // `updated` event may come later): active again, the banner clears.
+    app.stripe
+        .update_subscription(&s.sub_id, |sub| sub["status"] = json!("active"));
+    app.post_event(&fake_stripe::event("evt_paid", "invoice.paid", attempt(3)))
+        .await;
+    assert_eq!(copy_of(&app, &s.sub_id).await.0, "active");
+    assert_eq!(billing_status(&app, &s).await, "ok");
+    app.post_event(&sub_event(
+        "evt_up",
+        "updated",
+        app.stripe.subscription(&s.sub_id),
+    ))
+    .await;
+    assert_eq!(billing_status(&app, &s).await, "ok");
+}
