@@ -11,6 +11,7 @@
 //!   grace counts from it). `paid_through` is the period end of the last paid invoice.
 //! - `subscription_checkouts`: at most one open (or being created) per org, by a partial unique
 //!   index; a new checkout first expires the previous session.
+//! - `dunning_invoices`: invoices whose payment failed, until paid (revenue recovery).
 use sea_orm_migration::prelude::*;
 
 pub struct Migration;
@@ -118,6 +119,22 @@ CREATE UNIQUE INDEX subscription_checkouts_one_open ON subscription_checkouts (o
 CREATE TRIGGER subscription_checkouts_set_updated_at BEFORE UPDATE ON subscription_checkouts
     FOR EACH ROW EXECUTE FUNCTION set_updated_at();
 
+-- Invoices whose payment failed (dunning), and what became of them: the revenue-recovery view.
+CREATE TABLE dunning_invoices (
+    invoice_id              text        PRIMARY KEY,
+    stripe_subscription_id  text        NOT NULL,
+    org_id                  uuid        NOT NULL REFERENCES orgs (id),
+    amount_due              bigint      NOT NULL,
+    currency                text        NOT NULL,
+    attempt_count           integer     NOT NULL DEFAULT 0,
+    status                  text        NOT NULL CHECK (status IN ('failed', 'action_required', 'paid')),
+    first_failed_at         timestamptz NOT NULL DEFAULT now(),
+    paid_at                 timestamptz,
+    amount_paid             bigint      NOT NULL DEFAULT 0
+);
+CREATE INDEX dunning_invoices_open ON dunning_invoices (first_failed_at) WHERE status <> 'paid';
+CREATE INDEX dunning_invoices_paid ON dunning_invoices (paid_at) WHERE status = 'paid';
+
 -- Subscription and invoice events of a customer that is no org of ours are kept for review.
 ALTER TABLE stripe_events DROP CONSTRAINT stripe_events_outcome_check,
     ADD CONSTRAINT stripe_events_outcome_check CHECK (outcome IN ('applied', 'ignored',
@@ -136,6 +153,7 @@ ALTER TABLE stripe_events DROP CONSTRAINT stripe_events_outcome_check,
 DROP INDEX stripe_events_review;
 CREATE INDEX stripe_events_review ON stripe_events (received_at)
     WHERE status <> 'processed' OR outcome IN ('unknown_order', 'unhandled_type', 'rejected');
+DROP TABLE dunning_invoices;
 DROP TABLE subscription_checkouts;
 DROP TABLE subscriptions;
 DROP TABLE stripe_customers;

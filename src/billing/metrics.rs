@@ -1,6 +1,7 @@
 //! The billing layer's Prometheus series: webhook deliveries (ack time by outcome), inbox
-//! processing (lag from receipt to applied, by event type and outcome), and the inbox's depth and
-//! oldest unprocessed event (read from the database at each scrape).
+//! processing (lag from receipt to applied, by event type and outcome), the inbox's depth and
+//! oldest unprocessed event, and subscriptions by status, MRR and MRR at risk (the last ones read
+//! from the database at each scrape).
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -53,6 +54,24 @@ impl BillingMetrics {
             "Age of the oldest Stripe event not processed yet",
             "",
             INBOX_OLDEST,
+        );
+        metrics.gauge_from_sql(
+            "subscriptions",
+            "Subscriptions (our copy of Stripe's), by status",
+            "status",
+            super::subscriptions::recovery::SUBSCRIPTIONS_BY_STATUS,
+        );
+        metrics.gauge_from_sql(
+            "billing_mrr",
+            "Monthly recurring revenue (active, past due, unpaid), smallest currency unit",
+            "currency",
+            super::subscriptions::recovery::MRR_BY_CURRENCY,
+        );
+        metrics.gauge_from_sql(
+            "billing_mrr_at_risk",
+            "Monthly recurring revenue past due or unpaid, smallest currency unit",
+            "currency",
+            super::subscriptions::recovery::MRR_AT_RISK_BY_CURRENCY,
         );
         Self {
             deliveries: metrics.histogram(

@@ -1,5 +1,5 @@
 //! Operator routes of the billing layer, under `/api/v1/admin` beside the other operator tools:
-//! webhook events to review and replay, stuck orders to reconcile. Each route declares both guards
+//! webhook events to review and replay, stuck orders to reconcile, revenue recovery. Each route declares both guards
 //! (the role first, then a recent second factor) and records what it did in the admin audit trail.
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use super::{
     replay,
     replay::Replayed,
     review::{self, ReviewReason, WebhookEventView},
+    subscriptions::recovery::{self, RecoveryView},
 };
 use crate::{
     admin::{self, MAX_LIMIT, STEP_UP, limit},
@@ -28,7 +29,31 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(replay_webhook_event)
         .service(list_stuck_orders)
         .service(reconcile_stuck_orders)
-        .service(reconcile_order);
+        .service(reconcile_order)
+        .service(revenue_recovery);
+}
+
+/// Revenue recovery: MRR, MRR at risk (past due and unpaid), invoices in dunning with their
+/// attempts, revenue recovered in the last 30 days and involuntary churn. From our copy of
+/// Stripe's subscriptions and the dunning ledger.
+#[utoipa::path(
+    tag = "admin",
+    responses(
+        (status = 200, description = "Recovery figures", body = RecoveryView),
+        (status = 401, description = "Not signed in, or the second factor must be verified again", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admins with MFA only", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
+#[get(
+    "/admin/billing/recovery",
+    wrap = "RequireMfa::within(STEP_UP)",
+    wrap = "RequireRole::admin()"
+)]
+pub async fn revenue_recovery(app: web::Data<BillingState>) -> Handled<RecoveryView> {
+    Ok(web::Json(
+        recovery::recovery(&app.db, &app.config.currency).await?,
+    ))
 }
 
 type Handled<T> = Result<web::Json<T>, BillingError>;

@@ -148,7 +148,9 @@ pub async fn apply(
             let Some(read) = refresh(app, txn, &subscription).await? else {
                 return Ok(Applied::NOT_OURS);
             };
-            notices::send(app, txn, read.org_id, Notice::PaymentFailed(&invoice)).await?;
+            if dunning(txn, read.org_id, &subscription, &invoice, "failed").await? {
+                notices::send(app, txn, read.org_id, Notice::PaymentFailed(&invoice)).await?;
+            }
             Ok(Applied::DONE)
         }
         SubscriptionEvent::ActionRequired(invoice) => {
@@ -158,19 +160,15 @@ pub async fn apply(
             let Some(read) = refresh(app, txn, &subscription).await? else {
                 return Ok(Applied::NOT_OURS);
             };
-            // Unless that invoice is already paid (its `invoice.paid` came first).
-            txn.execute_raw(stmt(
-                "UPDATE subscriptions SET action_required_invoice = $2 \
-                 WHERE stripe_subscription_id = $1 \
-                   AND (paid_through IS NULL OR $3::timestamptz IS NULL OR paid_through < $3)",
-                [
-                    subscription.into(),
-                    invoice.id.clone().into(),
-                    invoice.period_end.into(),
-                ],
-            ))
-            .await?;
-            notices::send(app, txn, read.org_id, Notice::ActionRequired(&invoice)).await?;
+            if dunning(txn, read.org_id, &subscription, &invoice, "action_required").await? {
+                txn.execute_raw(stmt(
+                    "UPDATE subscriptions SET action_required_invoice = $2 \
+                     WHERE stripe_subscription_id = $1",
+                    [subscription.into(), invoice.id.clone().into()],
+                ))
+                .await?;
+                notices::send(app, txn, read.org_id, Notice::ActionRequired(&invoice)).await?;
+            }
             Ok(Applied::DONE)
         }
         SubscriptionEvent::Checkout {
@@ -240,6 +238,41 @@ pub async fn refresh(
     }))
 }
 
+/// Records a failed (or SCA-blocked) attempt at `invoice` in the dunning ledger. `false` when the
+/// invoice is already paid (its `invoice.paid` came first): nothing to chase, no email.
+async fn dunning(
+    txn: &DatabaseTransaction,
+    org_id: Uuid,
+    subscription: &str,
+    invoice: &InvoiceFacts,
+    status: &'static str,
+) -> Result<bool, sea_orm::DbErr> {
+    let recorded = txn
+        .execute_raw(stmt(
+            "INSERT INTO dunning_invoices (invoice_id, stripe_subscription_id, org_id, amount_due, \
+                currency, attempt_count, status) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE NOT EXISTS (SELECT 1 FROM subscriptions WHERE stripe_subscription_id = $2 \
+                AND $8::timestamptz IS NOT NULL AND paid_through >= $8) \
+             ON CONFLICT (invoice_id) DO UPDATE SET \
+                attempt_count = greatest(dunning_invoices.attempt_count, EXCLUDED.attempt_count), \
+                amount_due = EXCLUDED.amount_due, status = EXCLUDED.status \
+             WHERE dunning_invoices.status <> 'paid'",
+            [
+                invoice.id.clone().into(),
+                subscription.into(),
+                org_id.into(),
+                invoice.amount_due.into(),
+                invoice.currency.clone().into(),
+                invoice.attempt_count.into(),
+                status.into(),
+                invoice.period_end.into(),
+            ],
+        ))
+        .await?;
+    Ok(recorded.rows_affected() > 0)
+}
+
 /// `invoice.paid`: the period it paid for is paid through; a subscription past due on that very
 /// invoice is active again; a receipt goes out once per invoice.
 async fn invoice_paid(
@@ -292,6 +325,13 @@ async fn invoice_paid(
             invoice.period_end.into(),
             invoice.id.clone().into(),
         ],
+    ))
+    .await?;
+    // Revenue recovered, if the invoice was in dunning.
+    txn.execute_raw(stmt(
+        "UPDATE dunning_invoices SET status = 'paid', paid_at = coalesce(paid_at, now()), \
+            amount_paid = $2 WHERE invoice_id = $1",
+        [invoice.id.clone().into(), invoice.amount_paid.into()],
     ))
     .await?;
     if invoice.amount_paid > 0 {

@@ -149,14 +149,18 @@ pub struct ChangeRequest {
     pub seats: u32,
 }
 
-/// Moves the subscription to another plan, interval or seat count, prorated as configured. A
-/// change whose payment fails leaves the subscription as it was.
-pub async fn change(
+/// What a change needs, checked: the plan's price, the live subscription and its one item.
+struct Change {
+    price: plans::PlanPrice,
+    sub: CopyRow,
+    item: String,
+}
+
+async fn check_change(
     app: &BillingState,
     customer: Customer,
     request: &ChangeRequest,
-    key: &str,
-) -> Result<SubscriptionStatusView, BillingError> {
+) -> Result<Change, BillingError> {
     let price = plans::find_price(&app.db, &request.plan, request.interval)
         .await?
         .ok_or_else(|| BillingError::PlanNotFound(request.plan.clone()))?;
@@ -170,11 +174,11 @@ pub async fn change(
             message: format!("must be between 1 and {max} on the {} plan", price.name),
         });
     }
-    let status_now = status(app, customer.org_id).await?;
-    if i64::from(request.seats) < status_now.members {
+    let members = status(app, customer.org_id).await?.members;
+    if i64::from(request.seats) < members {
         return Err(BillingError::SeatsBelowMembers {
             seats: request.seats,
-            members: status_now.members,
+            members,
         });
     }
     let sub = live(app, customer.org_id).await?;
@@ -189,12 +193,25 @@ pub async fn change(
     let current = calls::retrieve_subscription(&app.stripe, &sub.stripe_subscription_id).await?;
     let item = current["items"]["data"][0]["id"]
         .as_str()
-        .ok_or_else(|| BillingError::Stripe(anyhow::anyhow!("the subscription has no item")))?;
+        .ok_or_else(|| BillingError::Stripe(anyhow::anyhow!("the subscription has no item")))?
+        .to_owned();
+    Ok(Change { price, sub, item })
+}
+
+/// Moves the subscription to another plan, interval or seat count, prorated as configured. A
+/// change whose payment fails leaves the subscription as it was.
+pub async fn change(
+    app: &BillingState,
+    customer: Customer,
+    request: &ChangeRequest,
+    key: &str,
+) -> Result<SubscriptionStatusView, BillingError> {
+    let Change { price, sub, item } = check_change(app, customer, request).await?;
     let stripe_key = calls::change_key("change", sub.id, key);
     calls::change_plan(
         &app.stripe,
         &sub.stripe_subscription_id,
-        item,
+        &item,
         &price.stripe_price_id,
         u64::from(request.seats),
         app.config.subscriptions.proration,
@@ -203,6 +220,43 @@ pub async fn change(
     .await?;
     resync(app, &sub.stripe_subscription_id).await?;
     status(app, customer.org_id).await
+}
+
+/// What a change would be invoiced, prorated as configured (Stripe's invoice preview).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"amount_due": 1450, "currency": "usd", "proration": "create_prorations"}))]
+pub struct ChangePreview {
+    /// In the currency's smallest unit: what the next invoice would come to.
+    pub amount_due: i64,
+    pub currency: String,
+    /// How the change would be prorated (`BILLING_PRORATION`).
+    pub proration: String,
+}
+
+pub async fn preview(
+    app: &BillingState,
+    customer: Customer,
+    request: &ChangeRequest,
+) -> Result<ChangePreview, BillingError> {
+    let Change { price, sub, item } = check_change(app, customer, request).await?;
+    let proration = app.config.subscriptions.proration;
+    let invoice = calls::preview_change(
+        &app.stripe,
+        &sub.stripe_subscription_id,
+        &item,
+        &price.stripe_price_id,
+        u64::from(request.seats),
+        proration,
+    )
+    .await?;
+    Ok(ChangePreview {
+        amount_due: invoice["amount_due"].as_i64().unwrap_or(0),
+        currency: invoice["currency"]
+            .as_str()
+            .unwrap_or(&price.currency)
+            .to_owned(),
+        proration: proration.as_str().to_owned(),
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -9,6 +9,7 @@
 //! - `facts.rs` (what Stripe's objects say) and `policy.rs` (entitlements, billing status): pure.
 //! - `guard.rs`: `RequireEntitlement("feature")`, declared on routes.
 //! - `manage.rs`: change plan or seats, cancel, resume, portal; `notices.rs`: the emails.
+//! - `recovery.rs`: MRR, MRR at risk, dunning and recovered revenue (operators, Prometheus).
 //! - `sweep.rs`: re-reads subscriptions whose period ended unpaid (a missed event).
 //! - `stripe.rs`: the Stripe calls; `routes.rs`: HTTP; `config.rs`: `BILLING_*` settings.
 pub mod checkout;
@@ -21,6 +22,7 @@ pub mod manage;
 pub mod notices;
 pub mod plans;
 pub mod policy;
+pub mod recovery;
 pub mod routes;
 pub mod stripe;
 pub mod sweep;

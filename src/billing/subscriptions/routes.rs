@@ -6,7 +6,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
     checkout::{self, SubscribeRequest, SubscribeResponse},
-    manage::{self, ChangeRequest, PortalSession, SubscriptionStatusView},
+    manage::{self, ChangePreview, ChangeRequest, PortalSession, SubscriptionStatusView},
     plans::{self, PlanView},
 };
 use crate::{
@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(subscription_checkout)
         .service(get_subscription)
         .service(change_subscription)
+        .service(preview_change)
         .service(cancel_subscription)
         .service(resume_subscription)
         .service(portal);
@@ -135,6 +136,36 @@ pub async fn change_subscription(
     Ok(web::Json(
         manage::change(&app, buyer.0, &body, key.as_str()).await?,
     ))
+}
+
+/// What `PUT /orgs/{org}/billing/subscription` with this body would be invoiced; changes
+/// nothing.
+#[utoipa::path(
+    tag = "billing",
+    params(("org" = Uuid, Path, description = "Organisation id")),
+    request_body = ChangeRequest,
+    responses(
+        (status = 200, description = "The prorated amount", body = ChangePreview),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in, or a revoked or expired key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No billing permission", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation of yours, no subscription, or no such plan", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The subscription is not active (`subscription-not-changeable`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Seats out of range, or fewer than the members", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Stripe could not be reached", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+#[post(
+    "/orgs/{org}/billing/subscription/preview",
+    wrap = "RequireOrgPermission(Action::ManageBilling)"
+)]
+pub async fn preview_change(
+    app: web::Data<BillingState>,
+    customer: crate::billing::Customer,
+    body: web::Json<ChangeRequest>,
+) -> Result<web::Json<ChangePreview>, BillingError> {
+    Ok(web::Json(manage::preview(&app, customer, &body).await?))
 }
 
 /// Cancels at the period's end (a past-due or unpaid subscription ends at once).

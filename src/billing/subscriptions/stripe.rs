@@ -9,6 +9,11 @@ use serde_json::Value;
 use stripe::StripeRequest;
 use stripe_billing::{
     billing_portal_session::CreateBillingPortalSession,
+    invoice::{
+        CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails,
+        CreatePreviewInvoiceSubscriptionDetailsItems,
+        CreatePreviewInvoiceSubscriptionDetailsProrationBehavior,
+    },
     subscription::{
         CancelSubscription, RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
         UpdateSubscriptionPaymentBehavior, UpdateSubscriptionProrationBehavior,
@@ -163,6 +168,36 @@ pub async fn change_plan(
         .proration_behavior(proration)
         .payment_behavior(UpdateSubscriptionPaymentBehavior::PendingIfIncomplete);
     stripe.json(|| update.build(), Some(key)).await
+}
+
+/// The invoice Stripe would issue for [`change_plan`] with the same arguments (nothing changes).
+pub async fn preview_change(
+    stripe: &StripeApi,
+    id: &str,
+    item: &str,
+    price: &str,
+    seats: u64,
+    proration: Proration,
+) -> Result<Value, BillingError> {
+    let mut change = CreatePreviewInvoiceSubscriptionDetailsItems::new();
+    change.id = Some(item.to_owned());
+    change.price = Some(price.to_owned());
+    change.quantity = Some(seats);
+    let mut details = CreatePreviewInvoiceSubscriptionDetails::new();
+    details.items = Some(vec![change]);
+    details.proration_behavior = Some(match proration {
+        Proration::CreateProrations => {
+            CreatePreviewInvoiceSubscriptionDetailsProrationBehavior::CreateProrations
+        }
+        Proration::AlwaysInvoice => {
+            CreatePreviewInvoiceSubscriptionDetailsProrationBehavior::AlwaysInvoice
+        }
+        Proration::None => CreatePreviewInvoiceSubscriptionDetailsProrationBehavior::None,
+    });
+    let preview = CreatePreviewInvoice::new()
+        .subscription(id)
+        .subscription_details(details);
+    stripe.json(|| preview.build(), None).await
 }
 
 /// A customer-portal session for the org's customer: its URL.

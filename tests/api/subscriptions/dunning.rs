@@ -122,3 +122,63 @@ async fn a_failed_payment_emails_once_per_attempt_and_sca_shows_until_paid() {
     .await;
     assert_eq!(billing_status(&app, &s).await, "ok");
 }
+
+#[tokio::test]
+async fn the_recovery_view_counts_mrr_at_risk_dunning_and_what_was_recovered() {
+    let app = BillingApp::spawn().await;
+    // Two orgs on the starter plan (9.00 per seat, 3 seats): one pays, one falls past due.
+    let fine = subscribed(&app, "fine", "starter", "active").await;
+    let late = subscribed(&app, "late", "starter", "active").await;
+    let _ = fine;
+    let past_due = app.stripe.update_subscription(&late.sub_id, |sub| {
+        sub["status"] = json!("past_due");
+        sub["latest_invoice"] = json!("in_late");
+    });
+    let now = Utc::now().timestamp();
+    let invoice = |n| fake_stripe::invoice(&past_due, "in_late", 2700, now + 3600, n);
+    app.post_event(&fake_stripe::event(
+        "evt_late_1",
+        "invoice.payment_failed",
+        invoice(1),
+    ))
+    .await;
+    app.post_event(&fake_stripe::event(
+        "evt_late_2",
+        "invoice.payment_failed",
+        invoice(2),
+    ))
+    .await;
+    let admin = crate::support::auth::admin_token(&app).await;
+    let r = crate::support::auth::admin(&app, "GET", "/billing/recovery", &admin).await;
+    assert_eq!(r.body["currency"], "usd");
+    assert_eq!(r.body["mrr"], 2 * 3 * 900);
+    assert_eq!(r.body["mrr_at_risk"], 3 * 900);
+    assert_eq!(r.body["recovered_last_30_days"], 0);
+    let dunning = r.body["in_dunning"].as_array().unwrap();
+    assert_eq!(dunning.len(), 1);
+    assert_eq!(dunning[0]["invoice_id"], "in_late");
+    assert_eq!(dunning[0]["attempt_count"], 2);
+
+    // The third attempt goes through: recovered, nothing at risk.
+    app.stripe
+        .update_subscription(&late.sub_id, |sub| sub["status"] = json!("active"));
+    app.post_event(&fake_stripe::event(
+        "evt_late_paid",
+        "invoice.paid",
+        invoice(3),
+    ))
+    .await;
+    let r = crate::support::auth::admin(&app, "GET", "/billing/recovery", &admin).await;
+    assert_eq!(r.body["mrr_at_risk"], 0);
+    assert_eq!(r.body["recovered_last_30_days"], 2700);
+    assert_eq!(r.body["in_dunning"], json!([]));
+    let metrics = crate::support::auth::metrics_text(&app).await;
+    assert!(
+        metrics.contains("ironclad_billing_mrr{currency=\"usd\"} 5400"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ironclad_subscriptions{status=\"active\"} 2"),
+        "{metrics}"
+    );
+}

@@ -122,6 +122,42 @@ async fn a_plan_change_moves_the_one_item_and_fails_safe() {
 }
 
 #[tokio::test]
+async fn a_preview_shows_the_prorated_amount_and_changes_nothing() {
+    let app = BillingApp::spawn().await;
+    let s = subscribed(&app, "acme", "starter", "active").await;
+    let before = stripe_state(&app, &s.sub_id);
+    let r = call(
+        &app,
+        &s.owner,
+        "POST",
+        &format!("/orgs/{}/billing/subscription/preview", s.org),
+        Some(json!({"plan": "business", "interval": "month", "seats": 7})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"amount_due": 700, "currency": "usd", "proration": "create_prorations"})
+    );
+    let preview = app
+        .stripe
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v1/invoices/create_preview")
+        .expect("a preview request");
+    assert_eq!(preview.form["subscription"], s.sub_id);
+    assert_eq!(
+        preview.form["subscription_details[items][0][price]"],
+        "price_demo_business_month"
+    );
+    assert_eq!(
+        preview.form["subscription_details[proration_behavior]"],
+        "create_prorations"
+    );
+    assert_eq!(stripe_state(&app, &s.sub_id), before, "nothing changed");
+}
+
+#[tokio::test]
 async fn the_portal_opens_for_the_orgs_customer() {
     let app = BillingApp::spawn().await;
     let s = subscribed(&app, "acme", "starter", "active").await;

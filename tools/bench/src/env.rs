@@ -199,7 +199,7 @@ fn server_binary() -> PathBuf {
 /// The bench process's one fake Stripe, started by the first server that needs it. Every server
 /// points `STRIPE_API_BASE` at it, so none ever talks to api.stripe.com (say, a worker sweeping
 /// stuck orders, or a checkout), whatever a scenario does.
-async fn fake_stripe() -> &'static FakeStripe {
+pub async fn fake_stripe() -> &'static FakeStripe {
     static STRIPE: OnceCell<FakeStripe> = OnceCell::const_new();
     STRIPE.get_or_init(FakeStripe::start).await
 }
@@ -218,6 +218,12 @@ fn app_env(stripe_api_base: &str) -> Vec<(&'static str, String)> {
         ("STRIPE_SECRET_KEY", "sk_test_bench".into()),
         ("STRIPE_WEBHOOK_SECRETS", WEBHOOK_SECRET.into()),
         ("BILLING_SUCCESS_URL", "https://app.example.com/ok".into()),
+        (
+            "BILLING_PORTAL_RETURN_URL",
+            "https://app.example.com/billing".into(),
+        ),
+        // Unpaced unless a scenario says otherwise (the fake has no rate limit by default).
+        ("STRIPE_MAX_REQUESTS_PER_SEC", "100000".into()),
         (
             "BILLING_CANCEL_URL",
             "https://app.example.com/cancel".into(),

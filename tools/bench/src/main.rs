@@ -96,6 +96,12 @@ async fn main() -> anyhow::Result<()> {
     scenario!("jobs", |db| [
         scenarios::jobs::run(&db, scale(10_000)).await?
     ]);
+    scenario!("subscriptions", |db| [scenarios::subscriptions::run(
+        &db,
+        scale(10_000),
+        scale(2_000)
+    )
+    .await?]);
 
     let Some(machine) = machine else {
         anyhow::bail!("no scenario selected");
@@ -119,9 +125,17 @@ async fn main() -> anyhow::Result<()> {
 
 const USAGE: &str = "Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
        ironclad-bench chaos [--quick]
-Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), storm, pgbench, auth, orgs (the org guard), jobs.";
-const SCENARIOS: [&str; 8] = [
-    "baseline", "webhook", "e2e", "storm", "pgbench", "auth", "orgs", "jobs",
+Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), storm, pgbench, auth, orgs (the org guard), jobs, subscriptions (renewal storm, rate-limited reads).";
+const SCENARIOS: [&str; 9] = [
+    "baseline",
+    "webhook",
+    "e2e",
+    "storm",
+    "pgbench",
+    "auth",
+    "orgs",
+    "jobs",
+    "subscriptions",
 ];
 
 /// A typo must not start a ten-minute run that ignores it. `Err("")` asks for the usage only.

@@ -179,6 +179,11 @@ impl FakeStripe {
         self.state.lock().unwrap().subscriptions.clone()
     }
 
+    /// Keeps `subscription` as if Stripe had made it (for load tests that set up thousands).
+    pub fn insert_subscription(&self, subscription: Value) {
+        self.state.lock().unwrap().subscriptions.push(subscription);
+    }
+
     /// The subscription as Stripe has it now.
     pub fn subscription(&self, id: &str) -> Value {
         let state = self.state.lock().unwrap();

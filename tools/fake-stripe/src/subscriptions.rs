@@ -40,6 +40,27 @@ pub(super) fn handle(
                 }),
             )
         }
+        // An invoice preview: 100 per seat (the fake prices nothing), in the subscription's
+        // currency.
+        ("POST", "/v1/invoices/create_preview") => {
+            let seats: i64 = form
+                .get("subscription_details[items][0][quantity]")
+                .and_then(|q| q.parse().ok())
+                .unwrap_or(1);
+            (
+                200,
+                json!({
+                    "object": "invoice", "amount_due": seats * 100, "currency": "usd",
+                    "subscription": form.get("subscription"),
+                    "lines": {"object": "list", "data": [{
+                        "price": form.get("subscription_details[items][0][price]"),
+                        "quantity": seats,
+                        "proration": form.get("subscription_details[proration_behavior]")
+                            .is_some_and(|p| p != "none"),
+                    }]},
+                }),
+            )
+        }
         (_, path) if path.starts_with("/v1/subscriptions/") => {
             let id = path.trim_start_matches("/v1/subscriptions/");
             let Some(sub) = state.subscriptions.iter_mut().find(|s| s["id"] == id) else {

@@ -4,4 +4,5 @@ pub mod inbox;
 pub mod jobs;
 pub mod orgs;
 pub mod pgbench;
+pub mod subscriptions;
 pub mod webhook;
