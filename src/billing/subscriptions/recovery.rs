@@ -22,7 +22,18 @@ macro_rules! priced {
         "FROM subscriptions s JOIN plan_prices pp ON pp.stripe_price_id = s.stripe_price_id"
     };
 }
-const LIVE_REVENUE: &str = "s.status IN ('active', 'past_due', 'unpaid')";
+/// The subscriptions that bill: active, past due, unpaid.
+macro_rules! billing {
+    () => {
+        "s.status IN ('active', 'past_due', 'unpaid')"
+    };
+}
+/// The part of them at risk.
+macro_rules! at_risk {
+    () => {
+        "s.status IN ('past_due', 'unpaid')"
+    };
+}
 
 /// MRR by currency (live subscriptions that bill: active, past due, unpaid).
 pub const MRR_BY_CURRENCY: &str = concat!(
@@ -30,7 +41,9 @@ pub const MRR_BY_CURRENCY: &str = concat!(
     monthly!(),
     ")::float8 AS value ",
     priced!(),
-    " WHERE s.status IN ('active', 'past_due', 'unpaid') GROUP BY pp.currency"
+    " WHERE ",
+    billing!(),
+    " GROUP BY pp.currency"
 );
 /// The part of it past due or unpaid.
 pub const MRR_AT_RISK_BY_CURRENCY: &str = concat!(
@@ -38,7 +51,9 @@ pub const MRR_AT_RISK_BY_CURRENCY: &str = concat!(
     monthly!(),
     ")::float8 AS value ",
     priced!(),
-    " WHERE s.status IN ('past_due', 'unpaid') GROUP BY pp.currency"
+    " WHERE ",
+    at_risk!(),
+    " GROUP BY pp.currency"
 );
 pub const SUBSCRIPTIONS_BY_STATUS: &str =
     "SELECT status AS label, count(*)::float8 AS value FROM subscriptions GROUP BY status";
@@ -91,10 +106,9 @@ pub async fn recovery(db: &impl ConnectionTrait, currency: &str) -> Result<Recov
     let totals = Totals::find_by_statement(stmt(
         &format!(
             "SELECT \
-                coalesce((SELECT sum({m}) {p} WHERE pp.currency = $1 AND {LIVE_REVENUE}), 0)::float8 \
-                    AS mrr, \
-                coalesce((SELECT sum({m}) {p} WHERE pp.currency = $1 \
-                    AND s.status IN ('past_due', 'unpaid')), 0)::float8 AS at_risk, \
+                coalesce((SELECT sum({m}) {p} WHERE pp.currency = $1 AND {live}), 0)::float8 AS mrr, \
+                coalesce((SELECT sum({m}) {p} WHERE pp.currency = $1 AND {risk}), 0)::float8 \
+                    AS at_risk, \
                 coalesce((SELECT sum(amount_paid) FROM dunning_invoices WHERE status = 'paid' \
                     AND currency = $1 AND paid_at > now() - interval '30 days'), 0)::bigint \
                     AS recovered, \
@@ -104,6 +118,8 @@ pub async fn recovery(db: &impl ConnectionTrait, currency: &str) -> Result<Recov
                     AND d.status <> 'paid')) AS churned",
             m = monthly!(),
             p = priced!(),
+            live = billing!(),
+            risk = at_risk!(),
         ),
         [currency.into()],
     ))
