@@ -14,10 +14,10 @@ WORKDIR /app
 # clippy components it lists on the first cargo call (the build stage has the network).
 
 # The whole source goes in at once: every workspace member (".", "migrations",
-# "tools/bench", "tools/fake-stripe" today) is picked up without listing it
+# "tools/bench", "tools/fake-stripe", "tools/fake-llm" today) is picked up without listing it
 # here, so the manifest resolves; .dockerignore keeps target/, .data/, .git/
 # and .env out of the context. Only the `ironclad` binary is built, and only it
-# and templates/ reach the runtime image: the bench and the fake Stripe never
+# and templates/ reach the runtime image: the bench and the fakes never
 # ship.
 # Dependency caching comes from the cache mounts: the crates.io registry and
 # target/ survive between builds, so a source change rebuilds only our crates.

@@ -17,7 +17,7 @@ clippy_args := "--workspace --all-targets -- -D warnings"
 default:
     @just --list
 
-# Run the API locally: dev database, pending migrations, then the server
+# Run the API locally: dev database, pending migrations, the fake LLM provider, then the server
 dev:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -25,6 +25,14 @@ dev:
     DATABASE_URL="$(scripts/db.sh url)"
     export DATABASE_URL
     cargo run -- migrate up
+    # No LLM provider configured: the local fake (tools/fake-llm) answers the AI example.
+    if [ -z "${AI_PROVIDER_URL:-}" ]; then
+        cargo build --quiet -p fake-llm
+        target/debug/fake-llm 8091 &
+        llm=$!
+        trap 'kill "$llm" 2>/dev/null || true' EXIT
+        export AI_PROVIDER_URL=http://127.0.0.1:8091
+    fi
     cargo run -- serve
 
 # What CI runs: format check, clippy with warnings as errors, the full test suite

@@ -18,6 +18,7 @@ mod m20261202_000060_stripe_inbox;
 mod m20261202_000070_orgs;
 mod m20261202_000080_org_billing;
 mod m20261203_000090_subscriptions;
+mod m20261203_000100_usage;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000070_orgs::Migration),
             Box::new(m20261202_000080_org_billing::Migration),
             Box::new(m20261203_000090_subscriptions::Migration),
+            Box::new(m20261203_000100_usage::Migration),
         ]
     }
 }

@@ -98,6 +98,17 @@ impl OrgMember {
     }
 }
 
+/// Idempotency keys are per (organisation, principal): two members, or one member in two orgs,
+/// never meet.
+impl crate::http::idempotency::IdempotencyScope for OrgMember {
+    fn idempotency_scope(&self) -> String {
+        match &self.principal {
+            Principal::Member { user, .. } => format!("org:{}:user:{}", self.org_id, user.user_id),
+            Principal::Key { id, .. } => format!("org:{}:key:{id}", self.org_id),
+        }
+    }
+}
+
 /// The caller of `req` as a member (or key) of the path's `{org}`, allowed to do `action`. Looked
 /// up once per request: the outcome is kept in the request's extensions.
 pub async fn member(req: &HttpRequest, action: Action) -> Result<OrgMember, OrgError> {

@@ -3,11 +3,13 @@
 use secrecy::SecretString;
 
 use crate::{
+    ai::AiConfig,
     auth::AuthConfig,
     billing::BillingConfig,
     config::{ConfigError, DatabaseConfig, Environment, HttpConfig, JobsConfig, MailConfig, Vars},
     housekeeping::HousekeepingConfig,
     orgs::OrgsConfig,
+    usage::UsageConfig,
 };
 
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub orgs: OrgsConfig,
     pub billing: BillingConfig,
+    pub usage: UsageConfig,
+    pub ai: AiConfig,
 }
 
 impl Config {
@@ -47,6 +51,8 @@ impl Config {
             auth: AuthConfig::from_vars(&vars, env)?,
             orgs: OrgsConfig::from_vars(&vars)?,
             billing: BillingConfig::from_vars(&vars, env)?,
+            usage: UsageConfig::from_vars(&vars)?,
+            ai: AiConfig::from_vars(&vars)?,
         })
     }
 }

@@ -30,7 +30,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use config::Config;
 
 use crate::{
-    admin, audit_log, auth, billing,
+    admin, ai, audit_log, auth, billing,
     config::{Environment, MailTransport},
     db,
     housekeeping::{self, Housekeeping, HousekeepingState},
@@ -42,7 +42,7 @@ use crate::{
     jobs::{JobQueue, Workers},
     mail::{self, MailSink, MailState, Mailer, Templates},
     metrics::{self, Metrics},
-    orgs,
+    orgs, usage,
 };
 use openapi::ApiDoc;
 
@@ -58,6 +58,8 @@ pub struct Layers {
     pub auth: auth::AuthState,
     pub orgs: orgs::OrgsState,
     pub billing: billing::BillingState,
+    pub usage: usage::UsageState,
+    pub ai: ai::AiState,
 }
 
 impl Layers {
@@ -79,6 +81,7 @@ impl Layers {
         let mut metrics = Metrics::default();
         let auth_metrics = auth::AuthMetrics::register(&mut metrics);
         let billing_metrics = billing::BillingMetrics::register(&mut metrics);
+        let usage_metrics = usage::UsageMetrics::register(&mut metrics);
         let metrics = Arc::new(metrics);
         let auth = auth::AuthState {
             db: db.clone(),
@@ -109,9 +112,23 @@ impl Layers {
             public_url: config.http.public_url.clone(),
             live_keys: config.env == Environment::Production,
         };
+        let usage = usage::UsageState {
+            db: db.clone(),
+            config: Arc::new(config.usage.clone()),
+            grace: config.billing.subscriptions.past_due_grace,
+            stripe: billing.stripe.clone(),
+            metrics: usage_metrics,
+        };
+        let ai = ai::AiState {
+            usage: usage.clone(),
+            provider: ai::provider::Provider::new(&config.ai)
+                .context("building the AI provider client")?,
+        };
         let layers = Self {
             mail,
             orgs,
+            usage,
+            ai,
             config: Arc::new(config),
             db,
             jobs,
@@ -136,6 +153,7 @@ impl Layers {
             .periodic::<Housekeeping>(self.housekeeping(), config.housekeeping.interval);
         auth::register_jobs(&mut workers, &self.auth);
         billing::register_jobs(&mut workers, &self.billing);
+        usage::register_jobs(&mut workers, &self.usage);
         workers
     }
 
@@ -164,6 +182,7 @@ impl Layers {
             }),
             auth::housekeeping_step(&self.auth, keep_ended_sessions),
             orgs::housekeeping_step(),
+            usage::housekeeping_step(),
         ];
         HousekeepingState {
             db: self.db.clone(),
@@ -186,6 +205,8 @@ impl Layers {
             "/api/v1/orgs/",
         ])));
         app.app_data(web::Data::new(self.billing.clone()));
+        app.app_data(web::Data::new(self.usage.clone()));
+        app.app_data(web::Data::new(self.ai.clone()));
     }
 }
 
@@ -201,6 +222,8 @@ fn routes(cfg: &mut ServiceConfig, dev_mail: bool) {
                 .configure(billing::routes)
                 .configure(billing::operator::routes)
                 .configure(audit_log::routes)
+                .configure(usage::routes)
+                .configure(ai::routes)
                 .configure(admin::routes),
         );
     if dev_mail {

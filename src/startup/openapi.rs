@@ -18,6 +18,8 @@ use utoipa::{
         (name = "auth", description = "Accounts, sessions and MFA"),
         (name = "orgs", description = "Organisations: members and roles (every account has a personal one)"),
         (name = "billing", description = "Checkout, orders, licences and Stripe webhooks"),
+        (name = "usage", description = "Usage budgets: meters, an organisation's use this period, members' caps"),
+        (name = "ai", description = "An example feature on a usage budget: AI completions charged to `ai_tokens`"),
         (name = "ops", description = "Operations: Prometheus metrics"),
         (name = "admin", description = "Operator tools (admin role and a recent second factor): dead jobs, webhook events to review, stuck orders"),
         (name = "dev", description = "Development-only helpers (absent in production)"),

@@ -23,3 +23,4 @@ mod orgs;
 mod security;
 mod subscriptions;
 mod support;
+mod usage;

@@ -164,34 +164,57 @@ const CURRENT: &str = "FROM subscriptions s LEFT JOIN plans p ON p.key = s.plan_
 struct StandingRow {
     status: String,
     status_since: DateTime<Utc>,
+    current_period_start: Option<DateTime<Utc>>,
     current_period_end: Option<DateTime<Utc>>,
     trial_end: Option<DateTime<Utc>>,
+    plan_key: Option<String>,
     features: Vec<String>,
     quantity: i32,
     action_required: bool,
 }
 
+/// The standing with the plan and period it is on: what usage budgets are counted from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanStanding {
+    pub standing: Standing,
+    /// None for a price that is not one of our plans.
+    pub plan_key: Option<String>,
+    pub period_start: Option<DateTime<Utc>>,
+}
+
 /// What the entitlement policy reads for the org: one indexed query.
 pub async fn standing(db: &impl ConnectionTrait, org_id: Uuid) -> Result<Option<Standing>, DbErr> {
+    Ok(plan_standing(db, org_id).await?.map(|p| p.standing))
+}
+
+/// [`standing`], with the plan and the period's start.
+pub async fn plan_standing(
+    db: &impl ConnectionTrait,
+    org_id: Uuid,
+) -> Result<Option<PlanStanding>, DbErr> {
     let row = StandingRow::find_by_statement(stmt(
         &format!(
-            "SELECT s.status, s.status_since, s.current_period_end, s.trial_end, \
-                coalesce(p.features, '{{}}') AS features, s.quantity, \
-                s.action_required_invoice IS NOT NULL AS action_required {CURRENT}"
+            "SELECT s.status, s.status_since, s.current_period_start, s.current_period_end, \
+                s.trial_end, p.key AS plan_key, coalesce(p.features, '{{}}') AS features, \
+                s.quantity, s.action_required_invoice IS NOT NULL AS action_required {CURRENT}"
         ),
         [org_id.into()],
     ))
     .one(db)
     .await?;
     Ok(row.and_then(|r| {
-        Some(Standing {
-            status: SubscriptionStatus::parse(&r.status)?,
-            status_since: r.status_since,
-            period_end: r.current_period_end,
-            trial_end: r.trial_end,
-            features: r.features,
-            quantity: r.quantity,
-            action_required: r.action_required,
+        Some(PlanStanding {
+            standing: Standing {
+                status: SubscriptionStatus::parse(&r.status)?,
+                status_since: r.status_since,
+                period_end: r.current_period_end,
+                trial_end: r.trial_end,
+                features: r.features,
+                quantity: r.quantity,
+                action_required: r.action_required,
+            },
+            plan_key: r.plan_key,
+            period_start: r.current_period_start,
         })
     }))
 }

@@ -188,6 +188,36 @@ impl TestApp {
     }
 }
 
+/// Another server process's stand-in on the same database: its own pool, HTTP server and
+/// workers. The database stays the first app's (dropped with it).
+pub struct Instance {
+    pub layers: Layers,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    /// A second server on this app's database, with `overrides` (a second process, as far as
+    /// Postgres can tell: its own connections, sessions and locks).
+    pub async fn another_instance(&self, overrides: &[(&str, &str)]) -> Instance {
+        let mut settings = test_settings(&database_url(&self.db_name));
+        for (key, value) in overrides {
+            settings.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let config = Config::from_lookup(|k| settings.get(k).cloned()).expect("test config");
+        let app = Application::build(config).await.expect("app builds");
+        let layers = app.layers().clone();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run(false, shutdown.clone()));
+        Instance { layers, shutdown }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();

@@ -102,6 +102,11 @@ async fn main() -> anyhow::Result<()> {
         scale(2_000)
     )
     .await?]);
+    scenario!("usage", |db| [scenarios::usage::run(
+        &db,
+        if quick { 1 } else { load::ROUNDS }
+    )
+    .await?]);
 
     let Some(machine) = machine else {
         anyhow::bail!("no scenario selected");
@@ -125,8 +130,8 @@ async fn main() -> anyhow::Result<()> {
 
 const USAGE: &str = "Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
        ironclad-bench chaos [--quick]
-Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), storm, pgbench, auth, orgs (the org guard), jobs, subscriptions (renewal storm, rate-limited reads).";
-const SCENARIOS: [&str; 9] = [
+Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), storm, pgbench, auth, orgs (the org guard), jobs, subscriptions (renewal storm, rate-limited reads), usage (reserve + commit beside pgbench).";
+const SCENARIOS: [&str; 10] = [
     "baseline",
     "webhook",
     "e2e",
@@ -136,6 +141,7 @@ const SCENARIOS: [&str; 9] = [
     "orgs",
     "jobs",
     "subscriptions",
+    "usage",
 ];
 
 /// A typo must not start a ten-minute run that ignores it. `Err("")` asks for the usage only.

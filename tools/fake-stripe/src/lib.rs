@@ -57,6 +57,8 @@ struct State {
     customers: Vec<Value>,
     subscriptions: Vec<Value>,
     portal_sessions: usize,
+    /// Billing meter events, one per identifier.
+    meter_events: Vec<Value>,
     /// Requests per second answered before 429s (see [`FakeStripe::rate_limit`]).
     rate: Option<RateLimit>,
     rate_limited: usize,
@@ -169,6 +171,11 @@ impl FakeStripe {
     /// How many requests were answered 429.
     pub fn rate_limited(&self) -> usize {
         self.state.lock().unwrap().rate_limited
+    }
+
+    /// The billing meter events received, one per identifier.
+    pub fn meter_events(&self) -> Vec<Value> {
+        self.state.lock().unwrap().meter_events.clone()
     }
 
     pub fn customers(&self) -> Vec<Value> {

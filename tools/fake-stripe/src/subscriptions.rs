@@ -27,6 +27,26 @@ pub(super) fn handle(
             state.customers.push(customer.clone());
             (200, customer)
         }
+        // A billing meter event; Stripe keeps one per identifier (a repeat answers the first).
+        ("POST", "/v1/billing/meter_events") => {
+            let identifier = form.get("identifier").cloned().unwrap_or_default();
+            let known = state
+                .meter_events
+                .iter()
+                .find(|e| !identifier.is_empty() && e["identifier"] == identifier.as_str())
+                .cloned();
+            let event = known.unwrap_or_else(|| {
+                let event = json!({
+                    "object": "billing.meter_event", "livemode": false, "created": unix_now(),
+                    "event_name": form.get("event_name"), "identifier": identifier,
+                    "timestamp": form.get("timestamp").and_then(|t| t.parse::<i64>().ok()),
+                    "payload": metadata(form, "payload"),
+                });
+                state.meter_events.push(event.clone());
+                event
+            });
+            (200, event)
+        }
         ("POST", "/v1/billing_portal/sessions") => {
             let n = state.portal_sessions + 1;
             state.portal_sessions = n;

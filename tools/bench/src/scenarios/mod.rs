@@ -5,4 +5,5 @@ pub mod jobs;
 pub mod orgs;
 pub mod pgbench;
 pub mod subscriptions;
+pub mod usage;
 pub mod webhook;

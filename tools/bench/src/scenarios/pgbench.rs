@@ -146,7 +146,7 @@ pub async fn run(db: &BenchDb, ack_rate: Option<f64>) -> anyhow::Result<Section>
     Ok(section)
 }
 
-fn run_pgbench(
+pub fn run_pgbench(
     pgbench: &std::path::Path,
     db: &BenchDb,
     script: &str,
@@ -187,7 +187,7 @@ fn run_pgbench(
     Ok((tps, latency))
 }
 
-fn find_pgbench() -> Option<std::path::PathBuf> {
+pub fn find_pgbench() -> Option<std::path::PathBuf> {
     if let Ok(output) = Command::new("pgbench").arg("--version").output()
         && output.status.success()
     {
