@@ -54,11 +54,19 @@ migrate *args='up':
     export DATABASE_URL
     cargo run -- migrate {{ args }}
 
-# Write the OpenAPI document to ./openapi.json
+# Write the production OpenAPI document to ./openapi.json (committed: a test fails when it is stale)
 openapi:
     @cargo run --quiet -- openapi > openapi.json.tmp || { rm -f openapi.json.tmp; exit 1; }
     @mv openapi.json.tmp openapi.json
     @echo "OpenAPI document written to {{ justfile_directory() }}/openapi.json" >&2
+
+# schemathesis (every check) against the production OpenAPI document, signed in: `just fuzz [EXAMPLES]`
+fuzz examples='25':
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="$(scripts/db.sh url)"
+    export DATABASE_URL
+    scripts/fuzz.sh {{ examples }}
 
 # Benchmarks on a release build; writes BENCHMARKS.md (`just bench --quick`, `--only jobs`)
 bench *args:

@@ -37,8 +37,12 @@ enum Command {
         #[command(subcommand)]
         action: Option<MigrateAction>,
     },
-    /// Print the OpenAPI document as JSON.
-    Openapi,
+    /// Print the OpenAPI document production serves as JSON (what `just openapi` commits).
+    Openapi {
+        /// Include the development-only routes (`/dev/*`).
+        #[arg(long)]
+        dev: bool,
+    },
     /// Stripe tools.
     Stripe {
         #[command(subcommand)]
@@ -83,9 +87,9 @@ enum MigrateAction {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Openapi = cli.command {
+    if let Command::Openapi { dev } = cli.command {
         // Needs no database: the document is built from the route table.
-        let spec = startup::openapi_spec(true);
+        let spec = startup::openapi_spec(dev);
         println!("{}", spec.to_pretty_json()?);
         return Ok(());
     }
@@ -166,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Openapi => unreachable!("handled above"),
+        Command::Openapi { .. } => unreachable!("handled above"),
     }
 }
 

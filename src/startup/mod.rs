@@ -233,12 +233,14 @@ fn routes(cfg: &mut ServiceConfig, dev_mail: bool) {
 
 /// The OpenAPI document of the routes this configuration serves.
 pub fn openapi_spec(dev_mail: bool) -> utoipa::openapi::OpenApi {
-    App::new()
+    let mut spec = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(|cfg| routes(cfg, dev_mail))
         .split_for_parts()
-        .1
+        .1;
+    openapi::document_common_problems(&mut spec);
+    spec
 }
 
 /// Jobs a request queued are announced to the workers once it has been handled.

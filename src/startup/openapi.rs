@@ -1,9 +1,13 @@
 //! The OpenAPI document. Paths and schemas are collected from the handlers' `#[utoipa::path]`
 //! attributes as routes are registered (utoipa-actix-web), so a route cannot be served undocumented;
-//! this file only adds what no handler knows: title, tags, security schemes.
+//! this file only adds what no handler knows: title, tags, security schemes, and the problem
+//! responses every operation of a kind can give ([`document_common_problems`]).
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        ContentBuilder, Ref, RefOr, Response, ResponseBuilder,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 #[derive(OpenApi)]
@@ -57,4 +61,73 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// The problem responses an operation can give for what it *is*, documented once here rather than
+/// in every handler's attribute (a handler's own entry for a status wins):
+/// - a request body: 400 (not valid JSON for the endpoint), 413 (too large), 415 (not
+///   `application/json`), from the JSON extractor's error handler (`http::errors`);
+/// - query or header parameters: 400 (a parameter of the wrong shape, a missing header);
+/// - path parameters: 404 (a segment of the wrong shape names no resource);
+/// - a security requirement: 401 (no, bad or expired credentials) and 403 (authenticated but not
+///   allowed: an unverified email address, a missing role, permission or scope).
+pub fn document_common_problems(spec: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    for item in spec.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let located = |place: ParameterIn| {
+                operation.parameters.iter().flatten().any(|p| match p {
+                    RefOr::T(p) => p.parameter_in == place,
+                    RefOr::Ref(_) => false,
+                })
+            };
+            let mut common: Vec<(&str, &str)> = Vec::new();
+            if operation.request_body.is_some() {
+                common.extend([
+                    ("400", "Malformed body (`invalid-body`)"),
+                    ("413", "Body too large"),
+                    ("415", "Body not sent as application/json"),
+                ]);
+            }
+            if located(ParameterIn::Query) || located(ParameterIn::Header) {
+                common.push(("400", "A query parameter or header is missing or malformed"));
+            }
+            if located(ParameterIn::Path) {
+                common.push(("404", "No such resource (a path segment of the wrong shape names none)"));
+            }
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                common.extend([
+                    ("401", "Not signed in, or a revoked or expired token or key"),
+                    ("403", "Not allowed: an unverified email address, or a missing role, permission or scope"),
+                ]);
+            }
+            for (status, description) in common {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem_response(description));
+            }
+        }
+    }
+}
+
+fn problem_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            crate::http::problem::CONTENT_TYPE,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
 }

@@ -180,3 +180,27 @@ fn the_cli_document_matches_the_served_routes() {
     assert_eq!(json["info"]["title"], "Ironclad API");
     assert!(json["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// `openapi.json` (committed, written by `just openapi`) is the document production serves, so
+/// every change to the API shows in the diff, for reviewers and for client generators.
+#[test]
+fn the_committed_document_is_the_one_production_serves() {
+    let served = serde_json::to_value(ironclad::startup::openapi_spec(false)).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(path).expect("openapi.json is missing: run `just openapi`"),
+    )
+    .expect("openapi.json is JSON");
+    assert!(
+        served == committed,
+        "openapi.json differs from the document production serves: run `just openapi` and commit it"
+    );
+    assert!(
+        served["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|p| !p.starts_with("/dev/")),
+        "production serves no development routes"
+    );
+}

@@ -1,8 +1,11 @@
 //! `just chaos`: kill things and check nothing is lost or hung. The inbox's experiments (the
-//! server killed mid-storm, processors killed mid-batch) are in `inbox.rs`.
+//! server killed mid-storm, processors killed mid-batch) are in `inbox.rs`; usage budgets' (a
+//! server killed holding reservations) in `usage.rs`.
 mod inbox;
+mod usage;
 
 pub use inbox::{kill_processors_mid_batch, kill_server_mid_storm};
+pub use usage::kill_server_mid_reservation;
 use std::time::{Duration, Instant};
 
 use ironclad::{

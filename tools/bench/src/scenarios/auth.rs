@@ -25,7 +25,7 @@ const READER_EMAIL: &str = "bench-reader@example.com";
 const PASSWORD: &str = "correct horse battery staple 42";
 
 /// One POST with a JSON body (and a bearer token, when given): its status and JSON answer.
-pub(super) async fn call(
+pub(crate) async fn call(
     addr: std::net::SocketAddr,
     path: &str,
     bearer: Option<&str>,
