@@ -53,11 +53,15 @@ token="$(curl -fsS -X POST "$url/api/v1/auth/login" -H 'content-type: applicatio
     -d "{\"email\": \"$email\", \"password\": \"$password\"}" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')"
 
-# The document production serves (no /dev routes): what openapi.json commits.
+me="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$url/api/v1/me")"
+[ "$me" = 200 ] || { echo "fuzz: the fuzz user's token is refused ($me)" >&2; exit 1; }
+export IRONCLAD_FUZZ_TOKEN="$token"
+
+# The document production serves (no /dev routes): what openapi.json commits. schemathesis.toml
+# (found from the working directory) says how to sign in and what each operation may refuse.
 target/release/ironclad openapi > "/tmp/$name.json"
 st run "/tmp/$name.json" --url "$url" \
     --checks all \
-    --header "Authorization: Bearer $token" \
     --max-examples "$examples" \
     --seed 1 \
     --workers 2

@@ -5,7 +5,7 @@
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        ContentBuilder, Ref, RefOr, Response, ResponseBuilder,
+        ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
@@ -71,6 +71,8 @@ impl Modify for BearerAuth {
 /// - path parameters: 404 (a segment of the wrong shape names no resource);
 /// - a security requirement: 401 (no, bad or expired credentials) and 403 (authenticated but not
 ///   allowed: an unverified email address, a missing role, permission or scope).
+///
+/// It also gives every `Idempotency-Key` header the shape `http::idempotency` accepts.
 pub fn document_common_problems(spec: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
     for item in spec.paths.paths.values_mut() {
@@ -100,13 +102,26 @@ pub fn document_common_problems(spec: &mut utoipa::openapi::OpenApi) {
                 common.push(("400", "A query parameter or header is missing or malformed"));
             }
             if located(ParameterIn::Path) {
-                common.push(("404", "No such resource (a path segment of the wrong shape names none)"));
+                common.push((
+                    "404",
+                    "No such resource (a path segment of the wrong shape names none)",
+                ));
             }
             if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
                 common.extend([
                     ("401", "Not signed in, or a revoked or expired token or key"),
                     ("403", "Not allowed: an unverified email address, or a missing role, permission or scope"),
                 ]);
+            }
+            if let Some(parameters) = &mut operation.parameters {
+                for parameter in parameters.iter_mut() {
+                    if let RefOr::T(p) = parameter
+                        && p.parameter_in == ParameterIn::Header
+                        && p.name.eq_ignore_ascii_case("Idempotency-Key")
+                    {
+                        p.schema = Some(idempotency_key_schema());
+                    }
+                }
             }
             for (status, description) in common {
                 operation
@@ -117,6 +132,17 @@ pub fn document_common_problems(spec: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// What `http::idempotency` accepts: 1 to 255 printable ASCII characters.
+fn idempotency_key_schema() -> RefOr<utoipa::openapi::schema::Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(255))
+        .pattern(Some("^[!-~]{1,255}$"))
+        .examples(["3f1c2a9e-7b1d-4c55-9a43-8f2d6f5e0b17"])
+        .into()
 }
 
 fn problem_response(description: &str) -> RefOr<Response> {

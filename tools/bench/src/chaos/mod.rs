@@ -5,8 +5,8 @@ mod inbox;
 mod usage;
 
 pub use inbox::{kill_processors_mid_batch, kill_server_mid_storm};
-pub use usage::kill_server_mid_reservation;
 use std::time::{Duration, Instant};
+pub use usage::kill_server_mid_reservation;
 
 use ironclad::{
     config::JobsConfig,

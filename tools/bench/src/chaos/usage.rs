@@ -58,7 +58,10 @@ pub async fn kill_server_mid_reservation(requests: usize) -> anyhow::Result<Sect
     .await?;
     let (status, tokens) = call(first.addr, "/api/v1/auth/login", None, account).await?;
     anyhow::ensure!(status == 200, "login answered {status}");
-    let token = tokens["access_token"].as_str().unwrap_or_default().to_owned();
+    let token = tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let org: String = {
         let row = db
             .db
@@ -84,7 +87,8 @@ pub async fn kill_server_mid_reservation(requests: usize) -> anyhow::Result<Sect
         .collect();
     let held_sql = "SELECT count(*) FROM usage_reservations WHERE state = 'open'";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while db.scalar_i64(held_sql).await? < requests as i64 && tokio::time::Instant::now() < deadline {
+    while db.scalar_i64(held_sql).await? < requests as i64 && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let held = db.scalar_i64(held_sql).await?;
@@ -111,7 +115,9 @@ pub async fn kill_server_mid_reservation(requests: usize) -> anyhow::Result<Sect
     let committed_doomed = db
         .scalar_i64("SELECT count(*) FROM usage_reservations WHERE key LIKE '%doomed-%' AND state = 'committed'")
         .await?;
-    let used = db.scalar_i64("SELECT coalesce(sum(used), 0)::bigint FROM usage_counters").await?;
+    let used = db
+        .scalar_i64("SELECT coalesce(sum(used), 0)::bigint FROM usage_counters")
+        .await?;
     let committed = db
         .scalar_i64("SELECT coalesce(sum(actual), 0)::bigint FROM usage_reservations WHERE state = 'committed'")
         .await?;
@@ -129,7 +135,14 @@ pub async fn kill_server_mid_reservation(requests: usize) -> anyhow::Result<Sect
         "{requests} AI completions (10 tokens reserved each, of a 1,000-token budget) sent to a `serve` whose LLM takes 30 s; once {held} reservations were held, the server was killed with SIGKILL. A second server (`USAGE_RESERVATION_TTL_SECS={TTL_SECS}`) then asked for one completion needing one token more than the dead reservations left: at once ({early}), and after the TTL ({late})."
     ));
     section.table(
-        &["held when killed", "expired (reclaimed)", "committed for dead work", "used", "committed", "counters ≠ their reservations"],
+        &[
+            "held when killed",
+            "expired (reclaimed)",
+            "committed for dead work",
+            "used",
+            "committed",
+            "counters ≠ their reservations",
+        ],
         vec![vec![
             held.to_string(),
             expired.to_string(),
