@@ -17,6 +17,23 @@ pub async fn schedule<J: Job + Default>(
     every: Duration,
     shutdown: CancellationToken,
 ) {
+    every_interval(every, shutdown, || async {
+        let slot = Utc::now().timestamp() as u64 / every.as_secs().max(1);
+        let key = JobOptions::idempotency_key(format!("every:{slot}"));
+        if let Err(error) = queue.push(&db, &J::default(), key).await {
+            tracing::warn!(queue = J::QUEUE, %error, "could not enqueue a periodic job");
+        }
+    })
+    .await;
+}
+
+/// Runs `tick` after each `every` until `shutdown` (the first run one interval after start); a
+/// zero interval turns it off. For a layer's own timer service (`Workers::service`) as well.
+pub async fn every_interval<F, Fut>(every: Duration, shutdown: CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
     if every.is_zero() {
         return;
     }
@@ -25,10 +42,6 @@ pub async fn schedule<J: Job + Default>(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        let slot = Utc::now().timestamp() as u64 / every.as_secs().max(1);
-        let key = JobOptions::idempotency_key(format!("every:{slot}"));
-        if let Err(error) = queue.push(&db, &J::default(), key).await {
-            tracing::warn!(queue = J::QUEUE, %error, "could not enqueue a periodic job");
-        }
+        tick().await;
     }
 }

@@ -10,7 +10,10 @@ use super::{
     period::{self, Budget, Overage, Period, Rule},
 };
 use crate::{
-    billing::subscriptions::{copy, policy},
+    billing::subscriptions::{
+        copy::{self, PlanStanding},
+        policy,
+    },
     db::stmt,
 };
 
@@ -32,9 +35,31 @@ pub async fn resolve(
     meter: &str,
     now: DateTime<Utc>,
 ) -> Result<Budget, UsageError> {
-    let plan = copy::plan_standing(db, org_id)
+    let plan = granting_plan(db, grace, org_id, now).await?;
+    for_plan(db, plan.as_ref(), org_id, member, meter, now).await
+}
+
+/// The org's plan while its subscription grants access (the entitlement policy decides).
+pub async fn granting_plan(
+    db: &impl ConnectionTrait,
+    grace: chrono::Duration,
+    org_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<PlanStanding>, UsageError> {
+    Ok(copy::plan_standing(db, org_id)
         .await?
-        .filter(|p| policy::access(Some(&p.standing), now, grace).is_ok());
+        .filter(|p| policy::access(Some(&p.standing), now, grace).is_ok()))
+}
+
+/// The budget for `meter` under `plan` (none: the free allowance).
+pub async fn for_plan(
+    db: &impl ConnectionTrait,
+    plan: Option<&PlanStanding>,
+    org_id: Uuid,
+    member: Option<Uuid>,
+    meter: &str,
+    now: DateTime<Utc>,
+) -> Result<Budget, UsageError> {
     let rules = Rules::find_by_statement(stmt(
         "SELECT m.free_included, m.free_period, pm.included AS plan_included, \
             pm.period AS plan_period, pm.overage AS plan_overage, \
@@ -46,13 +71,13 @@ pub async fn resolve(
             org_id.into(),
             meter.into(),
             member.into(),
-            plan.as_ref().and_then(|p| p.plan_key.clone()).into(),
+            plan.and_then(|p| p.plan_key.clone()).into(),
         ],
     ))
     .one(db)
     .await?
     .ok_or_else(|| UsageError::UnknownMeter(meter.to_owned()))?;
-    let subscription_period = plan.as_ref().and_then(|p| {
+    let subscription_period = plan.and_then(|p| {
         Some(Period {
             start: p.period_start?,
             end: p.standing.period_end?,

@@ -35,7 +35,11 @@ use std::{sync::Arc, time::Duration};
 
 use sea_orm::DatabaseConnection;
 
-use crate::{billing::StripeApi, housekeeping, jobs::Workers};
+use crate::{
+    billing::StripeApi,
+    housekeeping,
+    jobs::{Workers, periodic::every_interval},
+};
 
 /// What the usage layer's handlers, product code and reporter use. Cheap to clone.
 #[derive(Clone)]
@@ -56,18 +60,12 @@ pub fn register_jobs(workers: &mut Workers, state: &UsageState) {
         "usage-reporter",
         move |shutdown| {
             Box::pin(async move {
-                if every.is_zero() {
-                    return;
-                }
-                loop {
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(every) => {}
-                    }
+                every_interval(every, shutdown, || async {
                     if let Err(error) = report::report_overage(&run_state).await {
                         tracing::warn!(%error, "reporting usage to Stripe failed; retried next time");
                     }
-                }
+                })
+                .await;
             })
         },
         move || {

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    UsageState,
+    UsageState, budget,
     error::UsageError,
     period::{Budget, Overage},
 };
@@ -34,7 +34,7 @@ pub struct Allowance {
     pub period: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, FromQueryResult)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlanAllowance {
     pub plan: String,
     pub included: i64,
@@ -54,23 +54,41 @@ struct MeterRow {
 }
 
 pub async fn meters(db: &impl ConnectionTrait) -> Result<Vec<MeterView>, UsageError> {
+    #[derive(FromQueryResult)]
+    struct Allowed {
+        meter: String,
+        plan: String,
+        included: i64,
+        period: String,
+        overage: String,
+    }
     let meters = MeterRow::find_by_statement(stmt(
         "SELECT key, name, unit, free_included, free_period FROM usage_meters ORDER BY key",
         [],
     ))
     .all(db)
     .await?;
-    let mut views = Vec::with_capacity(meters.len());
-    for m in meters {
-        let plans = PlanAllowance::find_by_statement(stmt(
-            "SELECT pm.plan_key AS plan, pm.included, pm.period, pm.overage FROM plan_meters pm \
-             JOIN plans p ON p.key = pm.plan_key WHERE pm.meter = $1 AND p.active \
-             ORDER BY p.sort_order, p.key",
-            [m.key.clone().into()],
-        ))
-        .all(db)
-        .await?;
-        views.push(MeterView {
+    let allowed = Allowed::find_by_statement(stmt(
+        "SELECT pm.meter, pm.plan_key AS plan, pm.included, pm.period, pm.overage \
+         FROM plan_meters pm JOIN plans p ON p.key = pm.plan_key WHERE p.active \
+         ORDER BY p.sort_order, p.key",
+        [],
+    ))
+    .all(db)
+    .await?;
+    Ok(meters
+        .into_iter()
+        .map(|m| MeterView {
+            plans: allowed
+                .iter()
+                .filter(|a| a.meter == m.key)
+                .map(|a| PlanAllowance {
+                    plan: a.plan.clone(),
+                    included: a.included,
+                    period: a.period.clone(),
+                    overage: a.overage.clone(),
+                })
+                .collect(),
             key: m.key,
             name: m.name,
             unit: m.unit,
@@ -78,10 +96,8 @@ pub async fn meters(db: &impl ConnectionTrait) -> Result<Vec<MeterView>, UsageEr
                 included: m.free_included,
                 period: m.free_period,
             },
-            plans,
-        });
-    }
-    Ok(views)
+        })
+        .collect())
 }
 
 /// One meter's use by the organisation in the period running now.
@@ -122,6 +138,9 @@ struct Now {
 }
 
 pub async fn org_usage(state: &UsageState, org_id: Uuid) -> Result<Vec<MeterUsage>, UsageError> {
+    // The standing once for every meter.
+    let now = chrono::Utc::now();
+    let plan = budget::granting_plan(&state.db, state.grace, org_id, now).await?;
     let keys = state
         .db
         .query_all_raw(stmt("SELECT key FROM usage_meters ORDER BY key", []))
@@ -129,7 +148,7 @@ pub async fn org_usage(state: &UsageState, org_id: Uuid) -> Result<Vec<MeterUsag
     let mut usage = Vec::with_capacity(keys.len());
     for row in keys {
         let key: String = row.try_get("", "key")?;
-        let budget = state.budget(org_id, None, &key).await?;
+        let budget = budget::for_plan(&state.db, plan.as_ref(), org_id, None, &key, now).await?;
         usage.push(meter_usage(&state.db, &budget).await?);
     }
     Ok(usage)

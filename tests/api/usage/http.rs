@@ -275,3 +275,33 @@ async fn an_admin_caps_a_members_share_and_plain_members_and_outsiders_cannot() 
     .await;
     assert_eq!(later.status, 200, "uncapped again: {}", later.body);
 }
+
+#[tokio::test]
+async fn another_orgs_budget_is_neither_readable_nor_spendable() {
+    let (app, llm) = spawn().await;
+    let owner = person(&app, "mine@ai.example").await;
+    let org = org(&app, &owner, "mine-co").await;
+    let outsider = person(&app, "theirs@ai.example").await;
+    let _theirs = crate::orgs::org(&app, &outsider, "theirs-co").await;
+
+    let usage = call(&app, &outsider, "GET", &format!("/orgs/{org}/usage"), None).await;
+    assert_eq!(usage.status, 404, "{}", usage.body);
+    let spent = complete(
+        &app,
+        &outsider,
+        &org,
+        "x1",
+        json!({"prompt": "hello", "max_tokens": 8}),
+    )
+    .await;
+    assert_eq!(spent.status, 404, "{}", spent.body);
+    assert_eq!(llm.calls(), 0);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM usage_reservations WHERE org_id = '{org}'"
+        ))
+        .await,
+        0,
+        "nothing reserved on the org the outsider named"
+    );
+}

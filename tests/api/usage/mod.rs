@@ -32,6 +32,21 @@ pub async fn free_org(app: &TestApp, email: &str) -> (Uuid, Uuid) {
     (app.personal_org(user).await, user)
 }
 
+/// Our copy says `org` has an active business subscription (customer `customer`), 3 days into
+/// its month.
+pub async fn on_business(app: &TestApp, org: Uuid, customer: &str) {
+    app.sql(&format!(
+        "INSERT INTO stripe_customers (org_id, stripe_customer_id) VALUES ('{org}', '{customer}'); \
+         INSERT INTO subscriptions (id, org_id, stripe_subscription_id, stripe_customer_id, \
+            plan_key, interval, stripe_price_id, status, status_since, quantity, \
+            current_period_start, current_period_end, read_started_at) \
+         VALUES (gen_random_uuid(), '{org}', 'sub_{customer}', '{customer}', 'business', 'month', \
+            'price_demo_business_month', 'active', now(), 3, now() - interval '3 days', \
+            now() + interval '27 days', now())"
+    ))
+    .await;
+}
+
 /// A hard budget of `limit` on `ai_tokens` for `org` in the period starting `start` (a day).
 pub fn budget(org: Uuid, limit: i64, start: DateTime<Utc>) -> Budget {
     Budget {

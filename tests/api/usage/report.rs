@@ -8,17 +8,11 @@ use crate::support::billing::BillingApp;
 
 /// `org` on the business plan (metered `ai_tokens`), with 100 tokens included.
 async fn on_business(app: &BillingApp, org: uuid::Uuid) {
-    app.sql(&format!(
-        "UPDATE plan_meters SET included = 100 WHERE plan_key = 'business' AND meter = 'ai_tokens'; \
-         INSERT INTO stripe_customers (org_id, stripe_customer_id) VALUES ('{org}', 'cus_metered'); \
-         INSERT INTO subscriptions (id, org_id, stripe_subscription_id, stripe_customer_id, \
-            plan_key, interval, stripe_price_id, status, status_since, quantity, \
-            current_period_start, current_period_end, read_started_at) \
-         VALUES (gen_random_uuid(), '{org}', 'sub_metered', 'cus_metered', 'business', 'month', \
-            'price_demo_business_month', 'active', now(), 3, now() - interval '3 days', \
-            now() + interval '27 days', now())"
-    ))
+    app.sql(
+        "UPDATE plan_meters SET included = 100 WHERE plan_key = 'business' AND meter = 'ai_tokens'",
+    )
     .await;
+    super::on_business(app, org, "cus_metered").await;
 }
 
 /// What Stripe was told in all: the sum of the meter events' values, and how many events.

@@ -204,16 +204,7 @@ async fn the_budget_follows_the_plan_while_it_grants_and_the_free_allowance_othe
     let free = state.budget(org, Some(owner), "ai_tokens").await.unwrap();
     assert_eq!((free.included, free.limit()), (10_000, Some(10_000)));
     // A business subscription: its period, 2,000,000 included, metered past it.
-    app.sql(&format!(
-        "INSERT INTO stripe_customers (org_id, stripe_customer_id) VALUES ('{org}', 'cus_plan'); \
-         INSERT INTO subscriptions (id, org_id, stripe_subscription_id, stripe_customer_id, \
-            plan_key, interval, stripe_price_id, status, status_since, quantity, \
-            current_period_start, current_period_end, read_started_at) \
-         VALUES (gen_random_uuid(), '{org}', 'sub_plan', 'cus_plan', 'business', 'month', \
-            'price_demo_business_month', 'active', now(), 3, now() - interval '3 days', \
-            now() + interval '27 days', now())"
-    ))
-    .await;
+    super::on_business(&app, org, "cus_plan").await;
     let paid = state.budget(org, Some(owner), "ai_tokens").await.unwrap();
     assert_eq!((paid.included, paid.limit()), (2_000_000, None));
     assert!(paid.period.end > chrono::Utc::now() + chrono::Duration::days(26));

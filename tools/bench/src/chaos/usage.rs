@@ -15,7 +15,7 @@ use crate::{
     env::{BenchDb, Server},
     load,
     report::Section,
-    scenarios::auth::call,
+    scenarios::{auth::verified_token, usage::UNBALANCED_COUNTERS},
 };
 
 const EMAIL: &str = "chaos-usage@example.com";
@@ -48,20 +48,7 @@ pub async fn kill_server_mid_reservation(requests: usize) -> anyhow::Result<Sect
         ("USAGE_RESERVATION_TTL_SECS", TTL_SECS.to_string()),
     ];
     let first = Server::start(&db, &sink, &["serve", "--no-workers"], &env).await?;
-    let account = json!({"email": EMAIL, "password": PASSWORD});
-    let (status, _) = call(first.addr, "/api/v1/auth/register", None, account.clone()).await?;
-    anyhow::ensure!(status == 201, "register answered {status}");
-    db.scalar_i64(&format!(
-        "WITH v AS (UPDATE users SET email_verified_at = now() WHERE email = '{EMAIL}' RETURNING 1) \
-         SELECT count(*) FROM v"
-    ))
-    .await?;
-    let (status, tokens) = call(first.addr, "/api/v1/auth/login", None, account).await?;
-    anyhow::ensure!(status == 200, "login answered {status}");
-    let token = tokens["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let token = verified_token(first.addr, &db, EMAIL, PASSWORD).await?;
     let org: String = {
         let row = db
             .db
@@ -121,13 +108,7 @@ pub async fn kill_server_mid_reservation(requests: usize) -> anyhow::Result<Sect
     let committed = db
         .scalar_i64("SELECT coalesce(sum(actual), 0)::bigint FROM usage_reservations WHERE state = 'committed'")
         .await?;
-    let unbalanced = db
-        .scalar_i64(
-            "SELECT count(*) FROM usage_counters c WHERE reserved <> (SELECT coalesce(sum(held), 0) \
-             FROM usage_reservations r WHERE r.org_id = c.org_id AND r.meter = c.meter \
-             AND r.period_start = c.period_start)",
-        )
-        .await?;
+    let unbalanced = db.scalar_i64(UNBALANCED_COUNTERS).await?;
     db.drop_database().await?;
 
     let mut section = Section::new("Chaos: server killed holding usage reservations");

@@ -49,6 +49,29 @@ pub(crate) async fn call(
     ))
 }
 
+/// Registers `email`, marks it verified (as its link would) and signs in: the access token.
+pub(crate) async fn verified_token(
+    addr: std::net::SocketAddr,
+    db: &BenchDb,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let account = serde_json::json!({"email": email, "password": password});
+    let (status, _) = call(addr, "/api/v1/auth/register", None, account.clone()).await?;
+    anyhow::ensure!(status == 201, "register answered {status}");
+    db.scalar_i64(&format!(
+        "WITH v AS (UPDATE users SET email_verified_at = now() WHERE email = '{email}' RETURNING 1) \
+         SELECT count(*) FROM v"
+    ))
+    .await?;
+    let (status, tokens) = call(addr, "/api/v1/auth/login", None, account).await?;
+    anyhow::ensure!(status == 200, "login answered {status}");
+    Ok(tokens["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
 /// How many Argon2id verifications per second this machine does with every core busy.
 async fn raw_verify_rate(seconds: u64) -> anyhow::Result<f64> {
     let secret = SecretString::from(PASSWORD);

@@ -30,20 +30,7 @@ pub async fn run(db: &BenchDb, reads: usize) -> anyhow::Result<Section> {
     let sink = MailSink::start().await?;
     let env: [(&str, String); 0] = [];
     let server = Server::start(db, &sink, &["serve", "--no-workers"], &env).await?;
-    let account = json!({"email": EMAIL, "password": PASSWORD});
-    let (status, _) = call(server.addr, "/api/v1/auth/register", None, account.clone()).await?;
-    anyhow::ensure!(status == 201, "register answered {status}");
-    db.scalar_i64(&format!(
-        "WITH v AS (UPDATE users SET email_verified_at = now() WHERE email = '{EMAIL}' RETURNING 1) \
-         SELECT count(*) FROM v"
-    ))
-    .await?;
-    let (status, tokens) = call(server.addr, "/api/v1/auth/login", None, account).await?;
-    anyhow::ensure!(status == 200, "login answered {status}");
-    let token = tokens["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let token = super::auth::verified_token(server.addr, db, EMAIL, PASSWORD).await?;
     let body = json!({"name": "Bench Ltd", "slug": "bench-ltd"});
     let (status, org) = call(server.addr, "/api/v1/orgs", Some(&token), body).await?;
     anyhow::ensure!(status == 201, "creating the org answered {status}");

@@ -24,6 +24,11 @@ const TASKS: usize = 64;
 const RUN: Duration = Duration::from_secs(10);
 const TARGET: f64 = 0.7;
 
+/// Counters whose `reserved` is not what their reservations hold (the ledger must balance).
+pub const UNBALANCED_COUNTERS: &str = "SELECT count(*) FROM usage_counters c \
+     WHERE reserved <> (SELECT coalesce(sum(held), 0) FROM usage_reservations r \
+     WHERE r.org_id = c.org_id AND r.meter = c.meter AND r.period_start = c.period_start)";
+
 fn org(n: usize) -> Uuid {
     Uuid::parse_str(&format!("00000000-0000-7000-8000-{n:012}")).expect("a uuid")
 }
@@ -142,13 +147,7 @@ pub async fn run(db: &BenchDb, rounds: usize) -> anyhow::Result<Section> {
             "SELECT count(*) FROM usage_counters WHERE lim IS NOT NULL AND used + reserved > lim",
         )
         .await?;
-    let unbalanced = db
-        .scalar_i64(
-            "SELECT count(*) FROM usage_counters c WHERE reserved <> (SELECT coalesce(sum(held), 0) \
-             FROM usage_reservations r WHERE r.org_id = c.org_id AND r.meter = c.meter \
-             AND r.period_start = c.period_start)",
-        )
-        .await?;
+    let unbalanced = db.scalar_i64(UNBALANCED_COUNTERS).await?;
     if pgbench.is_none() {
         section.line(
             "pgbench not found (Debian: postgresql-client); no ceiling to compare with.".into(),
