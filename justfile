@@ -17,23 +17,50 @@ clippy_args := "--workspace --all-targets -- -D warnings"
 default:
     @just --list
 
-# Run the API locally: dev database, pending migrations, the fake LLM provider, then the server
-dev:
+# Run the API locally, offline: dev database, migrations, demo data, the fake LLM and the Stripe
+# stand-in (hosted checkout page at http://127.0.0.1:12111) unless real ones are configured.
+# `just dev --chaos` makes the stand-in duplicate and reorder its webhook deliveries.
+dev *flags:
     #!/usr/bin/env bash
     set -euo pipefail
     # Assign, then export: `export X="$(cmd)"` would hide a failing cmd.
     DATABASE_URL="$(scripts/db.sh url)"
     export DATABASE_URL
-    cargo run -- migrate up
+    cargo build --quiet -p ironclad -p fake-llm -p fake-stripe --bins
+    target/debug/ironclad migrate up
+    target/debug/ironclad seed
+    pids=()
+    trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
     # No LLM provider configured: the local fake (tools/fake-llm) answers the AI example.
     if [ -z "${AI_PROVIDER_URL:-}" ]; then
-        cargo build --quiet -p fake-llm
         target/debug/fake-llm 8091 &
-        llm=$!
-        trap 'kill "$llm" 2>/dev/null || true' EXIT
+        pids+=($!)
         export AI_PROVIDER_URL=http://127.0.0.1:8091
     fi
-    cargo run -- serve
+    # No real Stripe key: the stand-in (tools/fake-stripe) plays Stripe, signing its webhook
+    # deliveries with the app's development secret.
+    if [ -z "${STRIPE_SECRET_KEY:-}" ]; then
+        stripe_port="${FAKE_STRIPE_PORT:-12111}"
+        chaos=""
+        [[ " {{ flags }} " == *" --chaos "* ]] && chaos="--chaos"
+        target/debug/fake-stripe --port "$stripe_port" $chaos \
+            --webhook-url "http://127.0.0.1:${PORT:-8080}/api/v1/webhooks/stripe" &
+        pids+=($!)
+        export STRIPE_API_BASE="http://127.0.0.1:$stripe_port/"
+    fi
+    target/debug/ironclad serve
+
+# Add the demo products, plans and meters (and, in development, the demo account) where missing
+seed:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="$(scripts/db.sh url)"
+    export DATABASE_URL
+    cargo run --quiet -- seed
+
+# Sign one Stripe event and send it to the running app: just trigger checkout.session.completed --order ID
+trigger event *args:
+    cargo run --quiet -- stripe trigger {{ event }} {{ args }}
 
 # What CI runs: format check, clippy with warnings as errors, the full test suite
 test: _ensure-nextest
@@ -46,7 +73,7 @@ test: _ensure-nextest
     export DATABASE_URL
     cargo nextest run --workspace
 
-# Run migrations on the dev database: just migrate [up|down|status|fresh ...]
+# Migrations on the dev database: just migrate [up | down N | status | fresh | refresh | reset]
 migrate *args='up':
     #!/usr/bin/env bash
     set -euo pipefail

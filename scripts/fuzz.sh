@@ -28,6 +28,7 @@ trap cleanup EXIT
 
 cargo build --release --quiet -p ironclad -p fake-llm
 target/release/ironclad migrate up >/dev/null
+APP_ENV=test target/release/ironclad seed >/dev/null
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 llm_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 target/release/fake-llm "$llm_port" 2>/dev/null &

@@ -9,11 +9,14 @@ use ironclad::{
         users,
     },
     billing,
-    startup::{self, Config, Layers},
+    config::Environment,
+    startup::{self, Config, Layers, seed},
     telemetry,
 };
 use migration::{Migrator, MigratorTrait};
 use tokio_util::sync::CancellationToken;
+
+mod cli;
 
 #[derive(Parser)]
 #[command(version, about = "Ironclad SaaS backend")]
@@ -43,6 +46,14 @@ enum Command {
         #[arg(long)]
         dev: bool,
     },
+    /// Add the demo data (products, plans, meters) where missing and, in development, a verified
+    /// demo account. Refuses in production.
+    Seed,
+    /// Scaffold code in this checkout (run from its root).
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
     /// Stripe tools.
     Stripe {
         #[command(subcommand)]
@@ -60,6 +71,16 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum Generate {
+    /// A new layer: mod.rs, config.rs, error.rs, service.rs, routes.rs (one documented example
+    /// route), a migration and an integration test, wired into the composition root.
+    Module {
+        /// snake_case, e.g. projects or team_notes.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum StripeAction {
     /// Catch up after an outage: feed every event Stripe created since a time (from its Events API,
     /// which keeps 30 days) into the inbox. Events already received change nothing. The processors
@@ -68,6 +89,19 @@ enum StripeAction {
         /// An RFC 3339 time (2026-12-01T00:00:00Z) or an age (90m, 12h, 3d).
         #[arg(long)]
         since: String,
+    },
+    /// Sign one event and send it to a running app's webhook endpoint, like `stripe trigger`
+    /// (refused in production). Order events (checkout.session.*, payment_intent.payment_failed,
+    /// charge.refunded, charge.dispute.created) need --order.
+    Trigger {
+        /// The event type, e.g. checkout.session.completed.
+        event_type: String,
+        /// The order the event is about (its id, from `GET /api/v1/orders`).
+        #[arg(long)]
+        order: Option<uuid::Uuid>,
+        /// The webhook endpoint. Default: PUBLIC_URL + /api/v1/webhooks/stripe.
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -82,6 +116,20 @@ enum MigrateAction {
     },
     /// List migrations and whether each is applied.
     Status,
+    /// Drop every table, function and the job queue's schema, then apply all migrations
+    /// (refused in production).
+    Fresh,
+    /// Roll back every migration, then apply them all again (refused in production).
+    Refresh,
+    /// Roll back every migration (refused in production).
+    Reset,
+}
+
+impl MigrateAction {
+    /// Fresh, refresh and reset destroy data: never against production.
+    fn destroys_data(self) -> bool {
+        matches!(self, Self::Fresh | Self::Refresh | Self::Reset)
+    }
 }
 
 #[tokio::main]
@@ -92,6 +140,13 @@ async fn main() -> anyhow::Result<()> {
         let spec = startup::openapi_spec(dev);
         println!("{}", spec.to_pretty_json()?);
         return Ok(());
+    }
+    if let Command::Generate {
+        what: Generate::Module { name },
+    } = &cli.command
+    {
+        // Needs no configuration either: it writes source files.
+        return generate_module(name);
     }
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -120,14 +175,50 @@ async fn main() -> anyhow::Result<()> {
                 .context("job workers")
         }
         Command::Migrate { action } => {
+            let action = action.unwrap_or(MigrateAction::Up);
+            if action.destroys_data() && config.env == Environment::Production {
+                eprintln!("migrate: refusing to drop data in production (APP_ENV=production)");
+                std::process::exit(2);
+            }
             let db = ironclad::db::connect(&config.database).await?;
-            match action.unwrap_or(MigrateAction::Up) {
+            match action {
                 MigrateAction::Up => Migrator::up(&db, None).await?,
                 MigrateAction::Down { steps } => Migrator::down(&db, Some(steps)).await?,
                 MigrateAction::Status => Migrator::status(&db).await?,
+                MigrateAction::Fresh => migration::fresh(&db).await?,
+                MigrateAction::Refresh => Migrator::refresh(&db).await?,
+                MigrateAction::Reset => Migrator::reset(&db).await?,
             }
             Ok(())
         }
+        Command::Seed => {
+            let db = ironclad::db::connect(&config.database).await?;
+            match seed::run(&db, &config).await {
+                Ok(seeded) => {
+                    println!("demo products, plans and meters present");
+                    if seeded.demo_user.is_some() {
+                        println!(
+                            "created the demo account {} (password {})",
+                            seed::DEMO_EMAIL,
+                            seed::DEMO_PASSWORD
+                        );
+                    }
+                    Ok(())
+                }
+                Err(error) => {
+                    eprintln!("seed: {error:#}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        Command::Stripe {
+            action:
+                StripeAction::Trigger {
+                    event_type,
+                    order,
+                    url,
+                },
+        } => trigger(&config, &event_type, order, url).await,
         Command::Stripe {
             action: StripeAction::SyncEvents { since },
         } => {
@@ -170,8 +261,92 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Openapi { .. } => unreachable!("handled above"),
+        Command::Openapi { .. } | Command::Generate { .. } => unreachable!("handled above"),
     }
+}
+
+/// `ironclad generate module NAME`, in the current directory (a checkout's root).
+fn generate_module(name: &str) -> anyhow::Result<()> {
+    let root = std::env::current_dir()?;
+    if !root.join("src/startup/mod.rs").is_file() {
+        eprintln!("generate: run from the root of the checkout (no src/startup/mod.rs here)");
+        std::process::exit(2);
+    }
+    let names = cli::generate::Names::parse(name).unwrap_or_else(|why| {
+        eprintln!("generate: {why}");
+        std::process::exit(2);
+    });
+    match cli::generate::module(&root, &names, chrono::Utc::now()) {
+        Ok(files) => {
+            for file in files {
+                println!(
+                    "wrote {}",
+                    file.strip_prefix(&root).unwrap_or(&file).display()
+                );
+            }
+            println!(
+                "next: `cargo run -- migrate up`, then `just test`; the example route is \
+                 GET /api/v1/{}",
+                names.url
+            );
+            Ok(())
+        }
+        Err(why) => {
+            eprintln!("generate: {why} (nothing was written)");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `ironclad stripe trigger`: exits 1 when the app does not answer 2xx, 2 on a usage error.
+async fn trigger(
+    config: &Config,
+    event_type: &str,
+    order: Option<uuid::Uuid>,
+    url: Option<String>,
+) -> anyhow::Result<()> {
+    use ironclad::billing::trigger::{self, OrderFacts};
+    use secrecy::ExposeSecret;
+    if config.env == Environment::Production {
+        eprintln!("stripe trigger: refusing to send made-up events in production");
+        std::process::exit(2);
+    }
+    let order = match order {
+        Some(id) => {
+            let db = ironclad::db::connect(&config.database).await?;
+            match OrderFacts::find(&db, id).await? {
+                Some(order) => Some(order),
+                None => {
+                    eprintln!("stripe trigger: no order {id}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        None => None,
+    };
+    let event = trigger::event(event_type, order.as_ref()).unwrap_or_else(|error| {
+        eprintln!("stripe trigger: {error}");
+        std::process::exit(2);
+    });
+    let url = url.unwrap_or_else(|| {
+        let base = config.http.public_url.trim_end_matches('/');
+        format!("{base}/api/v1/webhooks/stripe")
+    });
+    let secret = config.billing.webhook_secrets[0].expose_secret().as_bytes();
+    let answer = trigger::send(&url, secret, &event)
+        .await
+        .with_context(|| format!("sending to {url}"))?;
+    println!(
+        "{} {} → {url}: {} {}",
+        event["type"].as_str().unwrap_or_default(),
+        event["id"].as_str().unwrap_or_default(),
+        answer.status,
+        answer.body
+    );
+    if !(200..300).contains(&answer.status) {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// A token cancelled on SIGTERM or Ctrl-C: the server stops accepting, finishes in-flight requests

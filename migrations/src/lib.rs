@@ -1,5 +1,5 @@
 //! The schema, as ordered migrations. `ironclad migrate up` applies them; tests apply them once to a
-//! template database and clone it per test.
+//! template database and clone it per test. Demo data is not here: `ironclad seed` adds it.
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_base;
@@ -43,6 +43,24 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000080_org_billing::Migration),
             Box::new(m20261203_000090_subscriptions::Migration),
             Box::new(m20261203_000100_usage::Migration),
+            // ironclad-generate: migrations
         ]
     }
+}
+
+/// Drops everything the migrations made (the `public` schema's tables, functions and triggers, and
+/// the job queue's `apalis` schema), then applies every migration: `ironclad migrate fresh`.
+///
+/// Not [`MigratorTrait::fresh`]: that drops tables and types only, so the functions our triggers
+/// call survive and the first migration's `CREATE FUNCTION` fails; nor does it know `apalis`.
+pub async fn fresh(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(
+        "DROP SCHEMA IF EXISTS apalis CASCADE; \
+         DROP SCHEMA IF EXISTS public CASCADE; \
+         CREATE SCHEMA public; \
+         GRANT USAGE ON SCHEMA public TO PUBLIC;",
+    )
+    .await?;
+    Migrator::up(db, None).await
 }

@@ -1,4 +1,4 @@
-//! Recurring billing: the plan catalogue (with demo plans, like the demo products), each org's
+//! Recurring billing: the plan catalogue (its demo plans come from `ironclad seed`), each org's
 //! Stripe customer, our copy of each Stripe subscription, and the subscription Checkout Sessions.
 //!
 //! - `plans` / `plan_prices`: a plan grants `features` (entitlement keys) up to `max_seats`; it
@@ -44,18 +44,6 @@ CREATE TABLE plan_prices (
     currency         text   NOT NULL CHECK (currency ~ '^[a-z]{3}$'),
     PRIMARY KEY (plan_key, interval)
 );
-
-INSERT INTO plans (key, name, description, trial_days, features, max_seats, sort_order) VALUES
-    ('starter', 'Starter', 'For small teams getting going.', 14,
-     '{projects}', 5, 1),
-    ('business', 'Business', 'Audit log, SSO-ready and priority support.', 14,
-     '{projects,audit_log,priority_support}', 100, 2);
-
-INSERT INTO plan_prices (plan_key, interval, stripe_price_id, unit_amount, currency) VALUES
-    ('starter', 'month', 'price_demo_starter_month', 900, 'usd'),
-    ('starter', 'year', 'price_demo_starter_year', 9000, 'usd'),
-    ('business', 'month', 'price_demo_business_month', 2900, 'usd'),
-    ('business', 'year', 'price_demo_business_year', 29000, 'usd');
 
 CREATE TABLE stripe_customers (
     org_id              uuid        PRIMARY KEY REFERENCES orgs (id),

@@ -48,16 +48,6 @@ CREATE TABLE plan_meters (
     PRIMARY KEY (plan_key, meter)
 );
 
-INSERT INTO usage_meters (key, name, unit, free_included, free_period, stripe_event_name) VALUES
-    ('ai_tokens', 'AI tokens', 'tokens', 10000, 'month', 'ironclad_ai_tokens'),
-    ('api_calls', 'API calls', 'calls', 1000, 'day', NULL);
-
-INSERT INTO plan_meters (plan_key, meter, included, period, overage) VALUES
-    ('starter', 'ai_tokens', 200000, 'billing', 'hard'),
-    ('starter', 'api_calls', 10000, 'day', 'hard'),
-    ('business', 'ai_tokens', 2000000, 'billing', 'metered'),
-    ('business', 'api_calls', 100000, 'day', 'hard');
-
 CREATE TABLE usage_counters (
     org_id        uuid        NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
     meter         text        NOT NULL REFERENCES usage_meters (key) ON DELETE CASCADE,

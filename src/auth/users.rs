@@ -87,6 +87,19 @@ pub fn me(user: &AuthUser) -> Me {
 
 /// Creates a verified admin account (`ironclad create-admin`).
 pub async fn create_admin(db: &DatabaseConnection, account: NewAccount) -> Result<Uuid, AuthError> {
+    create_verified(db, account, Role::Admin, "cli")
+        .await?
+        .ok_or_else(|| AuthError::validation("email", "is already registered"))
+}
+
+/// Creates a verified account with `role`, made `via` a tool (`cli`, `seed`) rather than signed up;
+/// `None` when the email is already registered (the existing account is left as it is).
+pub async fn create_verified(
+    db: &DatabaseConnection,
+    account: NewAccount,
+    role: Role,
+    via: &str,
+) -> Result<Option<Uuid>, AuthError> {
     let NewAccount { email, password } = account;
     let hash = password::hash(password.secret()).await?;
     let txn = db.begin().await?;
@@ -99,24 +112,28 @@ pub async fn create_admin(db: &DatabaseConnection, account: NewAccount) -> Resul
                 id.into(),
                 email.as_str().into(),
                 hash.into(),
-                Role::Admin.as_str().into(),
+                role.as_str().into(),
             ],
         ))
         .await?
         .rows_affected();
     if created != 1 {
         txn.rollback().await?;
-        return Err(AuthError::validation("email", "is already registered"));
+        return Ok(None);
     }
+    let event = match role {
+        Role::Admin => Event::AdminCreated,
+        Role::User => Event::Registered,
+    };
     audit::record(
         &txn,
-        Event::AdminCreated,
+        event,
         Some(id),
         None,
         &RequestMeta::default(),
-        json!({"via": "cli"}),
+        json!({"via": via}),
     )
     .await?;
     txn.commit().await?;
-    Ok(id)
+    Ok(Some(id))
 }

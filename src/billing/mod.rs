@@ -44,11 +44,13 @@ pub mod reconcile;
 pub mod replay;
 pub mod review;
 pub mod routes;
+pub mod seed;
 pub mod signature;
 pub mod state;
 pub mod stripe_api;
 pub mod subscriptions;
 pub mod sync;
+pub mod trigger;
 pub mod views;
 pub mod webhook;
 

@@ -80,6 +80,19 @@ pub fn verify(
     Err(SignatureError::Mismatch)
 }
 
+/// The `Stripe-Signature` header Stripe would send with `payload` at `timestamp`, for
+/// `ironclad stripe trigger` (the tests sign with the fake Stripe's own signer, which this one is
+/// checked against).
+pub fn sign(payload: &[u8], secret: &[u8], timestamp: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(payload);
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +193,13 @@ mod tests {
             check(&stale),
             Err(SignatureError::OutsideTolerance { age_secs: 3600, .. })
         ));
+    }
+
+    #[test]
+    fn the_trigger_signs_as_stripe_does() {
+        let ours = super::sign(BODY, NEW, NOW);
+        let stripes = fake_stripe::signature_header(BODY, "whsec_new", NOW);
+        assert_eq!(ours, stripes);
+        assert_eq!(check(&ours), Ok(NOW));
     }
 }

@@ -27,6 +27,7 @@ pub struct Config {
     pub billing: BillingConfig,
     pub usage: UsageConfig,
     pub ai: AiConfig,
+    // ironclad-generate: config fields
 }
 
 impl Config {
@@ -53,6 +54,7 @@ impl Config {
             billing: BillingConfig::from_vars(&vars, env)?,
             usage: UsageConfig::from_vars(&vars)?,
             ai: AiConfig::from_vars(&vars)?,
+            // ironclad-generate: config values
         })
     }
 }

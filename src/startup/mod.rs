@@ -4,11 +4,13 @@
 //! their own database).
 //!
 //! Adding a layer means its field in [`Config`] and [`Layers`], and a line or block in each of
-//! [`Layers::build`], [`Layers::register`], [`routes`], [`Layers::workers`] and (if it prunes
+//! [`Layers::build`], [`Layers::register`], [`API_ROUTES`], [`Layers::workers`] and (if it prunes
 //! anything) [`Layers::housekeeping`]; removing one, deleting those lines (README: "How to remove a
-//! module"). Nothing else in the code base names every layer.
+//! module"). `ironclad generate module NAME` writes a new layer and its lines, before the
+//! `ironclad-generate:` markers. Nothing else in the code base names every layer.
 mod config;
 mod openapi;
+pub mod seed;
 
 use std::{net::TcpListener, sync::Arc};
 
@@ -60,6 +62,7 @@ pub struct Layers {
     pub billing: billing::BillingState,
     pub usage: usage::UsageState,
     pub ai: ai::AiState,
+    // ironclad-generate: layer fields
 }
 
 impl Layers {
@@ -124,11 +127,13 @@ impl Layers {
             provider: ai::provider::Provider::new(&config.ai)
                 .context("building the AI provider client")?,
         };
+        // ironclad-generate: layer states
         let layers = Self {
             mail,
             orgs,
             usage,
             ai,
+            // ironclad-generate: layer values
             config: Arc::new(config),
             db,
             jobs,
@@ -207,25 +212,32 @@ impl Layers {
         app.app_data(web::Data::new(self.billing.clone()));
         app.app_data(web::Data::new(self.usage.clone()));
         app.app_data(web::Data::new(self.ai.clone()));
+        // ironclad-generate: app data
     }
 }
 
+/// Each layer's routes, mounted under `/api/v1`.
+const API_ROUTES: &[fn(&mut ServiceConfig)] = &[
+    auth::routes,
+    orgs::routes,
+    billing::routes,
+    billing::operator::routes,
+    audit_log::routes,
+    usage::routes,
+    ai::routes,
+    admin::routes,
+    // ironclad-generate: routes
+];
+
 /// Every documented route. `dev_mail` adds `GET /dev/mail` (development with the mail sink).
 fn routes(cfg: &mut ServiceConfig, dev_mail: bool) {
+    let api = API_ROUTES
+        .iter()
+        .fold(scope("/api/v1"), |api, layer| api.configure(layer));
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(scrape::scrape)
-        .service(
-            scope("/api/v1")
-                .configure(auth::routes)
-                .configure(orgs::routes)
-                .configure(billing::routes)
-                .configure(billing::operator::routes)
-                .configure(audit_log::routes)
-                .configure(usage::routes)
-                .configure(ai::routes)
-                .configure(admin::routes),
-        );
+        .service(api);
     if dev_mail {
         cfg.service(mail::routes::list_mail);
     }

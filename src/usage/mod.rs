@@ -23,6 +23,7 @@ pub mod period;
 pub mod report;
 pub mod reservation;
 pub mod routes;
+pub mod seed;
 pub mod views;
 
 pub use config::UsageConfig;

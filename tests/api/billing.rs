@@ -71,7 +71,11 @@ async fn checkout_creates_one_order_and_one_session_and_a_replay_creates_neither
     assert!(created);
     assert_eq!(first.status.as_str(), "pending_payment");
     let url = first.checkout_url.clone().expect("a checkout url");
-    assert!(url.starts_with("https://checkout.stripe.test/"));
+    assert_eq!(
+        url,
+        format!("{}checkout/cs_test_0001", app.stripe.url),
+        "the hosted page"
+    );
 
     // What Stripe was asked: one session for this order, priced by us, carrying the order id.
     let requests = app.stripe.requests();

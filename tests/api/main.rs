@@ -10,6 +10,7 @@ mod billing_http;
 mod billing_operator;
 mod billing_properties;
 mod billing_webhooks;
+mod dev_loop;
 mod errors;
 mod health;
 mod housekeeping;

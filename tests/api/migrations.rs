@@ -27,7 +27,9 @@ async fn org_billing_moves_a_users_orders_licences_and_billing_email_to_their_pe
         .expect("the migration is listed");
     Migrator::up(&db, Some(index as u32)).await.unwrap();
     db.execute_unprepared(
-        "INSERT INTO users (id, email, password_hash, billing_email)
+        "INSERT INTO products (id, slug, name, description, seats)
+             VALUES ('0193a4c0-0000-7000-8000-000000000001', 'pro', 'Pro', '', 1);
+         INSERT INTO users (id, email, password_hash, billing_email)
              VALUES ('0193a4b0-0000-7000-8000-0000000000aa', 'ada@example.com', 'x', 'books@example.com');
          INSERT INTO orders (id, user_id, checkout_key, currency, amount_total, status)
              VALUES ('0193a4c1-0000-7000-8000-0000000000a1', '0193a4b0-0000-7000-8000-0000000000aa',

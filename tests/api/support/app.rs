@@ -259,7 +259,8 @@ fn maintenance_url() -> String {
 }
 
 /// Templates are per checkout (several worktrees may share one server) and per content: the name
-/// changes whenever the migrations or the locked dependencies do, so a stale template is never cloned.
+/// changes whenever the migrations, the seeds or the locked dependencies do, so a stale template is
+/// never cloned.
 fn template_prefix() -> String {
     let mut hasher = DefaultHasher::new();
     env!("CARGO_MANIFEST_DIR").hash(&mut hasher);
@@ -273,6 +274,8 @@ fn template_name() -> String {
         .map(|e| e.unwrap().path())
         .collect();
     files.push(root.join("Cargo.lock"));
+    // The template is seeded too: the demo data's SQL is part of its content.
+    files.extend(["src/billing/seed.rs", "src/usage/seed.rs"].map(|f| root.join(f)));
     files.sort();
     let mut hasher = DefaultHasher::new();
     for file in files {
@@ -359,6 +362,9 @@ async fn build_template(admin: &DatabaseConnection, template: &str) {
     {
         let db = Database::connect(database_url(&building)).await.unwrap();
         Migrator::up(&db, None).await.expect("migrations apply");
+        ironclad::startup::seed::demo_data(&db)
+            .await
+            .expect("the demo data seeds");
         db.close().await.unwrap();
     }
     // This checkout's older templates (from earlier migrations) are dead weight now.

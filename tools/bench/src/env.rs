@@ -24,7 +24,7 @@ pub struct BenchDb {
 }
 
 impl BenchDb {
-    /// Creates and migrates `ironclad_bench_<random>` on the server `DATABASE_URL` points at.
+    /// Creates, migrates and seeds `ironclad_bench_<random>` on the server `DATABASE_URL` points at.
     pub async fn create() -> anyhow::Result<Self> {
         let base = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
@@ -50,6 +50,7 @@ impl BenchDb {
         url.set_path(&name);
         let db = Database::connect(url.as_str()).await?;
         Migrator::up(&db, None).await?;
+        ironclad::startup::seed::demo_data(&db).await?;
         // Flush what earlier scenarios wrote, so this one does not pay for their checkpoint. Needs
         // superuser or pg_checkpoint; without them the scenario just runs on.
         if let Err(error) = admin.execute_unprepared("CHECKPOINT").await {

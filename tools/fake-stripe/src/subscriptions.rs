@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::{State, error, unix_now};
+use crate::{State, api::error, objects::unix_now};
 
 const MONTH: i64 = 30 * 24 * 3600;
 
