@@ -60,6 +60,10 @@ seed:
 
 # Sign one Stripe event and send it to the running app: just trigger checkout.session.completed --order ID
 trigger event *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="$(scripts/db.sh url)"
+    export DATABASE_URL
     cargo run --quiet -- stripe trigger {{ event }} {{ args }}
 
 # What CI runs: format check, clippy with warnings as errors, the full test suite
@@ -72,6 +76,25 @@ test: _ensure-nextest
     DATABASE_URL="$(scripts/db.sh url)"
     export DATABASE_URL
     cargo nextest run --workspace
+    # The Kubernetes manifests, against the API schemas (offline).
+    scripts/validate-k8s.sh
+
+# Scaffold a new layer wired into the composition root: just generate module projects
+generate what name:
+    cargo run --quiet -- generate {{ what }} {{ name }}
+
+# Rename the starter to your product (run on a clean tree): just rename acme_cloud "Acme Cloud"
+rename crate display *flags:
+    scripts/rename.sh {{ flags }} {{ quote(crate) }} {{ quote(display) }}
+
+# The slow checks CI also runs: generate a module and rename the starter in throw-away copies
+test-slow: _ensure-nextest
+    #!/usr/bin/env bash
+    set -euo pipefail
+    DATABASE_URL="$(scripts/db.sh url)"
+    export DATABASE_URL
+    scripts/test-generate.sh
+    RENAME_TEST_TARGET_DIR="$PWD/target/slow" scripts/test-rename.sh
 
 # Migrations on the dev database: just migrate [up | down N | status | fresh | refresh | reset]
 migrate *args='up':

@@ -193,7 +193,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Seed => {
             let db = ironclad::db::connect(&config.database).await?;
-            match seed::run(&db, &config).await {
+            match seed::run(&db, config.env, &config.auth.totp_issuer).await {
                 Ok(seeded) => {
                     println!("demo products, plans and meters present");
                     if seeded.demo_user.is_some() {
@@ -285,8 +285,8 @@ fn generate_module(name: &str) -> anyhow::Result<()> {
                 );
             }
             println!(
-                "next: `cargo run -- migrate up`, then `just test`; the example route is \
-                 GET /api/v1/{}",
+                "next: `just migrate` and `just openapi` (the committed document gains the \
+                 route), then `just test`; the example route is GET /api/v1/{}",
                 names.url
             );
             Ok(())

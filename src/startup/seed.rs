@@ -4,7 +4,6 @@
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use uuid::Uuid;
 
-use super::Config;
 use crate::{
     auth::{
         domain::Role,
@@ -37,18 +36,23 @@ pub async fn demo_data(db: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 /// `ironclad seed`. Refuses in production: demo products and a known password have no place there.
-pub async fn run(db: &DatabaseConnection, config: &Config) -> anyhow::Result<Seeded> {
+/// `issuer` is the TOTP issuer the account rules check passwords against (`AUTH_TOTP_ISSUER`).
+pub async fn run(
+    db: &DatabaseConnection,
+    env: Environment,
+    issuer: &str,
+) -> anyhow::Result<Seeded> {
     anyhow::ensure!(
-        config.env != Environment::Production,
+        env != Environment::Production,
         "refusing to seed demo data in production (APP_ENV=production)"
     );
     demo_data(db).await?;
-    let demo_user = if config.env == Environment::Development {
+    let demo_user = if env == Environment::Development {
         let credentials = Credentials {
             email: DEMO_EMAIL.into(),
             password: DEMO_PASSWORD.to_owned().into(),
         };
-        let account = NewAccount::parse(&credentials, &config.auth.totp_issuer)?;
+        let account = NewAccount::parse(&credentials, issuer)?;
         users::create_verified(db, account, Role::User, "seed").await?
     } else {
         None

@@ -304,3 +304,41 @@ async fn triggered_events_move_the_order_as_stripes_would() {
     let forged = trigger::send(&url, b"whsec_wrong", &other).await.unwrap();
     assert_eq!(forged.status, 400, "{}", forged.body);
 }
+
+#[tokio::test]
+async fn a_subscription_bought_on_the_hosted_page_is_trialing_with_its_plans_features() {
+    let shop = shop(Policy::default()).await;
+    let owner = crate::orgs::person(&shop, "founder@example.com").await;
+    let acme = crate::orgs::org(&shop, &owner, "acme").await;
+    let started =
+        crate::subscriptions::start_checkout(&shop, &owner, &acme, "business", 3, "sub-1").await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let page = started.body["checkout_url"].as_str().unwrap().to_owned();
+    let html = shop.client.get(&page).send().await.unwrap().text().await;
+    assert!(html.unwrap().contains("price_demo_business_month"));
+
+    let (status, done) = press(&shop, &page, "pay").await;
+    assert_eq!((status, done.contains("Subscription started")), (200, true));
+    all_delivered(&shop).await;
+    let path = format!("/orgs/{acme}/billing/subscription");
+    for _ in 0..300 {
+        let view = shop.get_as(&owner.token, &path).await;
+        let subscription = &view.body["subscription"];
+        if view.status == 200 && subscription["status"] == "trialing" {
+            assert_eq!(
+                (&subscription["plan"], &subscription["seats"]),
+                (&json!("business"), &json!(3))
+            );
+            let features = view.body["features"].as_array().unwrap();
+            assert!(features.contains(&json!("audit_log")), "{features:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let view = shop.get_as(&owner.token, &path).await;
+    let deliveries = shop.stripe.deliveries();
+    panic!(
+        "the subscription never showed as trialing: {} {} after {deliveries:?}",
+        view.status, view.body
+    );
+}

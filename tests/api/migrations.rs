@@ -97,3 +97,83 @@ async fn org_billing_moves_a_users_orders_licences_and_billing_email_to_their_pe
     db.close().await.unwrap();
     drop_database(&name).await;
 }
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// `ironclad seed` twice, then `migrate fresh` and `refresh`: the seed adds what is missing and
+/// nothing more, the demo account signs in, and a fresh schema has everything but the data.
+#[tokio::test]
+async fn the_seed_is_idempotent_and_fresh_and_refresh_rebuild_the_schema() {
+    use ironclad::{config::Environment, startup::seed};
+    let (name, db) = empty_database().await;
+    let all = Migrator::migrations().len();
+    Migrator::up(&db, None).await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM products").await,
+        0,
+        "no demo rows in migrations"
+    );
+
+    let first = seed::run(&db, Environment::Development, "Ironclad")
+        .await
+        .unwrap();
+    assert!(first.demo_user.is_some());
+    db.execute_unprepared("UPDATE products SET name = 'Renamed' WHERE slug = 'ironclad-pro'")
+        .await
+        .unwrap();
+    let again = seed::run(&db, Environment::Development, "Ironclad")
+        .await
+        .unwrap();
+    assert!(again.demo_user.is_none(), "the demo account exists already");
+    let seeded = "SELECT (SELECT count(*) FROM products) * 1000 + (SELECT count(*) FROM plans) * 100 \
+         + (SELECT count(*) FROM usage_meters) * 10 + (SELECT count(*) FROM users)";
+    assert_eq!(count(&db, seeded).await, 3221);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM products WHERE name = 'Renamed'").await,
+        1,
+        "an edited row is kept"
+    );
+    let verified = "SELECT count(*) FROM users WHERE email = 'demo@example.com' \
+         AND email_verified_at IS NOT NULL AND role = 'user'";
+    assert_eq!(count(&db, verified).await, 1);
+    // Outside development there is no demo account; in production, no seed at all.
+    let tested = seed::run(&db, Environment::Test, "Ironclad").await.unwrap();
+    assert!(tested.demo_user.is_none());
+    let refused = seed::run(&db, Environment::Production, "Ironclad").await;
+    assert!(refused.is_err(), "seeding production is refused");
+
+    migration::fresh(&db).await.unwrap();
+    assert_eq!(
+        Migrator::get_applied_migrations(&db).await.unwrap().len(),
+        all
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM products").await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM users").await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM apalis.jobs").await, 0);
+    seed::demo_data(&db).await.unwrap();
+    Migrator::refresh(&db).await.unwrap();
+    assert_eq!(
+        Migrator::get_applied_migrations(&db).await.unwrap().len(),
+        all
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM plans").await,
+        0,
+        "refresh dropped the data"
+    );
+    Migrator::reset(&db).await.unwrap();
+    let tables = "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'apalis')";
+    assert_eq!(count(&db, tables).await, 0, "reset leaves no table");
+    db.close().await.unwrap();
+    drop_database(&name).await;
+}
