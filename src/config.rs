@@ -54,6 +54,38 @@ pub struct HttpConfig {
     pub hsts_max_age_secs: Option<u64>,
 }
 
+/// Trace export (`OTEL_*`): off unless an endpoint is set.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// The OTLP/HTTP collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g.
+    /// `http://otel-collector:4318`); traces go to `<it>/v1/traces`.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` on every span (`OTEL_SERVICE_NAME`, default `ironclad`).
+    pub service_name: String,
+}
+
+impl TelemetryConfig {
+    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let otlp_endpoint = vars
+            .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .filter(|e| !e.is_empty());
+        if let Some(endpoint) = &otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                var: "OTEL_EXPORTER_OTLP_ENDPOINT",
+                reason: "must be an http:// or https:// URL (OTLP over HTTP)".into(),
+            });
+        }
+        Ok(Self {
+            otlp_endpoint,
+            service_name: vars
+                .get("OTEL_SERVICE_NAME")
+                .unwrap_or_else(|| "ironclad".into()),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
     pub url: SecretString,

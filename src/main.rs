@@ -155,9 +155,10 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    telemetry::init(config.env);
     // rustls sees both ring and aws-lc-rs in this dependency tree and cannot pick one by itself.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Held to the end of main: dropping it exports the spans still buffered.
+    let _telemetry = telemetry::init(config.env, &config.telemetry);
 
     match cli.command {
         Command::Serve { no_workers } => {

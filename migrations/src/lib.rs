@@ -19,6 +19,7 @@ mod m20261202_000070_orgs;
 mod m20261202_000080_org_billing;
 mod m20261203_000090_subscriptions;
 mod m20261203_000100_usage;
+mod m20261203_000110_order_traces;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000080_org_billing::Migration),
             Box::new(m20261203_000090_subscriptions::Migration),
             Box::new(m20261203_000100_usage::Migration),
+            Box::new(m20261203_000110_order_traces::Migration),
             // ironclad-generate: migrations
         ]
     }

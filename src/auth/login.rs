@@ -25,6 +25,7 @@ use crate::db::stmt;
 pub const MFA_TOKEN_MAX_ATTEMPTS: i32 = 5;
 
 /// `POST /auth/login`. Unknown emails and wrong passwords cost the same work and get the same answer.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn login(
     app: &AuthState,
     meta: &RequestMeta,
@@ -144,6 +145,7 @@ pub(super) struct ChallengeRow {
 }
 
 /// `POST /auth/mfa/verify`: the second step of a login.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn verify_mfa(
     app: &AuthState,
     meta: &RequestMeta,

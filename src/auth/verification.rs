@@ -21,6 +21,7 @@ use crate::{
 
 /// `POST /auth/register`. A taken email gets the same response after the same work (a hash, one
 /// insert attempt, one email); its owner is told by email instead of a second account being made.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn register(
     app: &AuthState,
     meta: &RequestMeta,
@@ -174,6 +175,7 @@ pub async fn send_verification_link(
 }
 
 /// `POST /auth/verify-email`.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn verify_email(
     app: &AuthState,
     meta: &RequestMeta,

@@ -23,6 +23,7 @@ use super::{
 
 /// Cancels the organisation's order `order_id` if it awaits payment; another org's order is not
 /// found.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn cancel(
     app: &BillingState,
     org_id: Uuid,

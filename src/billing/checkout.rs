@@ -23,6 +23,7 @@ pub const MAX_QUANTITY: u32 = 100;
 /// `POST /orgs/{org}/billing/checkout`: finds or creates the order for (org, who places it,
 /// `checkout_key`), then makes sure it has a Checkout Session. Safe to call any number of times
 /// with the same key.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn checkout(
     app: &BillingState,
     customer: Customer,
@@ -142,8 +143,9 @@ pub(super) async fn find_or_create(
     // order rather than create a second one, even when the idempotency middleware's record is gone.
     let inserted = txn
         .execute_raw(stmt(
-            "INSERT INTO orders (id, org_id, placed_by, placed_by_key, checkout_key, currency, amount_total) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT ON CONSTRAINT orders_checkout_key DO NOTHING",
+            "INSERT INTO orders (id, org_id, placed_by, placed_by_key, checkout_key, currency, \
+                 amount_total, traceparent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT ON CONSTRAINT orders_checkout_key DO NOTHING",
             [
                 id.into(),
                 customer.org_id.into(),
@@ -152,6 +154,7 @@ pub(super) async fn find_or_create(
                 checkout_key.as_str().into(),
                 product.currency.clone().into(),
                 amount_total.into(),
+                crate::telemetry::traceparent().into(),
             ],
         ))
         .await?

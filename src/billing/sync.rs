@@ -42,6 +42,7 @@ pub struct SyncReport {
 }
 
 /// Feeds every event Stripe created since `since` into the inbox.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn sync_events(
     app: &BillingState,
     since: DateTime<Utc>,

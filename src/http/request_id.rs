@@ -1,6 +1,7 @@
 //! Every request gets an id: the caller's `X-Request-Id` when it is sane, a fresh UUIDv7 otherwise.
 //! It is echoed in the response, recorded on the request's tracing span (so every log line of the
 //! request carries it) and kept as the task's [`RequestId`] so jobs enqueued by the request inherit it.
+//! A `traceparent` header makes the request's span a child of the caller's trace.
 use std::time::Instant;
 
 use actix_web::{
@@ -44,6 +45,9 @@ pub async fn middleware(
         method = %req.method(),
         path = %req.path(),
     );
+    // A caller's W3C trace context: this request's spans (and the jobs it queues) join its trace.
+    let traceparent = req.headers().get("traceparent");
+    crate::telemetry::continue_trace(&span, traceparent.and_then(|v| v.to_str().ok()));
     let started = Instant::now();
     let result = id
         .clone()

@@ -125,19 +125,21 @@ impl NewJob {
     }
 }
 
-const PARAMS_PER_JOB: usize = 10;
+const PARAMS_PER_JOB: usize = 11;
 
 /// One job's row in the INSERT, its parameters numbered from `$first`. Written exactly as apalis
-/// writes a job; the metadata carries the retry policy read by the database trigger and the request
-/// id that enqueued the job (for tracing). hstore values must never be NULL (apalis unwraps).
+/// writes a job; the metadata carries the retry policy read by the database trigger, the request
+/// id that enqueued the job (for its logs) and the W3C `traceparent` of the span that queued it (for
+/// exported traces). hstore values must never be NULL (apalis unwraps).
 fn insert_row(first: usize) -> String {
     let p: Vec<String> = (first..first + PARAMS_PER_JOB)
         .map(|n| format!("${n}"))
         .collect();
     format!(
         "({}, {}, {}, 'Pending', 0, {}, now() + {} * interval '1 millisecond', {}, \
-          hstore(ARRAY['retry_base_ms', 'retry_max_ms', 'request_id'], ARRAY[{}, {}, {}]), {})",
-        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]
+          hstore(ARRAY['retry_base_ms', 'retry_max_ms', 'request_id', 'traceparent'], \
+                 ARRAY[{}, {}, {}, {}]), {})",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
     )
 }
 
@@ -191,6 +193,7 @@ impl JobQueue {
             return Ok(Vec::new());
         }
         let request_id = RequestId::current().map(|r| r.0).unwrap_or_default();
+        let traceparent = crate::telemetry::traceparent().unwrap_or_default();
         let millis = |d: Duration| d.as_millis().to_string();
         let mut rows = Vec::with_capacity(jobs.len());
         let mut values: Vec<Value> = Vec::with_capacity(jobs.len() * PARAMS_PER_JOB);
@@ -213,6 +216,7 @@ impl JobQueue {
                 millis(self.config.retry_base).into(),
                 millis(self.config.retry_max).into(),
                 request_id.clone().into(),
+                traceparent.clone().into(),
                 job.options.idempotency_key.into(),
             ]);
         }

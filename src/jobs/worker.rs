@@ -23,7 +23,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Job, JobContext, JobQueue, periodic};
-use crate::{config::JobsConfig, db};
+use crate::{config::JobsConfig, db, telemetry};
+
+/// Where a job came from, as its metadata says: the request that queued it and that work's trace.
+#[derive(Debug, Default)]
+struct Origin {
+    request_id: String,
+    traceparent: String,
+}
 
 /// One run of a job kind from its stored arguments (for [`Workers::run_until_idle`]).
 type RunStored = Arc<
@@ -31,7 +38,7 @@ type RunStored = Arc<
             Vec<u8>,
             String,
             usize,
-            String,
+            Origin,
         ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
         + Send
         + Sync,
@@ -107,12 +114,12 @@ impl Workers {
         let stored = runner.clone();
         self.runners.insert(
             J::QUEUE,
-            Arc::new(move |args, job_id, attempt, request_id| {
+            Arc::new(move |args, job_id, attempt, origin| {
                 let runner = stored.clone();
                 Box::pin(async move {
                     let job: J = serde_json::from_slice(&args)
                         .map_err(|e| format!("the job's arguments do not parse: {e}"))?;
-                    run_logged(job, &runner, job_id, attempt, &request_id).await
+                    run_logged(job, &runner, job_id, attempt, &origin).await
                 })
             }),
         );
@@ -216,13 +223,17 @@ async fn execute<J: Job>(
     attempt: Attempt,
     metadata: MetadataStore,
 ) -> Result<(), BoxDynError> {
-    let request_id = metadata.get("request_id").unwrap_or_default();
-    run_logged(job, &runner, id.to_string(), attempt.current(), request_id)
+    let origin = Origin {
+        request_id: metadata.get("request_id").unwrap_or_default().to_owned(),
+        traceparent: metadata.get("traceparent").unwrap_or_default().to_owned(),
+    };
+    run_logged(job, &runner, id.to_string(), attempt.current(), &origin)
         .await
         .map_err(Into::into)
 }
 
-/// Runs one job in its span (queue, id, attempt and the request that queued it), announcing the jobs
+/// Runs one job in its span (queue, id, attempt and the request that queued it; a child of the span
+/// that queued it when traces are exported), announcing the jobs
 /// it queues once it has finished; a failure comes back with its whole cause chain, which is what an
 /// operator reads as the dead job's last error.
 async fn run_logged<J: Job>(
@@ -230,9 +241,11 @@ async fn run_logged<J: Job>(
     runner: &Runner<J::State>,
     job_id: String,
     attempt: usize,
-    request_id: &str,
+    origin: &Origin,
 ) -> Result<(), String> {
+    let request_id = origin.request_id.as_str();
     let span = tracing::info_span!("job", queue = J::QUEUE, job_id, attempt, request_id);
+    telemetry::continue_trace(&span, Some(&origin.traceparent));
     let ctx = JobContext {
         state: runner.state.clone(),
         job_id,
@@ -258,13 +271,14 @@ struct TakenJob {
     job: Vec<u8>,
     attempts: i32,
     request_id: Option<String>,
+    traceparent: Option<String>,
 }
 
 // The next due job of one kind, fetched by apalis' own `get_jobs` (the query its workers run:
 // Pending, or Failed with attempts left; due; `SKIP LOCKED`), which marks it Queued and locked to
 // `$1`, so the retry policy's trigger applies when its result is recorded.
-const TAKE_NEXT: &str = "SELECT id, job, attempts, metadata -> 'request_id' AS request_id \
-    FROM apalis.get_jobs($1, $2, 1)";
+const TAKE_NEXT: &str = "SELECT id, job, attempts, metadata -> 'request_id' AS request_id, \
+    metadata -> 'traceparent' AS traceparent FROM apalis.get_jobs($1, $2, 1)";
 
 impl Workers {
     /// Runs every due job of the registered kinds here, one after another (and drains the
@@ -302,9 +316,11 @@ impl Workers {
                 idle = false;
                 // apalis counts an attempt when its result is recorded; so does this.
                 let attempt = job.attempts as usize + 1;
-                let request_id = job.request_id.unwrap_or_default();
-                let (status, result) = match run(job.job, job.id.clone(), attempt, request_id).await
-                {
+                let origin = Origin {
+                    request_id: job.request_id.unwrap_or_default(),
+                    traceparent: job.traceparent.unwrap_or_default(),
+                };
+                let (status, result) = match run(job.job, job.id.clone(), attempt, origin).await {
                     Ok(()) => ("Done", serde_json::json!({ "Ok": null })),
                     Err(error) => ("Failed", serde_json::json!({ "Err": error })),
                 };

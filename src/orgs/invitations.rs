@@ -106,6 +106,7 @@ async fn within_limit(
 
 /// Invites `email` to `inviter`'s org as `role` (admin or member), or sends a pending
 /// invitation again with a new token.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn invite(
     app: &OrgsState,
     inviter: &OrgMember,
@@ -272,6 +273,7 @@ struct Invitation {
 
 /// Accepts the invitation `token` names for the signed-in `user`, whose verified address must be
 /// the invited one. Accepting again (a retry) answers the membership it made.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn accept(app: &OrgsState, user: &AuthUser, token: &str) -> Result<Joined, OrgError> {
     let hash = token_hash(token);
     let find = || {

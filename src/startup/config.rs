@@ -6,7 +6,10 @@ use crate::{
     ai::AiConfig,
     auth::AuthConfig,
     billing::BillingConfig,
-    config::{ConfigError, DatabaseConfig, Environment, HttpConfig, JobsConfig, MailConfig, Vars},
+    config::{
+        ConfigError, DatabaseConfig, Environment, HttpConfig, JobsConfig, MailConfig,
+        TelemetryConfig, Vars,
+    },
     housekeeping::HousekeepingConfig,
     orgs::OrgsConfig,
     usage::UsageConfig,
@@ -16,6 +19,7 @@ use crate::{
 pub struct Config {
     pub env: Environment,
     pub http: HttpConfig,
+    pub telemetry: TelemetryConfig,
     pub database: DatabaseConfig,
     pub jobs: JobsConfig,
     pub housekeeping: HousekeepingConfig,
@@ -44,6 +48,7 @@ impl Config {
         Ok(Self {
             env,
             http: HttpConfig::from_vars(&vars, env)?,
+            telemetry: TelemetryConfig::from_vars(&vars)?,
             database: DatabaseConfig::from_vars(&vars)?,
             jobs: JobsConfig::from_vars(&vars)?,
             housekeeping: HousekeepingConfig::from_vars(&vars)?,

@@ -53,6 +53,7 @@ impl Reservation {
     /// Records `actual` as used and frees the rest. More than reserved is charged too (the
     /// limit may be passed by that excess; the next reserve is then refused). Committing again
     /// with the same amount changes nothing.
+    #[tracing::instrument(level = "info", skip_all)]
     pub async fn commit(self, actual: i64) -> Result<(), UsageError> {
         if actual < 0 {
             return Err(UsageError::validation("actual", "must not be negative"));
@@ -72,6 +73,7 @@ impl Reservation {
     }
 
     /// Gives the amount back (the work failed). Releasing a settled reservation changes nothing.
+    #[tracing::instrument(level = "info", skip_all)]
     pub async fn release(self) -> Result<(), UsageError> {
         ledger::release(&self.db, self.held.id).await?;
         Ok(())
@@ -82,6 +84,7 @@ impl UsageState {
     /// Reserves `amount` of `meter` for the org (and `member`, none for an API key) under `key`:
     /// granted only while used + reserved + amount stays within the period's limit (and the
     /// member's cap). The same key returns the same reservation: a retried request counts once.
+    #[tracing::instrument(level = "info", skip_all)]
     pub async fn reserve(
         &self,
         org_id: Uuid,

@@ -24,4 +24,5 @@ mod orgs;
 mod security;
 mod subscriptions;
 mod support;
+mod telemetry;
 mod usage;

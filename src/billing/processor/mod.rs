@@ -37,6 +37,7 @@ use super::{
     webhook::{self, EventOutcome},
 };
 use crate::{db::stmt, jobs::Wakeups};
+use tracing::Instrument;
 
 mod claims;
 
@@ -355,7 +356,21 @@ impl Processor {
         let source = Source::Stripe {
             event_id: &envelope.id,
         };
-        decision.carry_out(&self.app, txn, source).await?;
+        // Stripe's deliveries carry no trace context: the event continues its order's trace, and
+        // the jobs it queues are children of this span.
+        let span = tracing::info_span!("stripe_event", event_id = %envelope.id,
+            event_type = %envelope.event_type);
+        if let Some(order) = decision
+            .order_id()
+            .filter(|_| crate::telemetry::exporting())
+        {
+            let placed_in = order_trace(txn, order).await?;
+            crate::telemetry::continue_trace(&span, placed_in.as_deref());
+        }
+        decision
+            .carry_out(&self.app, txn, source)
+            .instrument(span)
+            .await?;
         Ok(Done {
             outcome: decision.event_outcome(),
             order_id: decision.order_id(),
@@ -367,4 +382,22 @@ impl Processor {
     pub(super) async fn process_claimed(&self, event: Claimed) {
         self.process(event).await
     }
+}
+
+/// The trace the order was placed in (`None` when it was placed with export off).
+async fn order_trace(
+    txn: &DatabaseTransaction,
+    order: uuid::Uuid,
+) -> Result<Option<String>, DbErr> {
+    let row = txn
+        .query_one_raw(stmt(
+            "SELECT traceparent FROM orders WHERE id = $1",
+            [order.into()],
+        ))
+        .await?;
+    Ok(row.and_then(|r| {
+        r.try_get::<Option<String>>("", "traceparent")
+            .ok()
+            .flatten()
+    }))
 }

@@ -62,6 +62,7 @@ struct OrgFacts {
 }
 
 /// Starts a subscription checkout for the org (see the module's notes).
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn subscribe(
     app: &BillingState,
     customer: Customer,

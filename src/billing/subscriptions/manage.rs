@@ -95,6 +95,7 @@ async fn resync(app: &BillingState, subscription: &str) -> Result<(), BillingErr
 
 /// Cancels: at the period's end, or — for a subscription that is past due, unpaid or never
 /// started — at once (it has no paid period left to run).
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn cancel(
     app: &BillingState,
     customer: Customer,
@@ -123,6 +124,7 @@ pub async fn cancel(
 }
 
 /// Undoes a cancellation while the period lasts.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn resume(
     app: &BillingState,
     customer: Customer,
@@ -200,6 +202,7 @@ async fn check_change(
 
 /// Moves the subscription to another plan, interval or seat count, prorated as configured. A
 /// change whose payment fails leaves the subscription as it was.
+#[tracing::instrument(level = "info", skip_all)]
 pub async fn change(
     app: &BillingState,
     customer: Customer,

@@ -400,6 +400,11 @@ async fn build_template(admin: &DatabaseConnection, template: &str) {
 fn init_test_logging() {
     // Quiet by default; `TEST_LOG=1 cargo nextest run` shows the app's logs.
     if std::env::var("TEST_LOG").is_ok() {
-        ironclad::telemetry::init(ironclad::config::Environment::Test);
+        let off = ironclad::config::TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "ironclad-test".into(),
+        };
+        // No exporter: dropping the handle changes nothing.
+        ironclad::telemetry::init(ironclad::config::Environment::Test, &off);
     }
 }

@@ -177,6 +177,7 @@ async fn run_chaos(quick: bool) -> anyhow::Result<()> {
         chaos::kill_processors_mid_batch(scale(2_000), if quick { 4 } else { 8 }).await?,
         chaos::postgres_restart(down_for).await?,
         chaos::kill_server_mid_reservation(scale(50)).await?,
+        chaos::duplicate_storm_across_processes(scale(1_000)).await?,
     ];
     for section in &sections {
         println!("{}", section.render());

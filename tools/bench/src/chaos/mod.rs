@@ -1,10 +1,13 @@
 //! `just chaos`: kill things and check nothing is lost or hung. The inbox's experiments (the
 //! server killed mid-storm, processors killed mid-batch) are in `inbox.rs`; usage budgets' (a
-//! server killed holding reservations) in `usage.rs`.
+//! server killed holding reservations) in `usage.rs`; the duplicate storm over several web and
+//! worker processes in `scale_out.rs`.
 mod inbox;
+mod scale_out;
 mod usage;
 
 pub use inbox::{kill_processors_mid_batch, kill_server_mid_storm};
+pub use scale_out::duplicate_storm_across_processes;
 use std::time::{Duration, Instant};
 pub use usage::kill_server_mid_reservation;
 
