@@ -33,7 +33,31 @@ pub async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
-/// Ready for traffic: the database answers and its schema is at the version this build expects.
+/// How many of this build's migrations the database has not applied. Migrations it applied that
+/// this build does not know (a newer release migrated first, mid-rollout) leave it ready: the old
+/// pods keep serving until the new ones are — sea-orm's `get_pending_migrations` would fail
+/// there, and it creates its table when missing, which a probe must not do.
+async fn pending_migrations(db: &DatabaseConnection) -> Result<usize, sea_orm::DbErr> {
+    let applied: Vec<String> = db
+        .query_all_raw(crate::db::stmt("SELECT version FROM seaql_migrations", []))
+        .await
+        .or_else(|error| match error.to_string().contains("does not exist") {
+            // No migration table: nothing applied yet.
+            true => Ok(Vec::new()),
+            false => Err(error),
+        })?
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0))
+        .collect::<Result<_, _>>()?;
+    let known = migration::Migrator::migrations();
+    Ok(known
+        .iter()
+        .filter(|m| !applied.iter().any(|a| a == m.name()))
+        .count())
+}
+
+/// Ready for traffic: the database answers and its schema is at least the version this build
+/// expects.
 #[utoipa::path(
     tag = "health",
     responses(
@@ -53,19 +77,15 @@ pub async fn readyz(db: web::Data<DatabaseConnection>) -> Result<HttpResponse, P
         .with_detail(detail)
         .with_header(actix_web::http::header::RETRY_AFTER, "5")
     };
-    let check = async {
-        db.execute_unprepared("SELECT 1").await?;
-        migration::Migrator::get_pending_migrations(&**db).await
-    };
+    let check = pending_migrations(&db);
     match tokio::time::timeout(CHECK_TIMEOUT, check).await {
         Err(_) => Err(unavailable("database check timed out".into())),
         Ok(Err(error)) => {
             tracing::warn!(%error, "readiness check failed");
             Err(unavailable("database unreachable".into()))
         }
-        Ok(Ok(pending)) if !pending.is_empty() => Err(unavailable(format!(
-            "{} migration(s) pending: run `ironclad migrate up`",
-            pending.len()
+        Ok(Ok(pending)) if pending > 0 => Err(unavailable(format!(
+            "{pending} migration(s) pending: run `ironclad migrate up`"
         ))),
         Ok(Ok(_)) => Ok(HttpResponse::Ok().json(Readiness {
             status: "ready",

@@ -19,6 +19,19 @@ async fn readyz_is_ready_on_a_migrated_database() {
     assert_eq!(body["migrations"], "current");
 }
 
+/// Mid-rollout: a newer release migrated first. This build's pods stay ready until replaced.
+#[tokio::test]
+async fn readyz_stays_ready_when_the_schema_is_ahead_of_this_build() {
+    let app = TestApp::spawn().await;
+    app.sql(
+        "INSERT INTO seaql_migrations (version, applied_at) \
+         VALUES ('m20991231_000001_from_a_newer_release', 0)",
+    )
+    .await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}
+
 #[tokio::test]
 async fn readyz_is_unavailable_while_a_migration_is_pending() {
     let app = TestApp::spawn().await;

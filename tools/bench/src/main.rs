@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let scale = |full: usize| if quick { full / 10 } else { full };
 
     if args.first().is_some_and(|a| a == "chaos") {
-        return run_chaos(quick).await;
+        return run_chaos(quick, &only).await;
     }
 
     let mut sections: Vec<Section> = Vec::new();
@@ -129,7 +129,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 const USAGE: &str = "Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
-       ironclad-bench chaos [--quick]
+       ironclad-bench chaos [--quick] [--only NAME]...
+Chaos experiments: workers, storm-kill, processors, postgres, reservations, scale-out.
 Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), storm, pgbench, auth, orgs (the org guard), jobs, subscriptions (renewal storm, rate-limited reads), usage (reserve + commit beside pgbench).";
 const SCENARIOS: [&str; 10] = [
     "baseline",
@@ -154,7 +155,7 @@ fn check_args(args: &[String]) -> Result<(), String> {
             "--quick" => {}
             "chaos" if position == 0 => {}
             "--only" => match rest.next() {
-                Some(name) if SCENARIOS.contains(&name) => {}
+                Some(name) if SCENARIOS.contains(&name) || EXPERIMENTS.contains(&name) => {}
                 other => return Err(format!("--only needs a scenario name, got {other:?}")),
             },
             "--out" => {
@@ -167,18 +168,41 @@ fn check_args(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `ironclad-bench chaos [--quick]`: prints each experiment and fails if any promise broke.
-async fn run_chaos(quick: bool) -> anyhow::Result<()> {
+const EXPERIMENTS: [&str; 6] = [
+    "workers",
+    "storm-kill",
+    "processors",
+    "postgres",
+    "reservations",
+    "scale-out",
+];
+
+/// `ironclad-bench chaos [--quick] [--only NAME]`: prints each experiment and fails if any
+/// promise broke.
+async fn run_chaos(quick: bool, only: &[&str]) -> anyhow::Result<()> {
     let down_for = std::time::Duration::from_secs(if quick { 3 } else { 10 });
     let scale = |full: usize| if quick { full / 5 } else { full };
-    let sections = vec![
-        chaos::kill_workers(scale(1_000), if quick { 4 } else { 8 }).await?,
-        chaos::kill_server_mid_storm(scale(2_000)).await?,
-        chaos::kill_processors_mid_batch(scale(2_000), if quick { 4 } else { 8 }).await?,
-        chaos::postgres_restart(down_for).await?,
-        chaos::kill_server_mid_reservation(scale(50)).await?,
-        chaos::duplicate_storm_across_processes(scale(1_000)).await?,
-    ];
+    let kills = if quick { 4 } else { 8 };
+    let wanted = |name: &str| only.is_empty() || only.contains(&name);
+    let mut sections = Vec::new();
+    if wanted("workers") {
+        sections.push(chaos::kill_workers(scale(1_000), kills).await?);
+    }
+    if wanted("storm-kill") {
+        sections.push(chaos::kill_server_mid_storm(scale(2_000)).await?);
+    }
+    if wanted("processors") {
+        sections.push(chaos::kill_processors_mid_batch(scale(2_000), kills).await?);
+    }
+    if wanted("postgres") {
+        sections.push(chaos::postgres_restart(down_for).await?);
+    }
+    if wanted("reservations") {
+        sections.push(chaos::kill_server_mid_reservation(scale(50)).await?);
+    }
+    if wanted("scale-out") {
+        sections.push(chaos::duplicate_storm_across_processes(scale(1_000)).await?);
+    }
     for section in &sections {
         println!("{}", section.render());
     }
