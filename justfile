@@ -17,9 +17,10 @@ clippy_args := "--workspace --all-targets -- -D warnings"
 default:
     @just --list
 
-# Run the API locally, offline: dev database, migrations, demo data, the fake LLM and the Stripe
-# stand-in (hosted checkout page at http://127.0.0.1:12111) unless real ones are configured.
-# `just dev --chaos` makes the stand-in duplicate and reorder its webhook deliveries.
+# The fake LLM and the Stripe stand-in (hosted checkout page at http://127.0.0.1:12111) start
+# unless real ones are configured; `--chaos` makes the stand-in duplicate and reorder deliveries.
+#
+# Run the API locally, offline: database, migrations, demo data, Stripe and LLM stand-ins (`--chaos`)
 dev *flags:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -66,12 +67,14 @@ trigger event *args:
     export DATABASE_URL
     cargo run --quiet -- stripe trigger {{ event }} {{ args }}
 
-# What CI runs: format check, clippy with warnings as errors, the full test suite
-test: _ensure-nextest
+# What CI runs: fmt check, clippy -D warnings, cargo-deny, the test suite, the Kubernetes manifests' check
+test: _ensure-nextest _ensure-deny
     #!/usr/bin/env bash
     set -euo pipefail
     cargo fmt --all -- --check
     cargo clippy {{ clippy_args }}
+    # Licences (no copyleft), bans and sources (deny.toml); advisories need the network: CI runs them.
+    cargo deny --offline check licenses bans sources
     # Tests create their own databases on the server this URL points at.
     DATABASE_URL="$(scripts/db.sh url)"
     export DATABASE_URL
@@ -147,6 +150,11 @@ fmt:
 # Clippy on the whole workspace, warnings as errors
 lint:
     cargo clippy {{ clippy_args }}
+
+# Installs cargo-deny when it is missing.
+[private]
+_ensure-deny:
+    @cargo deny --version >/dev/null 2>&1 || { echo "installing cargo-deny" >&2; cargo install cargo-deny --locked; }
 
 # Installs cargo-nextest when it is missing.
 [private]

@@ -26,17 +26,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet -p ironclad -p fake-llm
+cargo build --release --quiet -p ironclad -p fake-llm -p fake-stripe
 target/release/ironclad migrate up >/dev/null
 APP_ENV=test target/release/ironclad seed >/dev/null
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 llm_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 target/release/fake-llm "$llm_port" 2>/dev/null &
 pids+=($!)
+# Billing's Stripe calls go to the stand-in (it delivers its events back to this server).
+stripe_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+target/release/fake-stripe --port "$stripe_port" \
+    --webhook-url "http://127.0.0.1:$port/api/v1/webhooks/stripe" 2>/dev/null &
+pids+=($!)
 # Development settings (the mail sink, dev keys), with the limits generous enough that
 # schemathesis meets the API, not the brute-force throttles.
 APP_ENV=development PORT="$port" SMTP_URL=sink RUST_LOG=error \
-    AI_PROVIDER_URL="http://127.0.0.1:$llm_port" \
+    AI_PROVIDER_URL="http://127.0.0.1:$llm_port" STRIPE_API_BASE="http://127.0.0.1:$stripe_port/" \
     target/release/ironclad serve --no-workers &
 pids+=($!)
 url="http://127.0.0.1:$port"
@@ -57,6 +62,9 @@ token="$(curl -fsS -X POST "$url/api/v1/auth/login" -H 'content-type: applicatio
 me="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$url/api/v1/me")"
 [ "$me" = 200 ] || { echo "fuzz: the fuzz user's token is refused ($me)" >&2; exit 1; }
 export IRONCLAD_FUZZ_TOKEN="$token"
+# The hooks sign the fuzz user in again whenever a generated case ended its sessions.
+export IRONCLAD_FUZZ_URL="$url" IRONCLAD_FUZZ_EMAIL="$email" IRONCLAD_FUZZ_PASSWORD="$password"
+export SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 
 # The document production serves (no /dev routes): what openapi.json commits. schemathesis.toml
 # (found from the working directory) says how to sign in and what each operation may refuse.

@@ -72,7 +72,8 @@ impl Modify for BearerAuth {
 /// - a security requirement: 401 (no, bad or expired credentials) and 403 (authenticated but not
 ///   allowed: an unverified email address, a missing role, permission or scope).
 ///
-/// It also gives every `Idempotency-Key` header the shape `http::idempotency` accepts.
+/// - an `Idempotency-Key` header: 409 (a request with the key is still running) and 422 (the key
+///   was used with another request), from `http::idempotency`; and the shape it accepts.
 pub fn document_common_problems(spec: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
     for item in spec.paths.paths.values_mut() {
@@ -113,6 +114,7 @@ pub fn document_common_problems(spec: &mut utoipa::openapi::OpenApi) {
                     ("403", "Not allowed: an unverified email address, or a missing role, permission or scope"),
                 ]);
             }
+            let mut keyed = false;
             if let Some(parameters) = &mut operation.parameters {
                 for parameter in parameters.iter_mut() {
                     if let RefOr::T(p) = parameter
@@ -120,8 +122,15 @@ pub fn document_common_problems(spec: &mut utoipa::openapi::OpenApi) {
                         && p.name.eq_ignore_ascii_case("Idempotency-Key")
                     {
                         p.schema = Some(idempotency_key_schema());
+                        keyed = true;
                     }
                 }
+            }
+            if keyed {
+                common.extend([
+                    ("409", "A request with this Idempotency-Key is still being processed: retry later (`idempotency-key-in-flight`)"),
+                    ("422", "This Idempotency-Key was used with a different request (`idempotency-key-mismatch`)"),
+                ]);
             }
             for (status, description) in common {
                 operation
