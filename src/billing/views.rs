@@ -15,7 +15,7 @@ use crate::db::stmt;
 pub struct CheckoutRequest {
     pub product_id: Uuid,
     /// 1 to 100; defaults to 1.
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "crate::http::json::whole_number")]
     pub quantity: u32,
 }
 

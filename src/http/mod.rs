@@ -4,6 +4,7 @@ pub mod errors;
 pub mod guard;
 pub mod health;
 pub mod idempotency;
+pub mod json;
 pub mod problem;
 pub mod request_id;
 pub mod scrape;

@@ -82,7 +82,7 @@ async fn newcomer(shop: &BillingApp, email: &str) -> String {
         .to_owned()
 }
 
-/// Checks out `quantity` Pro licences: the order id and the hosted page's URL.
+/// Checks out one Pro licence: the order id and the hosted page's URL.
 async fn checkout(shop: &BillingApp, token: &str, key: &str) -> (Uuid, String) {
     let body = json!({"product_id": PRO, "quantity": 1});
     let created = shop.post_checkout(token, Some(key), &body).await;

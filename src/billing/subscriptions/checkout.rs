@@ -31,6 +31,7 @@ pub struct SubscribeRequest {
     pub plan: String,
     pub interval: Interval,
     /// Seats to buy: at least the organisation's members, at most the plan's `max_seats`.
+    #[serde(deserialize_with = "crate::http::json::whole_number")]
     pub seats: u32,
 }
 

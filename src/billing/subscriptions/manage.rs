@@ -148,6 +148,7 @@ pub async fn resume(
 pub struct ChangeRequest {
     pub plan: String,
     pub interval: Interval,
+    #[serde(deserialize_with = "crate::http::json::whole_number")]
     pub seats: u32,
 }
 
