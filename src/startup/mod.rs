@@ -37,7 +37,7 @@ use crate::{
     db,
     housekeeping::{self, Housekeeping, HousekeepingState},
     http::{
-        errors, health, idempotency, request_id,
+        errors, health, idempotency, json, request_id,
         scrape::{self, ScrapeToken},
         security_headers::{self, SecurityHeaders},
     },
@@ -321,6 +321,7 @@ impl Application {
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", spec.clone()))
                 .route("/docs", web::get().to(redirect_to_docs))
                 .default_service(web::to(errors::no_route))
+                .wrap(from_fn(json::objects_only))
                 .wrap(from_fn(auth::guard::identify))
                 .wrap(from_fn(announce_queued_jobs))
                 .wrap(from_fn(errors::problem_responses))

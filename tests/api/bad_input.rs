@@ -271,3 +271,57 @@ async fn bad_input_gets_a_4xx_problem_and_changes_nothing() {
     );
     assert!(sent > 20, "only {sent} requests were thrown");
 }
+
+/// serde reads a struct from an array as readily as from an object (`[null, null]` was a valid
+/// `PATCH /orgs/{org}`, `["ada@…", "…"]` a login): every body here is an object, so an array, a
+/// string or a number is 400 `invalid-body` before any handler, and changes nothing.
+#[tokio::test]
+async fn a_json_body_that_is_not_an_object_is_refused_before_any_handler() {
+    let app = TestApp::spawn().await;
+    let (token, _) = auth::signed_in(&app, "owner@example.com").await;
+    let org = auth::post(
+        &app,
+        "/orgs",
+        Some(&token),
+        json!({"name": "Acme", "slug": "acme"}),
+    )
+    .await;
+    assert_eq!(org.status, 201, "{}", org.body);
+    let path = format!("/api/v1/orgs/{}", org.body["id"].as_str().unwrap());
+    let before = snapshot(&app).await;
+    let credentials = json!(["owner@example.com", auth::PASSWORD]).to_string();
+    for (method, path, body) in [
+        ("PATCH", path.as_str(), "[null, null]".to_owned()),
+        ("POST", "/api/v1/auth/login", credentials),
+        ("POST", "/api/v1/auth/login", "  \n \"text\"".to_owned()),
+        ("POST", "/api/v1/auth/register", "42".to_owned()),
+    ] {
+        let answer = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{method} {path} {body}");
+        let problem: Value = answer.json().await.unwrap();
+        assert_eq!(
+            problem["type"], "urn:ironclad:problem:invalid-body",
+            "{body}"
+        );
+    }
+    assert_eq!(snapshot(&app).await, before);
+    // An object, after whitespace, still goes through.
+    let renamed = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("\n  {\"name\": \"Acme Group\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 200);
+}

@@ -1,11 +1,13 @@
 //! Migrations that move data, run on data: `m20261202_000080_org_billing` moves orders, licences
-//! and the billing email from the account to its personal organisation, and back down.
+//! and the billing email from the account to its personal organisation, and back down. And the
+//! schema commands: the seed, `migrate fresh`, `refresh` and `reset`.
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::support::app::{drop_database, empty_database};
 
-async fn one(db: &DatabaseConnection, sql: &str) -> String {
+/// The first column of `sql`'s one row.
+async fn first<T: sea_orm::TryGetable>(db: &DatabaseConnection, sql: &str) -> T {
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
@@ -14,7 +16,15 @@ async fn one(db: &DatabaseConnection, sql: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .expect("a row");
-    row.try_get_by_index::<String>(0).unwrap()
+    row.try_get_by_index::<T>(0).unwrap()
+}
+
+async fn one(db: &DatabaseConnection, sql: &str) -> String {
+    first(db, sql).await
+}
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    first(db, sql).await
 }
 
 #[tokio::test]
@@ -96,18 +106,6 @@ async fn org_billing_moves_a_users_orders_licences_and_billing_email_to_their_pe
     );
     db.close().await.unwrap();
     drop_database(&name).await;
-}
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            sql.to_owned(),
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .expect("a row");
-    row.try_get_by_index::<i64>(0).unwrap()
 }
 
 /// `ironclad seed` twice, then `migrate fresh` and `refresh`: the seed adds what is missing and
