@@ -315,8 +315,8 @@ async fn trigger(
     let order = match order {
         Some(id) => {
             let db = ironclad::db::connect(&config.database).await?;
-            match OrderFacts::find(&db, id).await? {
-                Some(order) => Some(order),
+            match ironclad::billing::orders::find(&db, id).await? {
+                Some(order) => Some(OrderFacts::from(&order)),
                 None => {
                     eprintln!("stripe trigger: no order {id}");
                     std::process::exit(2);

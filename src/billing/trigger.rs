@@ -4,15 +4,13 @@
 //! the app moves it as Stripe's event would. Any other type is sent about a made-up object: the
 //! app keeps it and answers 200, as it does for every type it does not act on.
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{events::HANDLED_TYPES, signature};
-use crate::db::stmt;
+use super::{events::HANDLED_TYPES, orders::OrderRow, signature};
 
-/// What an event about an order needs of it.
-#[derive(Debug, Clone, FromQueryResult)]
+/// What an event about an order needs of it (read with `orders::find`).
+#[derive(Debug, Clone)]
 pub struct OrderFacts {
     pub id: Uuid,
     pub stripe_checkout_session_id: Option<String>,
@@ -21,17 +19,19 @@ pub struct OrderFacts {
     pub currency: String,
 }
 
-impl OrderFacts {
-    pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Self>, DbErr> {
-        Self::find_by_statement(stmt(
-            "SELECT id, stripe_checkout_session_id, stripe_payment_intent_id, amount_total, \
-                 currency FROM orders WHERE id = $1",
-            [id.into()],
-        ))
-        .one(db)
-        .await
+impl From<&OrderRow> for OrderFacts {
+    fn from(order: &OrderRow) -> Self {
+        Self {
+            id: order.id,
+            stripe_checkout_session_id: order.stripe_checkout_session_id.clone(),
+            stripe_payment_intent_id: order.stripe_payment_intent_id.clone(),
+            amount_total: order.amount_total,
+            currency: order.currency.clone(),
+        }
     }
+}
 
+impl OrderFacts {
     fn session_id(&self) -> String {
         let made_up = || format!("cs_trigger_{}", self.id.simple());
         self.stripe_checkout_session_id

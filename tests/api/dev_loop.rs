@@ -279,8 +279,8 @@ async fn triggered_events_move_the_order_as_stripes_would() {
     let shop = BillingApp::spawn().await;
     let token = newcomer(&shop, "trigger@example.com").await;
     let (order, _) = checkout(&shop, &token, "triggered").await;
-    let facts = OrderFacts::find(&shop.layers.db, order).await.unwrap();
-    let facts = facts.expect("the order");
+    let row = ironclad::billing::orders::find(&shop.layers.db, order).await;
+    let facts = OrderFacts::from(&row.unwrap().expect("the order"));
     let url = shop.url("/api/v1/webhooks/stripe");
 
     let paid = trigger::event("checkout.session.completed", Some(&facts)).unwrap();

@@ -356,17 +356,22 @@ impl Processor {
         let source = Source::Stripe {
             event_id: &envelope.id,
         };
-        // Stripe's deliveries carry no trace context: the event continues its order's trace, and
-        // the jobs it queues are children of this span.
-        let span = tracing::info_span!("stripe_event", event_id = %envelope.id,
-            event_type = %envelope.event_type);
-        if let Some(order) = decision
+        // Stripe's deliveries carry no trace context: while traces are exported, the event
+        // continues its order's trace and the jobs it queues are children of this span. Otherwise
+        // the hot path makes no span and no read.
+        let exported = decision
             .order_id()
-            .filter(|_| crate::telemetry::exporting())
-        {
-            let placed_in = order_trace(txn, order).await?;
-            crate::telemetry::continue_trace(&span, placed_in.as_deref());
-        }
+            .filter(|_| crate::telemetry::exporting());
+        let span = match exported {
+            Some(order) => {
+                let span = tracing::info_span!("stripe_event", event_id = %envelope.id,
+                    event_type = %envelope.event_type);
+                let placed_in = order_trace(txn, order).await?;
+                crate::telemetry::continue_trace(&span, placed_in.as_deref());
+                span
+            }
+            None => tracing::Span::none(),
+        };
         decision
             .carry_out(&self.app, txn, source)
             .instrument(span)
