@@ -68,13 +68,12 @@ trigger event *args:
     cargo run --quiet -- stripe trigger {{ event }} {{ args }}
 
 # What CI runs: fmt check, clippy -D warnings, cargo-deny, the test suite, the Kubernetes manifests' check
-test: _ensure-nextest _ensure-deny
+test: _ensure-nextest _fetch
     #!/usr/bin/env bash
     set -euo pipefail
     cargo fmt --all -- --check
     cargo clippy {{ clippy_args }}
-    # Licences (no copyleft), bans and sources (deny.toml); advisories need the network: CI runs them.
-    cargo deny --offline check licenses bans sources
+    just deny
     # Tests create their own databases on the server this URL points at.
     DATABASE_URL="$(scripts/db.sh url)"
     export DATABASE_URL
@@ -91,7 +90,7 @@ rename crate display *flags:
     scripts/rename.sh {{ flags }} {{ quote(crate) }} {{ quote(display) }}
 
 # The slow checks CI also runs: generate a module and rename the starter in throw-away copies
-test-slow: _ensure-nextest
+test-slow: _ensure-nextest _fetch
     #!/usr/bin/env bash
     set -euo pipefail
     DATABASE_URL="$(scripts/db.sh url)"
@@ -150,6 +149,20 @@ fmt:
 # Clippy on the whole workspace, warnings as errors
 lint:
     cargo clippy {{ clippy_args }}
+
+# cargo-deny reads every target platform's crates (Windows, macOS, wasm, Android), which a build
+# for this machine never downloads: they are fetched first. The advisories need the RustSec
+# database, so the GitHub workflow runs those.
+#
+# cargo-deny, offline: licences (no copyleft), bans and sources (deny.toml)
+deny: _ensure-deny _fetch
+    cargo deny --offline check licenses bans sources
+
+# Every crate Cargo.lock names, for every platform (a no-op once they are in the cargo cache). The
+# throw-away copies of `just test-slow` build with --offline, and cargo-deny reads them all.
+[private]
+_fetch:
+    @cargo fetch --locked --quiet
 
 # Installs cargo-deny when it is missing.
 [private]

@@ -8,10 +8,9 @@
 set -euo pipefail
 
 examples="${1:-25}"
-command -v st >/dev/null 2>&1 || {
-    echo "installing schemathesis (PyPI)" >&2
-    python3 -m pip install --quiet schemathesis
-}
+# schemathesis in the project's own virtualenv (scripts/py-tools.sh), not the system Python.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+st="$("$root/scripts/py-tools.sh" schemathesis)/st"
 
 server="${DATABASE_URL:?DATABASE_URL names the Postgres server}"
 name="ironclad_fuzz_$$"
@@ -69,7 +68,7 @@ export SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYT
 # The document production serves (no /dev routes): what openapi.json commits. schemathesis.toml
 # (found from the working directory) says how to sign in and what each operation may refuse.
 target/release/ironclad openapi > "/tmp/$name.json"
-st run "/tmp/$name.json" --url "$url" \
+"$st" run "/tmp/$name.json" --url "$url" \
     --checks all \
     --max-examples "$examples" \
     --seed 1 \

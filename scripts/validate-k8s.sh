@@ -25,10 +25,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$root/deploy/kubernetes"
 [ -d "$dir" ] || { echo "validate-k8s: $dir is missing" >&2; exit 1; }
 
-python3 -c 'import kubernetes_validate, yaml' 2>/dev/null || {
-    echo "installing kubernetes-validate $validator_version (PyPI)" >&2
-    python3 -m pip install --quiet "kubernetes-validate==$validator_version"
-}
+# The validator (and PyYAML, which it brings) in the project's own virtualenv (scripts/py-tools.sh).
+py="$("$root/scripts/py-tools.sh" "kubernetes-validate==$validator_version")/python"
 
 # kubernetes-validate exits 0 on a kind it has no schema for (it only warns): any output (with
 # --quiet it prints only warnings and errors) counts as a failure, except the warning about a custom
@@ -36,7 +34,7 @@ python3 -c 'import kubernetes_validate, yaml' 2>/dev/null || {
 # cannot know.
 validate() {
     local out rc=0
-    out="$(python3 -m kubernetes_validate --strict --quiet -k "$kube_version" "$@" 2>&1)" || rc=$?
+    out="$("$py" -m kubernetes_validate --strict --quiet -k "$kube_version" "$@" 2>&1)" || rc=$?
     out="$(printf '%s\n' "$out" | awk '!(/^WARN .*schema for kind .* with api version [^ \/]+\.[^ \/]+\// && !/k8s\.io\//)' | sed '/^$/d')"
     if [ "$rc" -ne 0 ] || [ -n "$out" ]; then
         printf '%s\n' "$out" >&2
@@ -54,7 +52,7 @@ done < <(find "$dir" -type f \( -name '*.yaml' -o -name '*.yml' \) \
 validate "${manifests[@]}" || { echo "validate-k8s: schema validation failed" >&2; exit 1; }
 
 # 2. The kustomizations, and the pods' security settings.
-kustomizations="$(python3 - "$dir" <<'PY'
+kustomizations="$("$py" - "$dir" <<'PY'
 import os, sys
 import yaml
 
@@ -234,6 +232,6 @@ if [ "${#build[@]}" -gt 0 ]; then
     rendered="rendered with ${build[*]}: $kustomizations"
 fi
 
-count="$(python3 -c 'import sys, yaml
+count="$("$py" -c 'import sys, yaml
 print(sum(1 for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d))' "${manifests[@]}")"
 echo "validate-k8s: ${#manifests[@]} files ($count objects) valid against Kubernetes $kube_version (strict); kustomizations consistent; $rendered"
