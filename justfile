@@ -120,10 +120,19 @@ fuzz examples='25':
     export DATABASE_URL
     scripts/fuzz.sh {{ examples }}
 
+# Every HTTP scenario is measured by our client and by wrk (a load generator we did not write),
+# installed here from Debian's packages when missing (macOS: `brew install wrk`).
+#
 # Benchmarks on a release build; writes BENCHMARKS.md (`just bench --quick`, `--only jobs`)
 bench *args:
     #!/usr/bin/env bash
     set -euo pipefail
+    if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        echo "installing wrk (Debian)" >&2
+        sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+        "${sudo[@]}" apt-get install -y -qq wrk >/dev/null 2>&1 ||
+            { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq wrk; }
+    fi
     DATABASE_URL="$(scripts/db.sh url)"
     export DATABASE_URL
     cargo build --release -p ironclad -p ironclad-bench --bins

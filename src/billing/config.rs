@@ -66,6 +66,13 @@ pub struct InboxConfig {
     /// The first retry's delay; it doubles per attempt, capped at `retry_max`.
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// Webhook deliveries per second at which this process' processors yield to the ingest
+    /// (`processor/yielding.rs`); 0 never yields.
+    pub yield_at: u32,
+    /// Apply transactions while yielding.
+    pub yield_lanes: usize,
+    /// Share of the time a lane applies while yielding, in percent (it rests the rest).
+    pub yield_duty_pct: u32,
 }
 
 impl InboxConfig {
@@ -106,7 +113,19 @@ impl InboxConfig {
             max_attempts: vars.parse_or("STRIPE_INBOX_MAX_ATTEMPTS", 8)?,
             retry_base: Duration::from_secs(vars.parse_or("STRIPE_INBOX_RETRY_BASE_SECS", 2)?),
             retry_max: Duration::from_secs(vars.parse_or("STRIPE_INBOX_RETRY_MAX_SECS", 3_600)?),
+            yield_at: vars.parse_or("STRIPE_INBOX_YIELD_AT", 2_000)?,
+            yield_lanes: at_least_one(
+                "STRIPE_INBOX_YIELD_LANES",
+                vars.parse_or("STRIPE_INBOX_YIELD_LANES", 1)?,
+            )?,
+            yield_duty_pct: vars.parse_or("STRIPE_INBOX_YIELD_DUTY_PCT", 50)?,
         };
+        if !(1..=100).contains(&config.yield_duty_pct) {
+            return Err(ConfigError {
+                var: "STRIPE_INBOX_YIELD_DUTY_PCT",
+                reason: "must be between 1 and 100".into(),
+            });
+        }
         if config.batch_max > 4_096 {
             return Err(ConfigError {
                 var: "STRIPE_INBOX_BATCH_MAX",

@@ -12,7 +12,17 @@
 //! the processors are woken: in this process directly, in others through the after-commit
 //! announcer (`JobQueue::announce`). A NOTIFY inside the insert would make every insert commit
 //! one at a time behind Postgres' notification lock, the very serialisation batching removes.
-use std::{collections::HashSet, sync::Arc, time::Duration};
+//!
+//! [`IngestLoad`] counts the deliveries stored, so the processors of this process can tell a
+//! storm (its rate) and yield to it (`processor/yielding.rs`).
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
@@ -123,6 +133,25 @@ pub struct Inbox {
     deliveries: mpsc::Sender<Delivery>,
     /// Wakes this process' processor once a batch has committed.
     pub wake: Arc<Notify>,
+    /// How many deliveries this process has stored: the processors' measure of a storm.
+    pub load: Arc<IngestLoad>,
+}
+
+/// The deliveries this process' inbox has stored (verified, new or duplicate) so far: sampled over
+/// an interval, the ingest's rate. Counted, not timed, on purpose: the time deliveries spend in
+/// flight grows whenever the box is busy with anything (job workers, a backlog), and a processor
+/// yielding to that would slow the very processing that keeps a steady load's lag low. Only
+/// verified deliveries count, so forged requests cannot make the processors give way.
+#[derive(Debug, Default)]
+pub struct IngestLoad {
+    stored: AtomicU64,
+}
+
+impl IngestLoad {
+    /// Deliveries stored so far.
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
+    }
 }
 
 impl Inbox {
@@ -142,7 +171,11 @@ impl Inbox {
             };
             tokio::spawn(writer.run());
         }
-        Self { deliveries, wake }
+        Self {
+            deliveries,
+            wake,
+            load: Arc::new(IngestLoad::default()),
+        }
     }
 
     /// Stores `event` durably (or finds it stored already); returns once it is committed.
@@ -153,7 +186,9 @@ impl Inbox {
             .send(Delivery { event, answer })
             .await
             .map_err(|_| stopped())?;
-        Ok(answered.await.map_err(|_| stopped())??)
+        let stored = answered.await.map_err(|_| stopped())??;
+        self.load.stored.fetch_add(1, Ordering::Relaxed);
+        Ok(stored)
     }
 }
 

@@ -49,7 +49,12 @@ const REPLAY_CLAIM: &str = "WITH before AS ( \
         before.outcome AS previous_outcome";
 
 impl Processor {
-    pub(super) async fn claim(&self, only: Option<&str>) -> Result<Vec<Claimed>, DbErr> {
+    /// Claims up to `limit` due events (or only `only`), oldest first.
+    pub(super) async fn claim(
+        &self,
+        limit: usize,
+        only: Option<&str>,
+    ) -> Result<Vec<Claimed>, DbErr> {
         let inbox = &self.app.config.inbox;
         let txn = self.app.db.begin().await?;
         txn.execute_raw(stmt(
@@ -63,7 +68,7 @@ impl Processor {
             [
                 self.instance.to_string().into(),
                 inbox.claim_ttl.as_secs_f64().into(),
-                (inbox.claim_batch as i64).into(),
+                (limit as i64).into(),
                 only.map(str::to_owned).into(),
             ],
         ))

@@ -40,6 +40,9 @@ use crate::{db::stmt, jobs::Wakeups};
 use tracing::Instrument;
 
 mod claims;
+mod yielding;
+
+use yielding::{Gauge, Pace};
 
 /// A claimed event, as the apply step needs it.
 #[derive(Debug, FromQueryResult)]
@@ -111,6 +114,8 @@ impl Processor {
     async fn pump(&self, shutdown: Option<&CancellationToken>) -> Result<usize, DbErr> {
         let inbox = &self.app.config.inbox;
         let wake = &self.app.inbox.wake;
+        let ingest = &self.app.inbox.load;
+        let mut gauge = Gauge::new(ingest.stored(), std::time::Instant::now());
         let mut waiting: VecDeque<Vec<Claimed>> = VecDeque::new();
         let mut applying = JoinSet::new();
         let mut claimed = 0;
@@ -118,15 +123,24 @@ impl Processor {
         // objects are free again) or the poll interval.
         let mut dry = false;
         loop {
-            while applying.len() < inbox.lanes
+            // While this process' webhook is in a storm, fewer lanes that rest (`yielding.rs`).
+            let rate = gauge.sample(ingest.stored(), std::time::Instant::now());
+            let pace = Pace::for_load(inbox, rate);
+            while applying.len() < pace.lanes
                 && let Some(chunk) = waiting.pop_front()
             {
                 let this = self.clone();
                 applying.spawn(async move {
                     let jobs = this.app.jobs.clone();
+                    let started = std::time::Instant::now();
                     // A unit of work: the jobs it queued are announced once it has committed,
                     // never by a NOTIFY inside its transaction (that would serialise commits).
-                    jobs.announce_after(this.process_chunk(chunk)).await
+                    jobs.announce_after(this.process_chunk(chunk)).await;
+                    // The lane stays taken while it rests, so the rest is CPU the ingest gets.
+                    let rest = pace.rest_after(started.elapsed());
+                    if !rest.is_zero() {
+                        tokio::time::sleep(rest).await;
+                    }
                 });
             }
             if shutdown.is_some_and(CancellationToken::is_cancelled) {
@@ -134,8 +148,8 @@ impl Processor {
                 applying.join_all().await;
                 return Ok(claimed);
             }
-            if !dry && waiting.len() < inbox.lanes {
-                match self.claim(None).await {
+            if !dry && waiting.len() < pace.lanes {
+                match self.claim(pace.claim, None).await {
                     Ok(events) if events.is_empty() => dry = true,
                     Ok(mut events) => {
                         claimed += events.len();

@@ -134,6 +134,75 @@ pub async fn run_spread(
     })
 }
 
+/// Like [`run`], for requests that depend on the previous answer: connection `c` starts from
+/// `states[c]`, builds each request from its state, and `next` makes the next state from the
+/// answer's status and body (a rotated refresh token). A connection whose `next` gives `None` stops.
+pub async fn run_chained<S: Send + 'static>(
+    addr: SocketAddr,
+    states: Vec<S>,
+    total: usize,
+    make: Arc<dyn Fn(&S) -> Request<Full<Bytes>> + Send + Sync>,
+    next: Arc<dyn Fn(S, u16, &[u8]) -> Option<S> + Send + Sync>,
+) -> anyhow::Result<LoadResult> {
+    let remaining = Arc::new(AtomicUsize::new(total));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for state in states {
+        let (remaining, make, next) = (remaining.clone(), make.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+            let (mut sent, mut errors) = (0usize, 0usize);
+            let Ok(mut conn) = connect(addr).await else {
+                return (latency, statuses, sent, 1);
+            };
+            let mut state = Some(state);
+            while let Some(current) = state.take() {
+                if remaining
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_err()
+                {
+                    break;
+                }
+                let request = make(&current);
+                let begun = Instant::now();
+                sent += 1;
+                match send_reading(&mut conn, request).await {
+                    Ok((status, body)) => {
+                        latency.saturating_record(begun.elapsed().as_micros() as u64);
+                        *statuses.entry(status).or_default() += 1;
+                        state = next(current, status, &body);
+                        if state.is_none() || !(200..300).contains(&status) {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (latency, statuses, sent, errors)
+        }));
+    }
+    let mut latency_us = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let (mut requests, mut errors) = (0, 0);
+    for task in tasks {
+        let (latency, counted, sent, failed) = task.await?;
+        latency_us.add(&latency)?;
+        for (status, n) in counted {
+            *statuses.entry(status).or_default() += n;
+        }
+        requests += sent;
+        errors += failed;
+    }
+    Ok(LoadResult {
+        requests,
+        errors,
+        elapsed: started.elapsed(),
+        latency_us,
+        statuses: statuses.into_iter().collect(),
+    })
+}
+
 async fn connect(addr: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
@@ -146,11 +215,17 @@ async fn send(
     sender: &mut http1::SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
 ) -> anyhow::Result<u16> {
+    Ok(send_reading(sender, request).await?.0)
+}
+
+async fn send_reading(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> anyhow::Result<(u16, Bytes)> {
     sender.ready().await?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
-    response.into_body().collect().await?;
-    Ok(status)
+    Ok((status, response.into_body().collect().await?.to_bytes()))
 }
 
 /// One request on a fresh connection, given up after `timeout`: `Ok(None)` means it hung.

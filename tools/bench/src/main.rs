@@ -11,6 +11,7 @@ mod load;
 mod local_pg;
 mod report;
 mod scenarios;
+mod wrk;
 
 use env::BenchDb;
 use report::{Machine, Section};
@@ -45,6 +46,8 @@ async fn main() -> anyhow::Result<()> {
     if args.first().is_some_and(|a| a == "chaos") {
         return run_chaos(quick, &only).await;
     }
+    // The third-party client every HTTP scenario is measured with, beside ours.
+    wrk::ensure_installed()?;
 
     let mut sections: Vec<Section> = Vec::new();
     let mut machine = None;
@@ -76,6 +79,12 @@ async fn main() -> anyhow::Result<()> {
     scenario!("e2e", |db| [
         scenarios::inbox::run(&db, scale(10_000)).await?
     ]);
+    scenario!("priority", |db| [scenarios::priority::run(
+        &db,
+        scale(10_000),
+        scale(100_000)
+    )
+    .await?]);
     scenario!("storm", |db| [scenarios::webhook::duplicate_storm(
         &db,
         scale(2_000)
@@ -131,11 +140,12 @@ async fn main() -> anyhow::Result<()> {
 const USAGE: &str = "Usage: ironclad-bench [--quick] [--only NAME]... [--out FILE]
        ironclad-bench chaos [--quick] [--only NAME]...
 Chaos experiments: workers, storm-kill, processors, postgres, reservations, scale-out.
-Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), storm, pgbench, auth, orgs (the org guard), jobs, subscriptions (renewal storm, rate-limited reads), usage (reserve + commit beside pgbench).";
-const SCENARIOS: [&str; 10] = [
+Scenarios: baseline, webhook (the ack), e2e (the inbox end to end), priority (the ack beside the processors, and over a backlog), storm, pgbench, auth, orgs (the org guard), jobs, subscriptions (renewal storm, rate-limited reads), usage (reserve + commit beside pgbench).";
+const SCENARIOS: [&str; 11] = [
     "baseline",
     "webhook",
     "e2e",
+    "priority",
     "storm",
     "pgbench",
     "auth",

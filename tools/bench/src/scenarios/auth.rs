@@ -14,6 +14,7 @@ use ironclad::{auth::password, mail::MailSink};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use super::clients::{self, Fixed};
 use crate::{
     env::{BenchDb, Server},
     load,
@@ -162,6 +163,28 @@ pub async fn run(db: &BenchDb, logins: usize, reads: usize) -> anyhow::Result<Ve
     for _ in 0..load::ROUNDS {
         reads_rounds.push(load::run(server.addr, 64, reads, make.clone(), |s| s == 200).await?);
     }
+    // The same three operations from both clients, at 16, 64 and 256 connections.
+    let token = tokens["access_token"].as_str().unwrap_or_default();
+    let reader = json!({"email": READER_EMAIL, "password": PASSWORD});
+    let compared = [
+        (
+            "`POST /auth/login`",
+            clients::compare(
+                server.addr,
+                &Fixed::post_json("/api/v1/auth/login", &credentials),
+                logins / 3,
+            )
+            .await?,
+        ),
+        (
+            "`POST /auth/refresh`",
+            clients::compare_refresh(server.addr, &reader, reads / 10).await?,
+        ),
+        (
+            "`GET /me`",
+            clients::compare(server.addr, &Fixed::get("/api/v1/me", Some(token)), reads).await?,
+        ),
+    ];
     server.stop().await?;
     let reads_per_sec = load::median(reads_rounds.iter().map(|r| r.throughput()).collect());
     let read_errors: usize = reads_rounds.iter().map(|r| r.errors).sum();
@@ -223,5 +246,20 @@ pub async fn run(db: &BenchDb, logins: usize, reads: usize) -> anyhow::Result<Ve
         reads_per_sec >= 10_000.0 && read_errors == 0,
     );
 
-    Ok(vec![login_section, me_section])
+    let mut both = Section::new("Two clients: login, token refresh, GET /me");
+    both.line(format!(
+        "Each operation at 16, 64 and 256 connections: our client sends its requests ({} logins, {} refreshes, {reads} reads per row), then wrk runs as long (2 to 10 s). A refresh spends the token the previous answer gave (each connection starts from a session of its own; wrk's Lua script chains them the same way).",
+        logins / 3,
+        reads / 10
+    ));
+    let mut rows = Vec::new();
+    for (what, pairs) in &compared {
+        rows.extend(clients::rows(what, pairs));
+    }
+    both.table(clients::HEADER, rows);
+    for (what, pairs) in &compared {
+        clients::verdict(&mut both, what, pairs);
+    }
+
+    Ok(vec![login_section, me_section, both])
 }

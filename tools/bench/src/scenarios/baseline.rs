@@ -1,36 +1,21 @@
-//! Baseline: `GET /healthz` (no database) — the ceiling the HTTP stack and load generator reach on
-//! this machine, against which the other scenarios can be read.
-use std::sync::Arc;
-
-use bytes::Bytes;
-use http_body_util::Full;
+//! Baseline: `GET /healthz` (no database) — the ceiling the HTTP stack and each load generator
+//! reach on this machine, against which the other scenarios can be read.
 use ironclad::mail::MailSink;
 
+use super::clients::{self, Fixed};
 use crate::{
     env::{BenchDb, Server},
-    load,
     report::Section,
 };
 
 pub async fn run(db: &BenchDb, requests: usize) -> anyhow::Result<Section> {
     let sink = MailSink::start().await?;
     let server = Server::start(db, &sink, &["serve", "--no-workers"], &[]).await?;
-    let make: load::MakeRequest = Arc::new(|_| {
-        load::request("GET", "/healthz")
-            .body(Full::new(Bytes::new()))
-            .unwrap()
-    });
-    let mut rows = Vec::new();
-    for connections in [16, 64] {
-        let result = load::run(server.addr, connections, requests, make.clone(), |s| {
-            s == 200
-        })
-        .await?;
-        rows.push(result.row(connections));
-    }
+    let pairs = clients::compare(server.addr, &Fixed::get("/healthz", None), requests).await?;
     server.stop().await?;
     let mut section = Section::new("Baseline: GET /healthz");
-    section.line("No database work: the ceiling of the HTTP stack plus load generator sharing this machine's cores.".to_owned());
-    section.table(load::HEADER, rows);
+    section.line(format!("No database work: the ceiling of the HTTP stack plus a load generator sharing this machine's cores. Our client sends {requests} requests per row, then wrk runs as long (2 to 10 s)."));
+    section.table(clients::HEADER, clients::rows("`GET /healthz`", &pairs));
+    clients::verdict(&mut section, "`GET /healthz`", &pairs);
     Ok(section)
 }

@@ -1,9 +1,11 @@
 pub mod auth;
 pub mod baseline;
+pub mod clients;
 pub mod inbox;
 pub mod jobs;
 pub mod orgs;
 pub mod pgbench;
+pub mod priority;
 pub mod subscriptions;
 pub mod usage;
 pub mod webhook;

@@ -7,7 +7,10 @@ use http_body_util::Full;
 use ironclad::mail::MailSink;
 use serde_json::json;
 
-use super::auth::call;
+use super::{
+    auth::call,
+    clients::{self, Fixed},
+};
 use crate::{
     env::{BenchDb, Server},
     load,
@@ -61,6 +64,27 @@ pub async fn run(db: &BenchDb, reads: usize) -> anyhow::Result<Section> {
             rounds[i].push(load::run(server.addr, 64, reads, make.clone(), |s| s == 200).await?);
         }
     }
+    // The same reads from both clients, at 16, 64 and 256 connections.
+    let compared = [
+        (
+            "`GET /orgs/{org}`, user token",
+            clients::compare(
+                server.addr,
+                &Fixed::get(format!("/api/v1/orgs/{org}"), Some(&token)),
+                reads,
+            )
+            .await?,
+        ),
+        (
+            "`GET /orgs/{org}`, API key",
+            clients::compare(
+                server.addr,
+                &Fixed::get(format!("/api/v1/orgs/{org}"), Some(&key)),
+                reads,
+            )
+            .await?,
+        ),
+    ];
     server.stop().await?;
 
     let median = |results: &[load::LoadResult]| {
@@ -99,5 +123,14 @@ pub async fn run(db: &BenchDb, reads: usize) -> anyhow::Result<Section> {
         );
     }
     section.verdict("no errors", errors == 0);
+    section.line(format!("Both clients, at 16, 64 and 256 connections: our client sends {reads} requests per row, then wrk runs as long (2 to 10 s)."));
+    let mut rows = Vec::new();
+    for (what, pairs) in &compared {
+        rows.extend(clients::rows(what, pairs));
+    }
+    section.table(clients::HEADER, rows);
+    for (what, pairs) in &compared {
+        clients::verdict(&mut section, what, pairs);
+    }
     Ok(section)
 }

@@ -69,6 +69,26 @@ pub async fn apply_ceiling(
     clients: usize,
     chunk: usize,
 ) -> anyhow::Result<Option<(f64, String)>> {
+    ceiling(db, clients, chunk, false).await
+}
+
+/// The same with each transaction's `chunk` events first ingested (one multi-row insert of the
+/// bench's event, committed, as the inbox's group commit writes them): end to end's ceiling, since
+/// both halves share the same two cores.
+pub async fn ingest_apply_ceiling(
+    db: &BenchDb,
+    clients: usize,
+    chunk: usize,
+) -> anyhow::Result<Option<(f64, String)>> {
+    ceiling(db, clients, chunk, true).await
+}
+
+async fn ceiling(
+    db: &BenchDb,
+    clients: usize,
+    chunk: usize,
+    ingest: bool,
+) -> anyhow::Result<Option<(f64, String)>> {
     let Some(pgbench) = find_pgbench() else {
         return Ok(None);
     };
@@ -96,8 +116,28 @@ pub async fn apply_ceiling(
         .ok_or_else(|| anyhow::anyhow!("the pgbench account has no personal org"))?
         .try_get_by_index(0)?;
     // pgbench's client_id counts from 0; each client takes its own orders, as lanes take distinct ones.
-    let mut script =
-        String::from("\\set n random(1, 1000000000)\n\\set c :client_id + 1\nBEGIN;\n");
+    let mut script = String::from("\\set n random(1, 1000000000)\n\\set c :client_id + 1\n");
+    if ingest {
+        // Pretty-printed: pgbench would read compact JSON's `:null` as a variable.
+        let payload = serde_json::to_string_pretty(&super::webhook::completion_event(
+            0,
+            "00000000-0000-7000-8000-000000000000",
+        ))?;
+        let rows: Vec<String> = (1..=chunk)
+            .map(|k| {
+                format!(
+                    "('evt_pgi_' || :c || '_' || :n || '_{k}', 'checkout.session.completed', false, \
+                     '2025-10-29.clover', now(), 'checkout.session', 'cs_pgi_' || :n || '_{k}', '{payload}')"
+                )
+            })
+            .collect();
+        script.push_str(&format!(
+            "INSERT INTO stripe_events (event_id, event_type, livemode, api_version, stripe_created, \
+             object_type, object_id, payload) VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id;\n",
+            rows.join(", ")
+        ));
+    }
+    script.push_str("BEGIN;\n");
     for k in 1..=chunk {
         script.push_str(
             &APPLY_EVENT

@@ -1,5 +1,5 @@
 //! Stripe webhook ack: distinct signed `checkout.session.completed` events for distinct pending
-//! orders, stored in the inbox (processors off); and the duplicate storm: every event delivered 10
+//! orders, stored in the inbox (processors off), sent by our client and by wrk; and the duplicate storm: every event delivered 10
 //! times at once across two servers, processed.
 use std::{sync::Arc, time::Duration};
 
@@ -8,10 +8,12 @@ use http_body_util::Full;
 use ironclad::mail::MailSink;
 use serde_json::json;
 
+use super::clients::{self, Pair};
 use crate::{
     env::{BenchDb, Server},
     load::{self, LoadResult},
     report::Section,
+    wrk::{self, WrkRequest, WrkResult},
 };
 
 use crate::env::WEBHOOK_SECRET as SECRET;
@@ -175,36 +177,75 @@ pub fn webhook_request(delivery: &(Bytes, String)) -> hyper::Request<Full<Bytes>
         .unwrap()
 }
 
-/// Distinct events for distinct orders at 16 and 64 connections, one `serve --no-workers` server:
-/// the ack path only (verify, parse the envelope, one group-committed insert). Nothing processes.
+/// The same delivery as wrk sends it.
+pub fn wrk_webhook(delivery: &(Bytes, String)) -> WrkRequest {
+    WrkRequest {
+        method: "POST",
+        path: "/api/v1/webhooks/stripe".to_owned(),
+        headers: vec![
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            ("Stripe-Signature".to_owned(), delivery.1.clone()),
+        ],
+        body: delivery.0.clone(),
+    }
+}
+
+/// `count` pending orders numbered from `first`, and their completion events, signed now.
+pub async fn fresh_deliveries(
+    db: &BenchDb,
+    first: usize,
+    count: usize,
+) -> anyhow::Result<Vec<(Bytes, String)>> {
+    let ids = pending_orders(db, first, count).await?;
+    Ok(ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| signed_completion(first + i, id))
+        .collect())
+}
+
+/// Sends each delivery once over `connections`, with wrk.
+pub async fn deliver_with_wrk(
+    addr: std::net::SocketAddr,
+    connections: usize,
+    deliveries: &[(Bytes, String)],
+) -> anyhow::Result<WrkResult> {
+    let requests: Vec<WrkRequest> = deliveries.iter().map(wrk_webhook).collect();
+    wrk::once(addr, connections, &requests).await
+}
+
+/// Sends each delivery once over `connections`, with our client.
+pub async fn deliver_with_ours(
+    addr: std::net::SocketAddr,
+    connections: usize,
+    deliveries: Vec<(Bytes, String)>,
+) -> anyhow::Result<LoadResult> {
+    let count = deliveries.len();
+    let deliveries = Arc::new(deliveries);
+    let make: load::MakeRequest = Arc::new(move |i| webhook_request(&deliveries[i]));
+    load::run(addr, connections, count, make, |s| s == 200).await
+}
+
+/// The ack path only (verify, parse the envelope, one group-committed insert; `serve
+/// --no-workers`, so nothing processes): distinct events for distinct orders at 16, 64 (three
+/// rounds) and 256 connections, each level sent by our client and by wrk, fresh events each.
 pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Section, f64)> {
     let sink = MailSink::start().await?;
     let server = Server::start(db, &sink, &["serve", "--no-workers"], &[]).await?;
-    let mut rows = Vec::new();
     let mut first = 0;
-    let mut at_64 = Vec::<LoadResult>::new();
-    let rounds = std::iter::once(16).chain(std::iter::repeat_n(64, load::ROUNDS));
-    for connections in rounds {
-        let ids = pending_orders(db, first, events_per_round).await?;
-        let deliveries: Arc<Vec<(Bytes, String)>> = Arc::new(
-            ids.iter()
-                .enumerate()
-                .map(|(i, id)| signed_completion(first + i, id))
-                .collect(),
-        );
-        let make: load::MakeRequest = {
-            let deliveries = deliveries.clone();
-            Arc::new(move |i| webhook_request(&deliveries[i]))
-        };
-        let result = load::run(server.addr, connections, events_per_round, make, |s| {
-            s == 200
-        })
-        .await?;
-        rows.push(result.row(connections));
-        if connections == 64 {
-            at_64.push(result);
-        }
+    let mut pairs = Vec::new();
+    for connections in [16, 64, 64, 64, 256] {
+        let deliveries = fresh_deliveries(db, first, events_per_round).await?;
+        let ours = deliver_with_ours(server.addr, connections, deliveries).await?;
         first += events_per_round;
+        let deliveries = fresh_deliveries(db, first, events_per_round).await?;
+        let wrk = deliver_with_wrk(server.addr, connections, &deliveries).await?;
+        first += events_per_round;
+        pairs.push(Pair {
+            connections,
+            ours,
+            wrk,
+        });
     }
     server.stop().await?;
     let total = first as i64;
@@ -217,33 +258,52 @@ pub async fn ingest(db: &BenchDb, events_per_round: usize) -> anyhow::Result<(Se
                   + (SELECT count(*) FROM apalis.jobs)",
         )
         .await?;
-    let throughput_64 = load::median(at_64.iter().map(LoadResult::throughput).collect());
-    let p99_64 = load::median(at_64.iter().map(|r| r.percentile_ms(0.99)).collect());
-    let errors: usize = at_64.iter().map(|r| r.errors).sum();
+    let at = |n: usize| pairs.iter().filter(move |p| p.connections == n);
+    let wrk_64 = load::median(at(64).map(|p| p.wrk.throughput()).collect());
+    let wrk_p99_64 = load::median(at(64).map(|p| p.wrk.p99_ms).collect());
+    let ours_64 = load::median(at(64).map(|p| p.ours.throughput()).collect());
+    let at_256: Vec<&Pair> = at(256).collect();
+    let wrk_p99_256 = at_256.iter().map(|p| p.wrk.p99_ms).fold(0.0, f64::max);
+    let errors_256: u64 = at_256.iter().map(|p| p.wrk.errors).sum();
+    let errors: u64 = pairs
+        .iter()
+        .map(|p| p.ours.errors as u64 + p.wrk.errors)
+        .sum();
+    let worst = pairs.iter().map(Pair::disagreement).fold(1.0, f64::max);
 
     let event_bytes = signed_completion(0, &uuid::Uuid::nil().to_string()).0.len();
     let mut section = Section::new("Webhook ack (the inbox's ingest)");
     section.line(format!(
-        "{events_per_round} distinct, correctly signed `checkout.session.completed` events ({event_bytes} bytes each, every field Stripe sends) for distinct pending orders per row; one `ironclad serve --no-workers` process, so no processor runs. Each delivery: signature check, envelope parse, then the inbox's group commit (2 writer tasks, each insert takes up to 128 of the deliveries already waiting, no window) and the 200. Server settings are the production defaults (pool of 10 connections)."
+        "{events_per_round} distinct, correctly signed `checkout.session.completed` events ({event_bytes} bytes each, every field Stripe sends) for distinct pending orders per client and row; one `ironclad serve --no-workers` process, so no processor runs. Each delivery: signature check, envelope parse, then the inbox's group commit (2 writer tasks, each insert takes up to 128 of the deliveries already waiting, no window) and the 200. Server settings are the production defaults (pool of 10 connections). Each row: our client, then wrk (2 threads, a Lua script sending each pre-signed event once), on fresh events."
     ));
-    section.table(load::HEADER, rows);
+    section.table(clients::HEADER, clients::rows("webhook ack", &pairs));
     section.line(format!(
-        "{} rounds at 64 connections; the verdicts take the median of their throughputs and of their p99s. Afterwards: {stored} of {total} events stored `pending`; {touched} orders moved or jobs queued (0 expected: nothing but the insert runs in the request).",
-        load::ROUNDS
+        "3 rounds at 64 connections; the verdicts take wrk's figures, the median of the rounds (ours: {ours_64:.0} events/s). Afterwards: {stored} of {total} events stored `pending`; {touched} orders moved or jobs queued (0 expected: nothing but the insert runs in the request)."
     ));
     section.verdict(
-        &format!("≥ 6,000 events/s at 64 connections (median {throughput_64:.0})"),
-        throughput_64 >= 6000.0,
+        &format!("wrk: ≥ 8,000 events/s at 64 connections (median {wrk_64:.0})"),
+        wrk_64 >= 8000.0,
     );
     section.verdict(
-        &format!("p99 < 20 ms at 64 connections (median {p99_64:.1} ms)"),
-        p99_64 < 20.0,
+        &format!("wrk: p99 < 20 ms at 64 connections (median {wrk_p99_64:.1} ms)"),
+        wrk_p99_64 < 20.0,
+    );
+    section.verdict(
+        &format!("wrk: p99 < 60 ms and no errors at 256 connections ({wrk_p99_256:.1} ms, {errors_256} errors)"),
+        wrk_p99_256 < 60.0 && errors_256 == 0,
+    );
+    section.verdict(
+        &format!(
+            "our client and wrk within {}× at every level (worst {worst:.2}×)",
+            clients::AGREE
+        ),
+        worst <= clients::AGREE,
     );
     section.verdict(
         "every event stored once, nothing else done in the request, no errors",
         stored == total && touched == 0 && errors == 0,
     );
-    Ok((section, throughput_64))
+    Ok((section, wrk_64))
 }
 
 /// Every event delivered 10 times concurrently, split across two servers sharing the database;
