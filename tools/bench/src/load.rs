@@ -134,6 +134,11 @@ pub async fn run_spread(
     })
 }
 
+/// Builds a chained request from a connection's state ([`run_chained`]).
+pub type MakeChained<S> = Arc<dyn Fn(&S) -> Request<Full<Bytes>> + Send + Sync>;
+/// The next state from an answer's status and body; `None` stops the connection.
+pub type NextState<S> = Arc<dyn Fn(S, u16, &[u8]) -> Option<S> + Send + Sync>;
+
 /// Like [`run`], for requests that depend on the previous answer: connection `c` starts from
 /// `states[c]`, builds each request from its state, and `next` makes the next state from the
 /// answer's status and body (a rotated refresh token). A connection whose `next` gives `None` stops.
@@ -141,8 +146,8 @@ pub async fn run_chained<S: Send + 'static>(
     addr: SocketAddr,
     states: Vec<S>,
     total: usize,
-    make: Arc<dyn Fn(&S) -> Request<Full<Bytes>> + Send + Sync>,
-    next: Arc<dyn Fn(S, u16, &[u8]) -> Option<S> + Send + Sync>,
+    make: MakeChained<S>,
+    next: NextState<S>,
 ) -> anyhow::Result<LoadResult> {
     let remaining = Arc::new(AtomicUsize::new(total));
     let started = Instant::now();

@@ -131,21 +131,19 @@ pub async fn compare_refresh(
     let mut pairs = Vec::new();
     for connections in LEVELS {
         let tokens = refresh_tokens(addr, credentials, connections).await?;
-        let make: Arc<dyn Fn(&String) -> hyper::Request<Full<Bytes>> + Send + Sync> =
-            Arc::new(|token: &String| {
-                let body = serde_json::json!({ "refresh_token": token }).to_string();
-                load::request("POST", "/api/v1/auth/refresh")
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body)))
-                    .expect("request")
-            });
-        let next: Arc<dyn Fn(String, u16, &[u8]) -> Option<String> + Send + Sync> =
-            Arc::new(|_, status, body| {
-                let pair: Value = serde_json::from_slice(body).ok()?;
-                success(status)
-                    .then(|| pair["refresh_token"].as_str().map(str::to_owned))
-                    .flatten()
-            });
+        let make: load::MakeChained<String> = Arc::new(|token: &String| {
+            let body = serde_json::json!({ "refresh_token": token }).to_string();
+            load::request("POST", "/api/v1/auth/refresh")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .expect("request")
+        });
+        let next: load::NextState<String> = Arc::new(|_, status, body| {
+            let pair: Value = serde_json::from_slice(body).ok()?;
+            success(status)
+                .then(|| pair["refresh_token"].as_str().map(str::to_owned))
+                .flatten()
+        });
         let ours = load::run_chained(addr, tokens, requests, make, next).await?;
         let tokens = refresh_tokens(addr, credentials, connections).await?;
         let wrk = wrk::refresh(addr, connections, wrk_time(&ours), &tokens).await?;

@@ -58,7 +58,7 @@ impl Shape {
 // Whether anything is left, without counting: a count of a 100,000-event backlog every few
 // milliseconds would cost Postgres more CPU than the processing it waits for.
 const ANY_UNPROCESSED: &str = "SELECT (EXISTS (SELECT 1 FROM stripe_events WHERE status = 'pending') \
-    OR EXISTS (SELECT 1 FROM stripe_events WHERE status = 'processing'))::int8";
+    OR EXISTS (SELECT 1 FROM stripe_events WHERE status = 'processing'))::int::int8";
 
 async fn drained(db: &BenchDb, within: Duration) -> anyhow::Result<bool> {
     let deadline = Instant::now() + within;
