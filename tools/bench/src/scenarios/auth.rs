@@ -252,14 +252,7 @@ pub async fn run(db: &BenchDb, logins: usize, reads: usize) -> anyhow::Result<Ve
         logins / 3,
         reads / 10
     ));
-    let mut rows = Vec::new();
-    for (what, pairs) in &compared {
-        rows.extend(clients::rows(what, pairs));
-    }
-    both.table(clients::HEADER, rows);
-    for (what, pairs) in &compared {
-        clients::verdict(&mut both, what, pairs);
-    }
+    clients::report(&mut both, &compared);
 
     Ok(vec![login_section, me_section, both])
 }

@@ -15,7 +15,6 @@ pub async fn run(db: &BenchDb, requests: usize) -> anyhow::Result<Section> {
     server.stop().await?;
     let mut section = Section::new("Baseline: GET /healthz");
     section.line(format!("No database work: the ceiling of the HTTP stack plus a load generator sharing this machine's cores. Our client sends {requests} requests per row, then wrk runs as long (2 to 10 s)."));
-    section.table(clients::HEADER, clients::rows("`GET /healthz`", &pairs));
-    clients::verdict(&mut section, "`GET /healthz`", &pairs);
+    clients::report(&mut section, &[("`GET /healthz`", pairs)]);
     Ok(section)
 }

@@ -214,6 +214,18 @@ pub fn rows(what: &str, pairs: &[Pair]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// One table of every operation's pairs, then each operation's verdict.
+pub fn report(section: &mut Section, compared: &[(&str, Vec<Pair>)]) {
+    let rows = compared
+        .iter()
+        .flat_map(|(what, pairs)| rows(what, pairs))
+        .collect();
+    section.table(HEADER, rows);
+    for (what, pairs) in compared {
+        verdict(section, what, pairs);
+    }
+}
+
 /// PASS when the two clients agree within [`AGREE`] at every level and neither saw an error.
 pub fn verdict(section: &mut Section, what: &str, pairs: &[Pair]) {
     let worst = pairs.iter().map(Pair::disagreement).fold(1.0, f64::max);

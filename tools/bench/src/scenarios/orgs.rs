@@ -124,13 +124,6 @@ pub async fn run(db: &BenchDb, reads: usize) -> anyhow::Result<Section> {
     }
     section.verdict("no errors", errors == 0);
     section.line(format!("Both clients, at 16, 64 and 256 connections: our client sends {reads} requests per row, then wrk runs as long (2 to 10 s)."));
-    let mut rows = Vec::new();
-    for (what, pairs) in &compared {
-        rows.extend(clients::rows(what, pairs));
-    }
-    section.table(clients::HEADER, rows);
-    for (what, pairs) in &compared {
-        clients::verdict(&mut section, what, pairs);
-    }
+    clients::report(&mut section, &compared);
     Ok(section)
 }
