@@ -1,6 +1,9 @@
 //! The reconciliation sweep for subscriptions: a live copy whose period ended more than an hour
-//! ago without a paid invoice for it means an event we never got (dj-stripe issue 1010); it is
-//! read again from Stripe. Runs in the billing layer's periodic sweep (`reconcile.rs`, one per
+//! ago means events we never got (dj-stripe issue 1010): the renewal's, or the cancellation's;
+//! it is read again from Stripe. Whether the ended period was paid says nothing about the next
+//! one, so a paid copy is read too (an outage longer than Stripe's retries left normally paid
+//! subscriptions 402 forever). A copy read within the hour waits, so one that Stripe still shows
+//! with the old period costs one read an hour. Runs in the billing layer's periodic sweep (`reconcile.rs`, one per
 //! interval whatever the number of processes); `ironclad stripe sync-events` covers outages.
 use sea_orm::{FromQueryResult, TransactionTrait};
 
@@ -23,7 +26,6 @@ pub async fn sweep(app: &BillingState) -> Result<usize, BillingError> {
         &format!(
             "SELECT s.stripe_subscription_id FROM subscriptions s \
              WHERE {LIVE} AND s.current_period_end < now() - interval '1 hour' \
-               AND (s.paid_through IS NULL OR s.paid_through < s.current_period_end) \
                AND s.read_started_at < now() - interval '1 hour' \
              ORDER BY s.current_period_end LIMIT $1"
         ),

@@ -120,6 +120,41 @@ async fn a_missed_renewal_stops_granting_once_the_period_is_long_over() {
 }
 
 #[tokio::test]
+async fn a_missed_renewal_after_a_paid_period_is_read_again() {
+    let app = BillingApp::spawn().await;
+    let s = subscribed(&app, "acme", "business", "active").await;
+    // The period was paid: its `invoice.paid` arrived, so the copy is paid through its end.
+    let sub = app.stripe.subscription(&s.sub_id);
+    let end = sub["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    let invoice = fake_stripe::invoice(&sub, "in_first", 2700, end, 1);
+    app.post_event(&fake_stripe::event("evt_paid", "invoice.paid", invoice))
+        .await;
+    // Stripe renewed it, and every event of the renewal was lost (an outage longer than its
+    // retries): our copy's period, paid in full, ended two days ago.
+    app.stripe
+        .update_subscription(&s.sub_id, |sub| fake_stripe::renew(sub, "in_renewal"));
+    app.sql(&format!(
+        "UPDATE subscriptions SET current_period_end = now() - interval '2 days', \
+             paid_through = now() - interval '2 days', read_started_at = now() - interval '2 hours' \
+         WHERE stripe_subscription_id = '{}'",
+        s.sub_id
+    ))
+    .await;
+    assert_eq!(
+        audit_log(&app, &s.owner, &s.org).await,
+        (402, REQUIRED.into())
+    );
+    // The sweep reads every copy whose period has ended, paid or not.
+    let read = ironclad::billing::subscriptions::sweep::sweep(&app.layers.billing)
+        .await
+        .unwrap();
+    assert_eq!(read, 1, "a paid period that ended is read again");
+    assert_eq!(audit_log(&app, &s.owner, &s.org).await.0, 200);
+}
+
+#[tokio::test]
 async fn outsiders_get_the_orgs_404_and_plain_members_its_403_before_any_402() {
     let app = BillingApp::spawn().await;
     let s = subscribed(&app, "acme", "business", "active").await;
