@@ -20,6 +20,7 @@ mod m20261202_000080_org_billing;
 mod m20261203_000090_subscriptions;
 mod m20261203_000100_usage;
 mod m20261203_000110_order_traces;
+mod m20261207_000120_paid_invoices;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000090_subscriptions::Migration),
             Box::new(m20261203_000100_usage::Migration),
             Box::new(m20261203_000110_order_traces::Migration),
+            Box::new(m20261207_000120_paid_invoices::Migration),
             // ironclad-generate: migrations
         ]
     }

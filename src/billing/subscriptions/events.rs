@@ -239,7 +239,9 @@ pub async fn refresh(
 }
 
 /// Records a failed (or SCA-blocked) attempt at `invoice` in the dunning ledger. `false` when the
-/// invoice is already paid (its `invoice.paid` came first): nothing to chase, no email.
+/// invoice is already paid (its `invoice.paid` came first): nothing to chase, no email. Decided by
+/// the invoice itself (`paid_invoices`), never by the period it covers: a proration invoice for
+/// seats added mid-period ends where the paid renewal does.
 async fn dunning(
     txn: &DatabaseTransaction,
     org_id: Uuid,
@@ -252,8 +254,7 @@ async fn dunning(
             "INSERT INTO dunning_invoices (invoice_id, stripe_subscription_id, org_id, amount_due, \
                 currency, attempt_count, status) \
              SELECT $1, $2, $3, $4, $5, $6, $7 \
-             WHERE NOT EXISTS (SELECT 1 FROM subscriptions WHERE stripe_subscription_id = $2 \
-                AND $8::timestamptz IS NOT NULL AND paid_through >= $8) \
+             WHERE NOT EXISTS (SELECT 1 FROM paid_invoices WHERE invoice_id = $1) \
              ON CONFLICT (invoice_id) DO UPDATE SET \
                 attempt_count = greatest(dunning_invoices.attempt_count, EXCLUDED.attempt_count), \
                 amount_due = EXCLUDED.amount_due, status = EXCLUDED.status \
@@ -266,7 +267,6 @@ async fn dunning(
                 invoice.currency.clone().into(),
                 invoice.attempt_count.into(),
                 status.into(),
-                invoice.period_end.into(),
             ],
         ))
         .await?;
@@ -325,6 +325,13 @@ async fn invoice_paid(
             invoice.period_end.into(),
             invoice.id.clone().into(),
         ],
+    ))
+    .await?;
+    // Paid, whatever its period: a late failure of this invoice is no longer chased (`dunning`).
+    txn.execute_raw(stmt(
+        "INSERT INTO paid_invoices (invoice_id, stripe_subscription_id) VALUES ($1, $2) \
+         ON CONFLICT (invoice_id) DO NOTHING",
+        [invoice.id.clone().into(), subscription.into()],
     ))
     .await?;
     // Revenue recovered, if the invoice was in dunning.

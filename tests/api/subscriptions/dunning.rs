@@ -182,3 +182,60 @@ async fn the_recovery_view_counts_mrr_at_risk_dunning_and_what_was_recovered() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_mid_period_invoice_is_dunned_though_its_period_was_paid() {
+    let app = BillingApp::spawn().await;
+    let s = subscribed(&app, "acme", "starter", "active").await;
+    // The period is paid by its renewal invoice: paid through the period's end.
+    let sub = app.stripe.subscription(&s.sub_id);
+    let end = sub["items"]["data"][0]["current_period_end"]
+        .as_i64()
+        .unwrap();
+    let renewal = fake_stripe::invoice(&sub, "in_cycle", 2700, end, 1);
+    app.post_event(&fake_stripe::event("evt_cycle", "invoice.paid", renewal))
+        .await;
+    // Seats added mid-period: Stripe invoices the proration at once, its line ending where the
+    // paid period ends; the card fails.
+    let past_due = app.stripe.update_subscription(&s.sub_id, |sub| {
+        sub["status"] = json!("past_due");
+        sub["latest_invoice"] = json!("in_prorate");
+    });
+    app.post_event(&sub_event("evt_up", "updated", past_due.clone()))
+        .await;
+    let proration = |n| {
+        let mut invoice = fake_stripe::invoice(&past_due, "in_prorate", 900, end, n);
+        invoice["billing_reason"] = json!("subscription_update");
+        invoice
+    };
+    app.post_event(&fake_stripe::event(
+        "evt_failed",
+        "invoice.payment_failed",
+        proration(1),
+    ))
+    .await;
+    assert_eq!(subjects(&app, "Your payment of 9.00 USD failed").await, 1);
+    let admin = crate::support::auth::admin_token(&app).await;
+    let r = crate::support::auth::admin(&app, "GET", "/billing/recovery", &admin).await;
+    let dunning = r.body["in_dunning"].as_array().unwrap();
+    assert_eq!(dunning.len(), 1, "{}", r.body);
+    assert_eq!(dunning[0]["invoice_id"], "in_prorate");
+    // Its SCA shows too.
+    app.post_event(&fake_stripe::event(
+        "evt_sca",
+        "invoice.payment_action_required",
+        proration(2),
+    ))
+    .await;
+    assert_eq!(billing_status(&app, &s).await, "action_required");
+
+    // A failure of the renewal invoice arriving late (it was paid) is still not chased.
+    let late = fake_stripe::invoice(&past_due, "in_cycle", 2700, end, 1);
+    app.post_event(&fake_stripe::event(
+        "evt_cycle_failed_late",
+        "invoice.payment_failed",
+        late,
+    ))
+    .await;
+    assert_eq!(subjects(&app, "Your payment of 27.00 USD failed").await, 0);
+}
