@@ -223,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Stripe {
             action: StripeAction::SyncEvents { since },
         } => {
-            let since = match billing::sync::parse_since(&since, chrono::Utc::now()) {
+            let since = match billing::stripe::sync::parse_since(&since, chrono::Utc::now()) {
                 Ok(since) => since,
                 Err(error) => {
                     eprintln!("sync-events: --since {error}");
@@ -231,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             let (layers, _sink) = Layers::build(config).await?;
-            let report = billing::sync::sync_events(&layers.billing, since)
+            let report = billing::stripe::sync::sync_events(&layers.billing, since)
                 .await
                 .context("syncing Stripe events")?;
             println!(
@@ -306,7 +306,7 @@ async fn trigger(
     order: Option<uuid::Uuid>,
     url: Option<String>,
 ) -> anyhow::Result<()> {
-    use ironclad::billing::trigger::{self, OrderFacts};
+    use ironclad::billing::stripe::trigger::{self, OrderFacts};
     use secrecy::ExposeSecret;
     if config.env == Environment::Production {
         eprintln!("stripe trigger: refusing to send made-up events in production");

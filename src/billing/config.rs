@@ -42,7 +42,7 @@ pub struct BillingConfig {
     pub subscriptions: SubscriptionConfig,
 }
 
-/// The inbox's settings (`STRIPE_INBOX_*`): see `inbox.rs` and `processor.rs`.
+/// The inbox's settings (`STRIPE_INBOX_*`): see `stripe/inbox.rs` and `stripe/processor/`.
 #[derive(Debug, Clone)]
 pub struct InboxConfig {
     /// Writer tasks: while one commits a batch of deliveries, the next gathers.

@@ -6,7 +6,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{BillingError, BillingState, Customer, customer::Placer};
+use super::{
+    app::BillingState,
+    customer::{Customer, Placer},
+    error::BillingError,
+};
 use crate::{
     auth::domain::Email, db::stmt, jobs::JobOptions, mail::SendEmail, orgs::audit,
     orgs::audit::Actor,

@@ -14,7 +14,7 @@ use futures_util::future::LocalBoxFuture;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use super::{BillingError, BillingState};
+use super::{app::BillingState, error::BillingError};
 use crate::{
     auth::{AuthError, guard::authenticate},
     db::stmt,

@@ -1,7 +1,7 @@
 //! The billing layer's one error type, mapped once to problem+json.
 use actix_web::http::StatusCode;
 
-use super::signature::SignatureError;
+use super::{stripe::SignatureError, subscriptions::Refusal};
 use crate::http::{Problem, problem};
 
 /// Problem types of the billing layer; clients branch on these, never on titles.
@@ -80,12 +80,11 @@ pub enum BillingError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entitlement {
     pub feature: &'static str,
-    pub refusal: super::subscriptions::policy::Refusal,
+    pub refusal: Refusal,
 }
 
 impl std::fmt::Display for Entitlement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use super::subscriptions::policy::Refusal;
         match self.refusal {
             Refusal::SubscriptionRequired => write!(
                 f,
@@ -202,13 +201,9 @@ impl BillingError {
                 StatusCode::PAYMENT_REQUIRED,
                 entitlement.refusal.problem_type(),
                 match entitlement.refusal {
-                    super::subscriptions::policy::Refusal::SubscriptionRequired => {
-                        "Subscription required"
-                    }
-                    super::subscriptions::policy::Refusal::PaymentPastDue => "Payment past due",
-                    super::subscriptions::policy::Refusal::FeatureNotInPlan => {
-                        "Feature not in plan"
-                    }
+                    Refusal::SubscriptionRequired => "Subscription required",
+                    Refusal::PaymentPastDue => "Payment past due",
+                    Refusal::FeatureNotInPlan => "Feature not in plan",
                 },
             ),
             Self::Database(_) | Self::Internal(_) => problem::internal_error(self),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 
+use super::subscriptions;
 use crate::metrics::{HistogramFamily, Metrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,19 +60,19 @@ impl BillingMetrics {
             "subscriptions",
             "Subscriptions (our copy of Stripe's), by status",
             "status",
-            super::subscriptions::recovery::SUBSCRIPTIONS_BY_STATUS,
+            subscriptions::SUBSCRIPTIONS_BY_STATUS,
         );
         metrics.gauge_from_sql(
             "billing_mrr",
             "Monthly recurring revenue (active, past due, unpaid), smallest currency unit",
             "currency",
-            super::subscriptions::recovery::MRR_BY_CURRENCY,
+            subscriptions::MRR_BY_CURRENCY,
         );
         metrics.gauge_from_sql(
             "billing_mrr_at_risk",
             "Monthly recurring revenue past due or unpaid, smallest currency unit",
             "currency",
-            super::subscriptions::recovery::MRR_AT_RISK_BY_CURRENCY,
+            subscriptions::MRR_AT_RISK_BY_CURRENCY,
         );
         Self {
             deliveries: metrics.histogram(

@@ -1,4 +1,4 @@
-//! Checkout, orders, licences and Stripe webhooks.
+//! Checkout, orders, licences, subscriptions and Stripe webhooks.
 //!
 //! The front door, for the composition root: [`BillingState`], [`BillingConfig`], [`routes`] and
 //! [`operator::routes`] (mounted under `/api/v1`), [`register_jobs`], [`BillingMetrics`]. Its one
@@ -6,107 +6,46 @@
 //! audit trail its operator routes write. Its tables come from the billing migrations README lists
 //! under "How to remove a module".
 //!
-//! - `routes.rs`: HTTP only (extract, call one function, answer); `operator.rs` the operator routes
-//!   under `/admin` (webhook events to review and replay, stuck orders), `review.rs` their list.
-//! - `checkout.rs`, `orders.rs` (order rows, locks, applying outcomes), `views.rs` (request and
-//!   response types, the customer's reads), `catalogue.rs`: the logic and its SQL.
-//! - The Stripe events inbox: `inbox.rs` (the webhook's one durable write, group-committed),
-//!   `processor.rs` (claims and applies stored events, retries, dead events), `webhook.rs` (what an
-//!   event does to an order), `replay.rs`, `sync.rs` (catching up from Stripe's Events API).
-//! - `cancel.rs`: the customer cancels an unpaid order (its Checkout Session expired first).
-//! - `state.rs` (the order state machine), `signature.rs` (Stripe's signing scheme), `events.rs`
-//!   (what a Stripe event means for an order), `money.rs`: pure, unit-tested without a database.
-//! - `jobs.rs`: licence delivery, receipts, licence revocation/suspension.
-//! - `reconcile.rs`: stuck orders brought in line with their Checkout Session (and its periodic job).
-//! - `stripe_api.rs`: the Stripe calls (async-stripe), pointed at `STRIPE_API_BASE`, all paced by
-//!   one limiter (`pacing.rs`) that backs off on 429.
+//! The layer is split into rooms, each a folder whose `mod.rs` says what it owns and re-exports
+//! what the other rooms may use. A room imports another only through that front door, and never
+//! climbs back to this file: what every room shares is the kernel below (`tests/architecture.rs`
+//! checks both).
+//!
+//! - `stripe/`: the Stripe integration. The API client (`stripe_api.rs`, paced by `pacing.rs`),
+//!   the webhook's signing scheme and what it stores (`signature.rs`, `event.rs`, `inbox.rs`), the
+//!   processor that applies stored events (`processor/`), catching up from the Events API
+//!   (`sync.rs`), the operator's review and replay of events, and the dev loop's `trigger.rs`.
+//! - `orders/`: one-time orders. Checkout, the order state machine, what an event does to an order
+//!   (`events.rs`, `webhook.rs`), licences and receipts (`jobs.rs`), cancelling, reconciling stuck
+//!   orders, the catalogue, and the customer's HTTP routes.
 //! - `subscriptions/`: recurring billing (plans, the subscription copy, entitlements, dunning).
-//! - `metrics.rs`: its Prometheus series (webhook ack time, processing lag, inbox depth).
-pub mod cancel;
-pub mod catalogue;
-pub mod checkout;
+//! - Invoices will get a room of their own when they come (issue #30); there is no code for them yet.
+//!
+//! The kernel, shared by every room: `app.rs` ([`BillingState`], [`register_jobs`]), `config.rs`,
+//! `error.rs` (one error enum for the layer), `metrics.rs`, `money.rs`, `customer.rs` (the
+//! [`Customer`] extractor) and `contact.rs` (the billing email). Above the rooms, and used by none
+//! of them: `routes.rs` (the catalogue and the webhook, and it mounts the rooms' routes),
+//! `operator.rs` (the operator routes under `/admin`, across rooms) and `seed.rs` (the demo
+//! catalogue).
+pub mod app;
 pub mod config;
 pub mod contact;
 pub mod customer;
 pub mod error;
-pub mod events;
-pub mod inbox;
-pub mod jobs;
 pub mod metrics;
 pub mod money;
 pub mod operator;
 pub mod orders;
-pub mod org_routes;
-pub mod pacing;
-pub mod personal_routes;
-pub mod processor;
-pub mod reconcile;
-pub mod replay;
-pub mod review;
 pub mod routes;
 pub mod seed;
-pub mod signature;
-pub mod state;
-pub mod stripe_api;
+pub mod stripe;
 pub mod subscriptions;
-pub mod sync;
-pub mod trigger;
-pub mod views;
-pub mod webhook;
 
+pub use self::stripe::StripeApi;
+pub use app::{BillingState, register_jobs};
 pub use config::BillingConfig;
 pub use customer::Customer;
 pub use error::BillingError;
 pub use metrics::BillingMetrics;
 pub use routes::routes;
-pub use stripe_api::StripeApi;
 pub use subscriptions::RequireEntitlement;
-
-use std::sync::Arc;
-
-use sea_orm::DatabaseConnection;
-
-use crate::{
-    jobs::{JobQueue, Workers},
-    mail::MailState,
-};
-
-/// What the billing layer's handlers, services and jobs use. Cheap to clone (handles only).
-#[derive(Clone)]
-pub struct BillingState {
-    pub db: DatabaseConnection,
-    pub config: Arc<BillingConfig>,
-    pub jobs: JobQueue,
-    /// The Stripe API (at `STRIPE_API_BASE`).
-    pub stripe: StripeApi,
-    pub metrics: BillingMetrics,
-    /// Receipts are sent by billing's own job (at most once per order), through the mailer.
-    pub mail: MailState,
-    /// The public base URL, for links in emails.
-    pub public_url: String,
-    /// Where the webhook stores verified events (`inbox.rs`).
-    pub inbox: inbox::Inbox,
-}
-
-/// Registers the billing layer's job kinds, its periodic sweep of stuck orders, and the Stripe
-/// inbox processor (a service of every process that runs workers).
-pub fn register_jobs(workers: &mut Workers, state: &BillingState) {
-    let processor = processor::Processor::new(state.clone());
-    let drainer = processor.clone();
-    workers
-        .service(
-            "stripe_inbox",
-            move |shutdown| Box::pin(processor.run(shutdown)),
-            move || {
-                let drainer = drainer.clone();
-                Box::pin(async move { drainer.drain().await })
-            },
-        )
-        .register::<jobs::DeliverLicense>(state.clone())
-        .register::<jobs::SendReceipt>(state.clone())
-        .register::<jobs::RestrictLicenses>(state.clone())
-        .periodic::<reconcile::ReconcileStuckOrders>(
-            state.clone(),
-            state.config.reconcile_interval,
-        );
-}

@@ -11,11 +11,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::{
-    BillingError, BillingState,
-    reconcile::{self, ReconcileResult, StuckOrder},
-    replay,
-    replay::Replayed,
-    review::{self, ReviewReason, WebhookEventView},
+    app::BillingState,
+    error::BillingError,
+    orders::reconcile::{self, ReconcileResult, StuckOrder},
+    stripe::{
+        replay::{self, Replayed},
+        review::{self, ReviewReason, WebhookEventView},
+    },
     subscriptions::recovery::{self, RecoveryView},
 };
 use crate::{

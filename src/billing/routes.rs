@@ -1,24 +1,26 @@
 //! HTTP routes of the billing layer (mounted under `/api/v1`): the catalogue and Stripe's
-//! webhook here; the organisation's routes in `org_routes.rs`, their older personal aliases in
-//! `personal_routes.rs`.
+//! webhook here; the rooms' own routes mounted from their folders (`orders/org_routes.rs`, their
+//! older personal aliases in `orders/personal_routes.rs`, `subscriptions/routes.rs`).
 use actix_web::{HttpRequest, get, http::header, post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    BillingError, BillingState, catalogue,
-    catalogue::Product,
-    inbox::{Received, Stored},
-    org_routes, personal_routes, signature,
-    webhook::{Delivery, WebhookAck},
+    app::BillingState,
+    error::BillingError,
+    orders::{
+        self,
+        catalogue::{self, Product},
+    },
+    stripe::{Delivery, Received, Stored, WebhookAck, signature},
+    subscriptions,
 };
 use crate::http::Problem;
 
 /// Registers the billing routes. Each handler is a `#[utoipa::path]` function added with `cfg.service`.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_products).service(stripe_webhook);
-    org_routes::routes(cfg);
-    personal_routes::routes(cfg);
-    super::subscriptions::routes::routes(cfg);
+    orders::routes(cfg);
+    subscriptions::routes::routes(cfg);
 }
 
 /// The catalogue: products on sale with their price in the shop's currency.

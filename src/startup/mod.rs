@@ -106,7 +106,7 @@ impl Layers {
             metrics: billing_metrics,
             mail: mail.clone(),
             public_url: config.http.public_url.clone(),
-            inbox: billing::inbox::Inbox::start(db.clone(), jobs.clone(), &config.billing.inbox),
+            inbox: billing::stripe::Inbox::start(db.clone(), jobs.clone(), &config.billing.inbox),
         };
         let orgs = orgs::OrgsState {
             db: db.clone(),

@@ -2,7 +2,10 @@
 //! full happy path to the licence and receipt emails.
 use std::time::Duration;
 
-use ironclad::billing::{BillingError, orders, views};
+use ironclad::billing::{
+    BillingError,
+    orders::{self, views},
+};
 use serde_json::Value;
 use uuid::Uuid;
 

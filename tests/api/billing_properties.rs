@@ -2,8 +2,8 @@
 //! signature check (any header, any payload: no panic; what Stripe signs verifies) and the order
 //! state machine (any event sequence: forward only, nothing leaves a terminal state).
 use ironclad::billing::{
-    signature::{self, SignatureError},
-    state::{OrderEvent, OrderStatus, Outcome, transition},
+    orders::state::{OrderEvent, OrderStatus, Outcome, transition},
+    stripe::signature::{self, SignatureError},
 };
 use proptest::prelude::*;
 

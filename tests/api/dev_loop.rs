@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use fake_stripe::{Policy, Webhook};
-use ironclad::billing::trigger::{self, OrderFacts};
+use ironclad::billing::stripe::trigger::{self, OrderFacts};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -17,7 +17,12 @@ use super::{
     stripe::{self as calls, OpenedSession, SubscriptionSession},
 };
 use crate::{
-    billing::{BillingError, BillingState, Customer, customer::Placer, stripe_api::ClosedSession},
+    billing::{
+        app::BillingState,
+        customer::{Customer, Placer},
+        error::BillingError,
+        stripe::ClosedSession,
+    },
     db::stmt,
 };
 

@@ -18,7 +18,10 @@ use super::{
     stripe,
 };
 use crate::{
-    billing::{BillingState, events::Envelope, webhook::EventOutcome},
+    billing::{
+        app::BillingState,
+        stripe::{Envelope, EventOutcome},
+    },
     db::stmt,
 };
 

@@ -12,7 +12,10 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web}
 
 use super::{copy, policy};
 use crate::{
-    billing::{BillingError, BillingState, error::Entitlement},
+    billing::{
+        app::BillingState,
+        error::{BillingError, Entitlement},
+    },
     http::guard::{RouteGuard, route_guard},
     orgs::{Action, OrgError, guard::member},
 };

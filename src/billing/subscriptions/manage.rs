@@ -17,7 +17,7 @@ use super::{
     views::SubscriptionView,
 };
 use crate::{
-    billing::{BillingError, BillingState, Customer},
+    billing::{app::BillingState, customer::Customer, error::BillingError},
     db::stmt,
 };
 

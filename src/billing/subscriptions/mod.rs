@@ -12,6 +12,10 @@
 //! - `recovery.rs`: MRR, MRR at risk, dunning and recovered revenue (operators, Prometheus).
 //! - `sweep.rs`: re-reads subscriptions whose period ended unpaid (a missed event).
 //! - `stripe.rs`: the Stripe calls; `routes.rs`: HTTP; `config.rs`: `BILLING_*` settings.
+//!
+//! Its front door: [`RequireEntitlement`] and [`SubscriptionConfig`] for the layer, [`Refusal`] for
+//! its error, the recovery gauges for its metrics; [`classify_event`] and [`apply_event`] for the
+//! Stripe room's processor, [`sweep_subscriptions`] for the orders room's periodic reconcile.
 pub mod checkout;
 pub mod config;
 pub mod copy;
@@ -29,4 +33,8 @@ pub mod sweep;
 pub mod views;
 
 pub use config::SubscriptionConfig;
+pub use events::{apply as apply_event, classify as classify_event};
 pub use guard::RequireEntitlement;
+pub use policy::Refusal;
+pub use recovery::{MRR_AT_RISK_BY_CURRENCY, MRR_BY_CURRENCY, SUBSCRIPTIONS_BY_STATUS};
+pub use sweep::sweep as sweep_subscriptions;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::facts::{InvoiceFacts, SubscriptionFacts};
 use crate::{
-    billing::{BillingState, money},
+    billing::{app::BillingState, money},
     db::stmt,
     jobs::JobOptions,
     mail::SendEmail,

@@ -10,7 +10,11 @@ use super::{
     plans::{self, PlanView},
 };
 use crate::{
-    billing::{BillingError, BillingState, customer::Buyer},
+    billing::{
+        app::BillingState,
+        customer::{Buyer, Customer},
+        error::BillingError,
+    },
     http::{
         Problem,
         idempotency::{self, IdempotencyKey},
@@ -162,7 +166,7 @@ pub async fn change_subscription(
 )]
 pub async fn preview_change(
     app: web::Data<BillingState>,
-    customer: crate::billing::Customer,
+    customer: Customer,
     body: web::Json<ChangeRequest>,
 ) -> Result<web::Json<ChangePreview>, BillingError> {
     Ok(web::Json(manage::preview(&app, customer, &body).await?))
@@ -250,7 +254,7 @@ pub async fn resume_subscription(
 )]
 pub async fn portal(
     app: web::Data<BillingState>,
-    customer: crate::billing::Customer,
+    customer: Customer,
 ) -> Result<web::Json<PortalSession>, BillingError> {
     Ok(web::Json(manage::portal(&app, customer).await?))
 }

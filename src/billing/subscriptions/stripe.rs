@@ -30,7 +30,7 @@ use stripe_client_core::{RequestBuilder, StripeMethod};
 use uuid::Uuid;
 
 use super::config::Proration;
-use crate::billing::{BillingConfig, BillingError, StripeApi};
+use crate::billing::{config::BillingConfig, error::BillingError, stripe::StripeApi};
 
 #[derive(Serialize)]
 struct NewCustomer<'a> {

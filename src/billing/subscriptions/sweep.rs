@@ -9,7 +9,7 @@ use sea_orm::{FromQueryResult, TransactionTrait};
 
 use super::{copy::LIVE, events::refresh};
 use crate::{
-    billing::{BillingError, BillingState},
+    billing::{app::BillingState, error::BillingError},
     db::stmt,
 };
 

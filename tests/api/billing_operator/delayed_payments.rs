@@ -166,7 +166,7 @@ async fn a_payment_still_processing_waits_and_goes_to_the_back_of_the_sweep() {
     let stuck_first = |app: &BillingApp| {
         let db = app.db.clone();
         async move {
-            let first = ironclad::billing::reconcile::stuck_orders(&db, Duration::ZERO, 1)
+            let first = ironclad::billing::orders::reconcile::stuck_orders(&db, Duration::ZERO, 1)
                 .await
                 .unwrap();
             assert_eq!(first.len(), 1);

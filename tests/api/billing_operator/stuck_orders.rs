@@ -226,7 +226,7 @@ async fn an_order_that_never_got_a_session_expires_once_its_checkout_can_no_long
 
     // A late retry of the expired checkout hands out no way to pay; the recent one still can.
     let (late, _) = app.checkout(user, "old", PRO, 1).await.unwrap();
-    assert_eq!(late.status, ironclad::billing::state::OrderStatus::Expired);
+    assert_eq!(late.status, ironclad::billing::orders::OrderStatus::Expired);
     assert_eq!(late.checkout_url, None);
     let (retried, _) = app.checkout(user, "recent", PRO, 1).await.unwrap();
     assert!(retried.checkout_url.is_some());
@@ -259,7 +259,7 @@ async fn a_checkout_retry_racing_the_expiry_hands_out_no_session() {
     let (retried, _) = retried.unwrap();
     assert_eq!(
         retried.status,
-        ironclad::billing::state::OrderStatus::Expired
+        ironclad::billing::orders::OrderStatus::Expired
     );
     assert_eq!(
         retried.checkout_url, None,

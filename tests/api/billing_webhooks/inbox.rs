@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use ironclad::billing::{inbox::CHANNEL, processor::Processor, sync};
+use ironclad::billing::stripe::{Processor, inbox::CHANNEL, sync};
 use ironclad::jobs::Wakeups;
 use sea_orm::TransactionTrait;
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! a read that started earlier than the stored one, and Stripe answering 429.
 use chrono::{Duration, Utc};
 use ironclad::billing::{
-    processor::Processor,
+    stripe::Processor,
     subscriptions::{
         copy::{self, Stored},
         facts::SubscriptionFacts,

@@ -5,11 +5,13 @@ use std::{ops::Deref, time::Duration};
 
 use ironclad::{
     billing::{
-        BillingError, Customer, checkout,
+        BillingError, Customer,
         customer::Placer,
-        orders,
-        processor::Processor,
-        views::{CheckoutRequest, CheckoutResponse},
+        orders::{
+            self, checkout,
+            views::{CheckoutRequest, CheckoutResponse},
+        },
+        stripe::Processor,
     },
     mail::CapturedMail,
 };

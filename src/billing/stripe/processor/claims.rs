@@ -85,7 +85,7 @@ impl Processor {
     /// processed with an outcome worth another look (`EventOutcome::is_replayable`) — and only if its
     /// object has nothing in flight. Serialised with every other claim, so of racing replays one
     /// wins. Returns the claim and the outcome it had.
-    pub(in crate::billing) async fn claim_for_replay(
+    pub(in crate::billing::stripe) async fn claim_for_replay(
         &self,
         event_id: &str,
     ) -> Result<Option<(Claimed, Option<String>)>, DbErr> {

@@ -5,16 +5,17 @@ use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
-    BillingError, BillingState, Customer, catalogue,
-    contact::{self, Recipient},
-    orders::ORDER_COLUMNS,
-    orders::OrderRow,
-    orders::find,
+    catalogue,
+    rows::{ORDER_COLUMNS, OrderRow, find},
     state::OrderStatus,
-    stripe_api::{SessionLine, SessionRequest},
-    views::CheckoutRequest,
-    views::CheckoutResponse,
-    views::lines_where,
+    views::{CheckoutRequest, CheckoutResponse, lines_where},
+};
+use crate::billing::{
+    app::BillingState,
+    contact::{self, Recipient},
+    customer::Customer,
+    error::BillingError,
+    stripe::{SessionLine, SessionRequest},
 };
 use crate::{db::stmt, http::idempotency::IdempotencyKey};
 

@@ -1,32 +1,11 @@
-//! Stripe events as billing understands them: the envelope, and which [`OrderEvent`] an event means
-//! for which order. Pure, so the mapping is unit-tested without HTTP or a database.
-//!
-//! The envelope is parsed leniently (only the fields we use, as JSON): Stripe adds fields and enum
-//! values in new API versions, and a strict parser would turn that into 400s and lost events.
-use serde::Deserialize;
+//! Stripe events as orders understand them: which [`OrderEvent`] an event (its envelope comes from
+//! the Stripe room) means for which order. Pure, so the mapping is unit-tested without HTTP or a
+//! database.
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::state::OrderEvent;
-
-/// The parts of a Stripe event every type shares.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Envelope {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// Unix seconds.
-    pub created: i64,
-    pub livemode: bool,
-    #[serde(default)]
-    pub api_version: Option<String>,
-    pub data: EventData,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct EventData {
-    pub object: Value,
-}
+use crate::billing::stripe::Envelope;
 
 /// What an event says about one of our orders.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //! 2. **Apply**, in `lanes` transactions at once (tasks), each applying a chunk of up to
 //!    `apply_batch` events with one commit; the next claim is made as soon as fewer than `lanes`
 //!    claimed chunks wait, so lanes never idle behind a claim. A chunk's orders are locked in id
-//!    order, then for each event in (`created`, id) order [`webhook::decide`] judges it against its locked order
+//!    order, then for each event in (`created`, id) order [`orders::decide`] judges it against its locked order
 //!    and the decision is carried out (audit, order move, follow-up jobs with derived keys); the
 //!    events are marked `processed` by one update that only matches while their claims still hold
 //!    (same claimant, same attempt): a claim lost to expiry rolls back whole, so nothing applies
@@ -29,14 +29,18 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BillingState,
-    events::{self, Envelope},
+    event::{self, Envelope, EventOutcome},
     inbox::CHANNEL,
-    orders::Source,
-    subscriptions,
-    webhook::{self, EventOutcome},
 };
-use crate::{db::stmt, jobs::Wakeups};
+use crate::{
+    billing::{
+        app::BillingState,
+        orders::{self, Source},
+        subscriptions,
+    },
+    db::stmt,
+    jobs::Wakeups,
+};
 use tracing::Instrument;
 
 mod claims;
@@ -237,10 +241,10 @@ impl Processor {
         let mut envelopes = chunk
             .iter()
             .enumerate()
-            .map(|(i, event)| Ok((i, webhook::parse(&event.payload)?)))
+            .map(|(i, event)| Ok((i, event::parse(&event.payload)?)))
             .collect::<Result<Vec<_>, serde_json::Error>>()?;
         envelopes.sort_by_key(|(_, envelope)| {
-            events::interpret(envelope)
+            orders::interpret(envelope)
                 .and_then(|i| i.order_id)
                 .map_or((1, None), |id| (0, Some(id)))
         });
@@ -320,7 +324,7 @@ impl Processor {
 
     /// The apply transaction. `None` when the claim no longer held at commit time.
     async fn apply(&self, event: &Claimed) -> Result<Option<EventOutcome>, anyhow::Error> {
-        let envelope = webhook::parse(&event.payload)?;
+        let envelope = event::parse(&event.payload)?;
         let txn = self.app.db.begin().await?;
         let done = self.apply_event(&txn, &envelope).await?;
         let outcome = done.outcome;
@@ -352,21 +356,21 @@ impl Processor {
 
     /// Applies one event in `txn`: a subscription or invoice event brings our copy of its
     /// subscription up to date (`subscriptions/events.rs`); any other is judged against its order
-    /// (`webhook.rs`).
+    /// (`orders/webhook.rs`).
     async fn apply_event(
         &self,
         txn: &DatabaseTransaction,
         envelope: &Envelope,
     ) -> Result<Done, anyhow::Error> {
-        if let Some(event) = subscriptions::events::classify(envelope) {
-            let applied = subscriptions::events::apply(&self.app, txn, event?).await?;
+        if let Some(event) = subscriptions::classify_event(envelope) {
+            let applied = subscriptions::apply_event(&self.app, txn, event?).await?;
             return Ok(Done {
                 outcome: applied.outcome,
                 order_id: None,
                 detail: applied.detail,
             });
         }
-        let decision = webhook::decide(txn, envelope).await?;
+        let decision = orders::decide(txn, envelope).await?;
         let source = Source::Stripe {
             event_id: &envelope.id,
         };

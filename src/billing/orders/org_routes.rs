@@ -7,11 +7,14 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::{
-    BillingError, BillingState, Customer, cancel,
+    cancel,
+    views::{self, CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
+};
+use crate::billing::{
+    app::BillingState,
     contact::{self, BillingEmail, BillingEmailRequest},
-    customer::Buyer,
-    views,
-    views::{CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
+    customer::{Buyer, Customer},
+    error::BillingError,
 };
 use crate::{
     auth::RequireMfa,

@@ -29,7 +29,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 use serde::Deserialize;
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
-use super::{BillingError, config::InboxConfig};
+use crate::billing::{config::InboxConfig, error::BillingError};
 use crate::{db, jobs::JobQueue};
 
 /// The channel processors in other processes listen on for new events.

@@ -1,12 +1,14 @@
-//! Orders: checkout, the customer's views, and applying state machine outcomes to a locked order.
+//! Order rows: read, locked (also by their payment), and moved by a state machine outcome, with
+//! its audit row and follow-up jobs.
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
 use uuid::Uuid;
 
 use super::{
-    BillingState, jobs,
+    jobs,
     state::{OrderEvent, OrderStatus, Outcome},
 };
+use crate::billing::app::BillingState;
 use crate::db::{self, stmt};
 
 /// An order row as stored.

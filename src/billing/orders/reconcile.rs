@@ -35,13 +35,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    BillingError, BillingState,
     events::{self, Interpretation},
-    orders,
-    orders::{OrderKey, Source},
+    rows::{self, OrderKey, Source},
     state::{OrderEvent, OrderStatus, Outcome},
     webhook,
 };
+use crate::billing::{app::BillingState, error::BillingError, subscriptions};
 use crate::{
     db::stmt,
     http::idempotency,
@@ -211,7 +210,7 @@ pub async fn reconcile_order(
     app: &BillingState,
     order_id: Uuid,
 ) -> Result<ReconcileResult, BillingError> {
-    let order = orders::find(&app.db, order_id)
+    let order = rows::find(&app.db, order_id)
         .await?
         .ok_or(BillingError::OrderNotFound)?;
     let status = order.status;
@@ -285,7 +284,7 @@ async fn apply(
 ) -> Result<ReconcileResult, BillingError> {
     let txn = app.db.begin().await?;
     let payment_intent = interpretation.payment_intent.as_deref();
-    let locked = orders::lock_for_payment(&txn, OrderKey::Id(order_id), payment_intent)
+    let locked = rows::lock_for_payment(&txn, OrderKey::Id(order_id), payment_intent)
         .await?
         .ok_or(BillingError::OrderNotFound)?;
     let outcome =
@@ -351,7 +350,7 @@ impl Job for ReconcileStuckOrders {
             .count();
         tracing::info!(checked = results.len(), applied, "stuck orders swept");
         // The same sweep covers subscriptions whose period ended without a paid invoice.
-        let read = super::subscriptions::sweep::sweep(app)
+        let read = subscriptions::sweep_subscriptions(app)
             .await
             .context("sweeping overdue subscriptions")?;
         tracing::info!(read, "overdue subscriptions swept");

@@ -6,10 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
-use super::{
-    BillingError, BillingState,
-    inbox::{Received, Stored},
-};
+use super::inbox::{Received, Stored};
+use crate::billing::{app::BillingState, error::BillingError};
 
 /// A page as the Events API returns it; each event kept as its JSON text.
 #[derive(miniserde::Deserialize)]

@@ -8,12 +8,15 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::{
-    BillingError, BillingState, Customer, cancel,
-    contact::{self, BillingEmail, BillingEmailRequest},
-    customer::Buyer,
+    cancel,
     org_routes::{STEP_UP, answer_checkout, find_order},
-    views,
-    views::{CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
+    views::{self, CheckoutRequest, CheckoutResponse, LicenseView, OrderView},
+};
+use crate::billing::{
+    app::BillingState,
+    contact::{self, BillingEmail, BillingEmailRequest},
+    customer::{Buyer, Customer},
+    error::BillingError,
 };
 use crate::{
     auth::RequireMfa,

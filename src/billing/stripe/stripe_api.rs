@@ -16,7 +16,8 @@ use stripe_checkout::{
 use stripe_types::Expandable;
 use uuid::Uuid;
 
-use super::{BillingConfig, BillingError, pacing::Pacer};
+use super::pacing::Pacer;
+use crate::billing::{config::BillingConfig, error::BillingError};
 
 /// A handle on the Stripe API. Cheap to clone. Every call waits its turn at one [`Pacer`].
 #[derive(Clone)]
@@ -192,8 +193,8 @@ impl StripeApi {
 }
 
 impl StripeApi {
-    /// Fetches a Checkout Session, as the JSON subset [`super::events::interpret_session`] reads
-    /// (the same fields its webhook events carry).
+    /// Fetches a Checkout Session, as the JSON subset the orders room reads
+    /// ([`crate::billing::orders::interpret_session`]; the same fields its webhook events carry).
     pub async fn retrieve_checkout_session(
         &self,
         id: &str,
@@ -228,8 +229,9 @@ impl StripeApi {
     }
 
     /// Fetches a Checkout Session with its PaymentIntent expanded (one request): `payment_intent`
-    /// is then `{"id", "status"}`, what [`super::events::interpret_async_payment`] reads. A delayed
-    /// payment's outcome lives on the PaymentIntent; the session stays `complete` and `unpaid`.
+    /// is then `{"id", "status"}`, what [`crate::billing::orders::interpret_async_payment`] reads.
+    /// A delayed payment's outcome lives on the PaymentIntent; the session stays `complete` and
+    /// `unpaid`.
     pub async fn retrieve_checkout_session_with_payment_intent(
         &self,
         id: &str,

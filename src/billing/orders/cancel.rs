@@ -13,13 +13,11 @@ use sea_orm::TransactionTrait;
 use uuid::Uuid;
 
 use super::{
-    BillingError, BillingState, orders,
-    orders::{Source, StripeIds},
+    rows::{self, Source, StripeIds},
     state::{self, OrderEvent, OrderStatus, Outcome},
-    stripe_api::ClosedSession,
-    views,
-    views::OrderView,
+    views::{self, OrderView},
 };
+use crate::billing::{app::BillingState, error::BillingError, stripe::ClosedSession};
 
 /// Cancels the organisation's order `order_id` if it awaits payment; another org's order is not
 /// found.
@@ -29,7 +27,7 @@ pub async fn cancel(
     org_id: Uuid,
     order_id: Uuid,
 ) -> Result<OrderView, BillingError> {
-    let mut order = orders::find(&app.db, order_id)
+    let mut order = rows::find(&app.db, order_id)
         .await?
         .filter(|order| order.org_id == org_id)
         .ok_or(BillingError::OrderNotFound)?;
@@ -50,7 +48,7 @@ pub async fn cancel(
         }
 
         let txn = app.db.begin().await?;
-        let locked = orders::lock(&txn, order_id)
+        let locked = rows::lock(&txn, order_id)
             .await?
             .ok_or(BillingError::OrderNotFound)?;
         if locked.stripe_checkout_session_id != order.stripe_checkout_session_id {
@@ -60,7 +58,7 @@ pub async fn cancel(
         }
         let event = OrderEvent::CancelRequested;
         let outcome = state::transition(locked.status, event);
-        orders::record_outcome(
+        rows::record_outcome(
             app,
             &txn,
             &locked,

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{orders::ORDER_COLUMNS, orders::OrderRow, state::OrderStatus};
+use super::{
+    rows::{ORDER_COLUMNS, OrderRow},
+    state::OrderStatus,
+};
 use crate::db::stmt;
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]

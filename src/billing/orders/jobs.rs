@@ -7,10 +7,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    BillingState,
-    contact::{self, Recipient},
-    money, orders,
+    rows,
     state::{self, Effect, OrderEvent, OrderStatus},
+};
+use crate::billing::{
+    app::BillingState,
+    contact::{self, Recipient},
+    money,
 };
 use crate::{
     db::stmt,
@@ -75,7 +78,7 @@ impl Job for DeliverLicense {
     async fn run(self, ctx: JobContext<BillingState>) -> Result<(), JobError> {
         let app = &ctx.state;
         let txn = app.db.begin().await?;
-        let order = orders::lock(&txn, self.order_id)
+        let order = rows::lock(&txn, self.order_id)
             .await?
             .ok_or_else(|| JobError::msg(format!("order {} not found", self.order_id)))?;
         let status = order.status;
@@ -110,9 +113,9 @@ impl Job for DeliverLicense {
         if status == OrderStatus::Paid {
             let event = OrderEvent::LicenseDelivered;
             let outcome = state::transition(status, event);
-            let source = orders::Source::Job;
-            let revealed = orders::StripeIds::default();
-            orders::record_outcome(app, &txn, &order, event, &outcome, source, revealed).await?;
+            let source = rows::Source::Job;
+            let revealed = rows::StripeIds::default();
+            rows::record_outcome(app, &txn, &order, event, &outcome, source, revealed).await?;
         }
         let licenses = DeliveredLicense::find_by_statement(stmt(
             "SELECT ol.product_name, l.license_key, l.seats FROM licenses l \
@@ -158,7 +161,7 @@ impl Job for SendReceipt {
 
     async fn run(self, ctx: JobContext<BillingState>) -> Result<(), JobError> {
         let app = &ctx.state;
-        let order = orders::find(&app.db, self.order_id)
+        let order = rows::find(&app.db, self.order_id)
             .await?
             .ok_or_else(|| JobError::msg(format!("order {} not found", self.order_id)))?;
         if order.receipt_sent_at.is_some() {
@@ -230,7 +233,7 @@ impl Job for RestrictLicenses {
         let txn = app.db.begin().await?;
         // Under the order's lock, so a licence delivery in flight either finished before (and is
         // restricted here) or runs after (and sees the order refunded or disputed).
-        let order = orders::lock(&txn, self.order_id)
+        let order = rows::lock(&txn, self.order_id)
             .await?
             .ok_or_else(|| JobError::msg(format!("order {} not found", self.order_id)))?;
         let (update, template, kind) = match self.action {

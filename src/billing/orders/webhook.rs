@@ -1,5 +1,5 @@
 //! What a Stripe event does to our orders, decided and applied inside the processor's transaction
-//! (`processor.rs`; the webhook itself only stores the event, `inbox.rs`).
+//! (`stripe/processor/`; the webhook itself only stores the event, `stripe/inbox.rs`).
 //!
 //! 1. Decide what the event means ([`decide`]): find the order and lock it (`SELECT … FOR UPDATE`),
 //!    so different events for one order apply one at a time, then check the event against the order
@@ -11,95 +11,19 @@
 //! Both steps ([`apply_to_order`]) are shared with reconciliation (`reconcile.rs`), which reads the
 //! same facts from the Checkout Session instead of an event.
 use sea_orm::{DatabaseTransaction, DbErr};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{
-    BillingState,
-    events::{self, Envelope, Interpretation},
-    orders::{self, OrderKey, OrderRow, PaymentLock, Source, StripeIds},
+    events::{self, Interpretation},
+    rows::{self, OrderKey, OrderRow, PaymentLock, Source, StripeIds},
     state::{self, OrderEvent, Outcome},
 };
-
-/// What became of an event (`stripe_events.outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventOutcome {
-    /// The order moved.
-    Applied,
-    /// A duplicate or stale event for the order: recorded, nothing changed.
-    Ignored,
-    /// Contradicts what we know about the order: recorded for review, nothing changed.
-    Rejected,
-    /// A type we do not act on: recorded.
-    UnhandledType,
-    /// Names no order of ours: recorded for review.
-    UnknownOrder,
-    /// A subscription or invoice whose customer is no org of ours: recorded for review.
-    UnknownCustomer,
-}
-
-impl EventOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Applied => "applied",
-            Self::Ignored => "ignored",
-            Self::Rejected => "rejected",
-            Self::UnhandledType => "unhandled_type",
-            Self::UnknownOrder => "unknown_order",
-            Self::UnknownCustomer => "unknown_customer",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        [
-            Self::Applied,
-            Self::Ignored,
-            Self::Rejected,
-            Self::UnhandledType,
-            Self::UnknownOrder,
-            Self::UnknownCustomer,
-        ]
-        .into_iter()
-        .find(|o| o.as_str() == value)
-    }
-
-    /// Outcomes an operator may replay: the event did nothing, and might now (the order exists, the
-    /// type is handled, the contradiction was fixed). Applied and ignored events are final.
-    pub fn is_replayable(self) -> bool {
-        matches!(
-            self,
-            Self::UnknownOrder | Self::UnknownCustomer | Self::UnhandledType | Self::Rejected
-        )
-    }
-}
-
-/// The webhook's answer. Stripe only looks at the status; the body helps whoever reads the
-/// delivery log in the Stripe dashboard.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"event_id": "evt_1QxYz2AbCdEfGh", "status": "received"}))]
-pub struct WebhookAck {
-    pub event_id: String,
-    pub status: Delivery,
-}
-
-/// What the inbox made of a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Delivery {
-    /// The first delivery of this event: stored, and processed shortly.
-    Received,
-    /// Already stored (a retry, or a copy delivered at the same time): nothing more to do.
-    Duplicate,
-}
-
-/// Parses a stored event's body into the envelope the decision reads.
-pub fn parse(payload: &str) -> Result<Envelope, serde_json::Error> {
-    serde_json::from_str(payload)
-}
+use crate::billing::{
+    app::BillingState,
+    stripe::{Envelope, EventOutcome},
+};
 
 /// What an event means for us, decided with its order locked and nothing written yet.
-pub(super) enum Decision {
+pub(in crate::billing) enum Decision {
     UnhandledType,
     UnknownOrder,
     ForOrder {
@@ -110,7 +34,7 @@ pub(super) enum Decision {
 }
 
 impl Decision {
-    pub(super) fn event_outcome(&self) -> EventOutcome {
+    pub(in crate::billing) fn event_outcome(&self) -> EventOutcome {
         match self {
             Self::UnhandledType => EventOutcome::UnhandledType,
             Self::UnknownOrder => EventOutcome::UnknownOrder,
@@ -122,14 +46,14 @@ impl Decision {
         }
     }
 
-    pub(super) fn order_id(&self) -> Option<uuid::Uuid> {
+    pub(in crate::billing) fn order_id(&self) -> Option<uuid::Uuid> {
         match self {
             Self::ForOrder { order, .. } => Some(order.id),
             _ => None,
         }
     }
 
-    pub(super) fn detail(&self) -> Option<&'static str> {
+    pub(in crate::billing) fn detail(&self) -> Option<&'static str> {
         match self {
             Self::UnhandledType => None,
             Self::UnknownOrder => {
@@ -139,7 +63,7 @@ impl Decision {
         }
     }
 
-    pub(super) async fn carry_out(
+    pub(in crate::billing) async fn carry_out(
         &self,
         app: &BillingState,
         txn: &DatabaseTransaction,
@@ -157,7 +81,7 @@ impl Decision {
 }
 
 /// Step 1: interprets the event, finds and locks its order, and judges the event against it.
-pub(super) async fn decide(
+pub(in crate::billing) async fn decide(
     txn: &DatabaseTransaction,
     envelope: &Envelope,
 ) -> Result<Decision, DbErr> {
@@ -217,7 +141,7 @@ pub(super) async fn record(
         checkout_session: interpretation.session.as_ref().map(|s| s.id.as_str()),
         payment_intent: interpretation.payment_intent.as_deref(),
     };
-    orders::record_outcome(
+    rows::record_outcome(
         app,
         txn,
         order,
@@ -237,15 +161,12 @@ pub(super) async fn find_order(
 ) -> Result<Option<PaymentLock>, DbErr> {
     let payment_intent = event.payment_intent.as_deref();
     if let Some(id) = event.order_id
-        && let Some(locked) =
-            orders::lock_for_payment(txn, OrderKey::Id(id), payment_intent).await?
+        && let Some(locked) = rows::lock_for_payment(txn, OrderKey::Id(id), payment_intent).await?
     {
         return Ok(Some(locked));
     }
     match payment_intent {
-        Some(pi) => {
-            orders::lock_for_payment(txn, OrderKey::PaymentIntent(pi), payment_intent).await
-        }
+        Some(pi) => rows::lock_for_payment(txn, OrderKey::PaymentIntent(pi), payment_intent).await,
         None => Ok(None),
     }
 }

@@ -7,9 +7,10 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{events::HANDLED_TYPES, orders::OrderRow, signature};
+use super::signature;
+use crate::billing::orders::{HANDLED_TYPES, OrderRow};
 
-/// What an event about an order needs of it (read with `orders::find`).
+/// What an event about an order needs of it (read with `orders::find`, the orders room's).
 #[derive(Debug, Clone)]
 pub struct OrderFacts {
     pub id: Uuid,
@@ -168,7 +169,10 @@ pub async fn send(url: &str, secret: &[u8], event: &Value) -> anyhow::Result<Ans
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::billing::{events, state::OrderEvent};
+    use crate::billing::{
+        orders::{self, Interpretation, OrderEvent},
+        stripe::Envelope,
+    };
 
     fn order() -> OrderFacts {
         OrderFacts {
@@ -180,10 +184,10 @@ mod tests {
         }
     }
 
-    fn interpreted(event_type: &str) -> events::Interpretation {
+    fn interpreted(event_type: &str) -> Interpretation {
         let event = event(event_type, Some(&order())).unwrap();
-        let envelope: events::Envelope = serde_json::from_value(event).unwrap();
-        events::interpret(&envelope).expect("an event billing acts on")
+        let envelope: Envelope = serde_json::from_value(event).unwrap();
+        orders::interpret(&envelope).expect("an event billing acts on")
     }
 
     #[test]

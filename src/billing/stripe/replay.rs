@@ -12,7 +12,8 @@ use sea_orm::{DbErr, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{BillingError, BillingState, processor::Processor, webhook::EventOutcome};
+use super::{event::EventOutcome, processor::Processor};
+use crate::billing::{app::BillingState, error::BillingError};
 use crate::db::stmt;
 
 /// Where an event is in the inbox (`stripe_events.status`).
