@@ -241,7 +241,7 @@ fn module_of(file: &Path) -> Vec<String> {
 /// through the layer's `mod.rs` to anything but the kernel, each with why it is refused.
 fn room_violations(source: &str, module: &[String], rooms: &Rooms) -> Vec<(String, &'static str)> {
     let (layer, room) = (&module[0], &module[1]);
-    let paths = absolute_paths(source, module);
+    let (paths, rest) = absolute_paths(source, module);
     let mut refused = Vec::new();
     let mut doors = BTreeSet::new(); // other rooms imported by name: `orders::…` is checked too
     for path in &paths {
@@ -266,9 +266,8 @@ fn room_violations(source: &str, module: &[String], rooms: &Rooms) -> Vec<(Strin
             Some(_) => {}
         }
     }
-    let code = strip_comments_and_strings(source);
     for door in doors {
-        for path in paths_after(&code, &format!("{door}::")) {
+        for path in paths_after(&rest, &format!("{door}::")) {
             let inside = &rooms[&door];
             if path.first().is_some_and(|m| m == "*" || inside.contains(m)) {
                 let path = format!("{door}::{}", path.join("::"));
@@ -282,8 +281,10 @@ fn room_violations(source: &str, module: &[String], rooms: &Rooms) -> Vec<(Strin
 /// Every path `source` names from the crate root (`crate::…`) or relative to its module
 /// (`super::…`, also inside inline `mod name { … }`), made absolute: `crate::` left off, each
 /// `use` group expanded, a trailing `self` dropped. `pub(in crate::…)` is visibility, not an import.
-fn absolute_paths(source: &str, module: &[String]) -> Vec<Vec<String>> {
+/// Also the code left (comments, strings and those paths blanked), where other paths are sought.
+fn absolute_paths(source: &str, module: &[String]) -> (Vec<Vec<String>>, String) {
     let code = strip_comments_and_strings(source);
+    let mut left = code.clone();
     let (mut found, mut inline, mut depth) = (Vec::new(), Vec::<(String, usize)>::new(), 0);
     let mut i = 0;
     while let Some(c) = code[i..].chars().next() {
@@ -308,12 +309,13 @@ fn absolute_paths(source: &str, module: &[String]) -> Vec<Vec<String>> {
             if !visibility {
                 found.extend(paths.into_iter().map(|p| absolute(p, &here)));
             }
+            left.replace_range(i..i + len, &" ".repeat(len));
             i += len;
             continue;
         }
         i += c.len_utf8();
     }
-    found
+    (found, left)
 }
 
 /// The paths that follow each `prefix` (not itself the end of a longer path) in `code`.
@@ -412,14 +414,14 @@ fn use_tree(s: &str) -> (Vec<Vec<String>>, usize) {
     }
     // `name as alias`: the alias is no path.
     let next = skip(at);
-    if let Some(alias) = s[next..].strip_prefix("as") {
-        if alias.starts_with(char::is_whitespace) {
-            let after = skip(next + 2);
-            let alias = s[after..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_');
-            at = after + alias.map(char::len_utf8).sum::<usize>();
-        }
+    if let Some(alias) = s[next..].strip_prefix("as")
+        && alias.starts_with(char::is_whitespace)
+    {
+        let after = skip(next + 2);
+        let alias = s[after..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_');
+        at = after + alias.map(char::len_utf8).sum::<usize>();
     }
     (vec![prefix], at)
 }
