@@ -1,4 +1,4 @@
--- wrk script: sends the requests listed in a file (tools/bench/src/wrk.rs writes it).
+-- wrk script: sends the requests listed in a file (tools/bench/src/wrk/mod.rs writes it).
 --
 --   wrk -t T -c C -d D --timeout 10s -s requests.lua http://127.0.0.1:PORT -- FILE MODE T C
 --

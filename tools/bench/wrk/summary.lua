@@ -1,5 +1,5 @@
 -- Shared by requests.lua and refresh.lua, which load it with dofile: numbers wrk's threads and
--- prints the one `WRK_JSON {...}` line that tools/bench/src/wrk.rs parses (wrk's own report is
+-- prints the one `WRK_JSON {...}` line that tools/bench/src/wrk/mod.rs parses (wrk's own report is
 -- prose, and its figures are rounded for humans).
 --
 -- setup() and done() run in wrk's main Lua state; each thread runs its own Lua state, whose
