@@ -14,6 +14,13 @@ async fn audit_log(app: &BillingApp, who: &crate::orgs::Person, org: &str) -> (u
     (r.status, r.problem_type().to_owned())
 }
 
+/// One run of the subscriptions' reconciliation sweep: how many copies it read again.
+async fn sweep(app: &BillingApp) -> usize {
+    ironclad::billing::subscriptions::sweep::sweep(&app.layers.billing)
+        .await
+        .unwrap()
+}
+
 const NOT_IN_PLAN: &str = "urn:ironclad:problem:feature-not-in-plan";
 const REQUIRED: &str = "urn:ironclad:problem:subscription-required";
 const PAST_DUE: &str = "urn:ironclad:problem:payment-past-due";
@@ -99,9 +106,7 @@ async fn a_missed_renewal_stops_granting_once_the_period_is_long_over() {
         (402, REQUIRED.into())
     );
     // The sweep reads it again from Stripe (which renewed it) and the feature is back.
-    let read = ironclad::billing::subscriptions::sweep::sweep(&app.layers.billing)
-        .await
-        .unwrap();
+    let read = sweep(&app).await;
     assert_eq!(
         read, 0,
         "read within the last hour: not yet overdue for the sweep"
@@ -112,9 +117,7 @@ async fn a_missed_renewal_stops_granting_once_the_period_is_long_over() {
         s.sub_id
     ))
     .await;
-    let read = ironclad::billing::subscriptions::sweep::sweep(&app.layers.billing)
-        .await
-        .unwrap();
+    let read = sweep(&app).await;
     assert_eq!(read, 1);
     assert_eq!(audit_log(&app, &s.owner, &s.org).await.0, 200);
 }
@@ -147,9 +150,7 @@ async fn a_missed_renewal_after_a_paid_period_is_read_again() {
         (402, REQUIRED.into())
     );
     // The sweep reads every copy whose period has ended, paid or not.
-    let read = ironclad::billing::subscriptions::sweep::sweep(&app.layers.billing)
-        .await
-        .unwrap();
+    let read = sweep(&app).await;
     assert_eq!(read, 1, "a paid period that ended is read again");
     assert_eq!(audit_log(&app, &s.owner, &s.org).await.0, 200);
 }
