@@ -14,7 +14,7 @@ use ironclad::{auth::password, mail::MailSink};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::clients::{self, Fixed};
+use super::clients;
 use crate::{
     env::{BenchDb, Server},
     load,
@@ -171,7 +171,7 @@ pub async fn run(db: &BenchDb, logins: usize, reads: usize) -> anyhow::Result<Ve
             "`POST /auth/login`",
             clients::compare(
                 server.addr,
-                &Fixed::post_json("/api/v1/auth/login", &credentials),
+                &clients::post_json("/api/v1/auth/login", &credentials),
                 logins / 3,
             )
             .await?,
@@ -182,7 +182,7 @@ pub async fn run(db: &BenchDb, logins: usize, reads: usize) -> anyhow::Result<Ve
         ),
         (
             "`GET /me`",
-            clients::compare(server.addr, &Fixed::get("/api/v1/me", Some(token)), reads).await?,
+            clients::compare(server.addr, &clients::get("/api/v1/me", Some(token)), reads).await?,
         ),
     ];
     server.stop().await?;

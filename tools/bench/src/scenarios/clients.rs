@@ -38,57 +38,40 @@ impl Pair {
     }
 }
 
-/// A request that is the same every time, as both clients send it.
-#[derive(Clone)]
-pub struct Fixed {
-    pub method: &'static str,
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
+/// `GET path`, with a bearer token when given: the same every time, for both clients.
+pub fn get(path: impl Into<String>, bearer: Option<&str>) -> WrkRequest {
+    WrkRequest {
+        method: "GET",
+        path: path.into(),
+        headers: bearer
+            .map(|token| vec![("Authorization".to_owned(), format!("Bearer {token}"))])
+            .unwrap_or_default(),
+        body: Bytes::new(),
+    }
 }
 
-impl Fixed {
-    pub fn get(path: impl Into<String>, bearer: Option<&str>) -> Self {
-        Self {
-            method: "GET",
-            path: path.into(),
-            headers: bearer
-                .map(|token| vec![("Authorization".to_owned(), format!("Bearer {token}"))])
-                .unwrap_or_default(),
-            body: Bytes::new(),
-        }
+/// `POST path` with a JSON body: the same every time, for both clients.
+pub fn post_json(path: impl Into<String>, body: &Value) -> WrkRequest {
+    WrkRequest {
+        method: "POST",
+        path: path.into(),
+        headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
+        body: Bytes::from(body.to_string()),
     }
+}
 
-    pub fn post_json(path: impl Into<String>, body: &Value) -> Self {
-        Self {
-            method: "POST",
-            path: path.into(),
-            headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
-            body: Bytes::from(body.to_string()),
+/// The same request, as our client sends it.
+fn as_ours(fixed: &WrkRequest) -> load::MakeRequest {
+    let fixed = fixed.clone();
+    Arc::new(move |_| {
+        let mut request = load::request(fixed.method, &fixed.path);
+        for (name, value) in &fixed.headers {
+            request = request.header(name, value);
         }
-    }
-
-    fn ours(&self) -> load::MakeRequest {
-        let fixed = self.clone();
-        Arc::new(move |_| {
-            let mut request = load::request(fixed.method, &fixed.path);
-            for (name, value) in &fixed.headers {
-                request = request.header(name, value);
-            }
-            request
-                .body(Full::new(fixed.body.clone()))
-                .expect("request")
-        })
-    }
-
-    fn wrk(&self) -> WrkRequest {
-        WrkRequest {
-            method: self.method,
-            path: self.path.clone(),
-            headers: self.headers.clone(),
-            body: self.body.clone(),
-        }
-    }
+        request
+            .body(Full::new(fixed.body.clone()))
+            .expect("request")
+    })
 }
 
 fn success(status: u16) -> bool {
@@ -104,13 +87,13 @@ fn wrk_time(ours: &LoadResult) -> Duration {
 /// At each of [`LEVELS`]: `requests` sent by ours, then wrk for as long.
 pub async fn compare(
     addr: SocketAddr,
-    fixed: &Fixed,
+    fixed: &WrkRequest,
     requests: usize,
 ) -> anyhow::Result<Vec<Pair>> {
     let mut pairs = Vec::new();
     for connections in LEVELS {
-        let ours = load::run(addr, connections, requests, fixed.ours(), success).await?;
-        let wrk = wrk::for_duration(addr, connections, wrk_time(&ours), &fixed.wrk()).await?;
+        let ours = load::run(addr, connections, requests, as_ours(fixed), success).await?;
+        let wrk = wrk::for_duration(addr, connections, wrk_time(&ours), fixed).await?;
         pairs.push(Pair {
             connections,
             ours,

@@ -7,10 +7,7 @@ use http_body_util::Full;
 use ironclad::mail::MailSink;
 use serde_json::json;
 
-use super::{
-    auth::call,
-    clients::{self, Fixed},
-};
+use super::{auth::call, clients};
 use crate::{
     env::{BenchDb, Server},
     load,
@@ -70,7 +67,7 @@ pub async fn run(db: &BenchDb, reads: usize) -> anyhow::Result<Section> {
             "`GET /orgs/{org}`, user token",
             clients::compare(
                 server.addr,
-                &Fixed::get(format!("/api/v1/orgs/{org}"), Some(&token)),
+                &clients::get(format!("/api/v1/orgs/{org}"), Some(&token)),
                 reads,
             )
             .await?,
@@ -79,7 +76,7 @@ pub async fn run(db: &BenchDb, reads: usize) -> anyhow::Result<Section> {
             "`GET /orgs/{org}`, API key",
             clients::compare(
                 server.addr,
-                &Fixed::get(format!("/api/v1/orgs/{org}"), Some(&key)),
+                &clients::get(format!("/api/v1/orgs/{org}"), Some(&key)),
                 reads,
             )
             .await?,

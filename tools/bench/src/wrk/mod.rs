@@ -25,6 +25,7 @@ const MAX_THREADS: usize = 2;
 
 /// One HTTP request as wrk sends it. wrk adds `Host` and (when there is a body, or the method is
 /// not GET, HEAD or DELETE) `Content-Length` itself.
+#[derive(Clone)]
 pub struct WrkRequest {
     pub method: &'static str,
     pub path: String,
